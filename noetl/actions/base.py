@@ -1,0 +1,74 @@
+"""What an action sees: its rendered inputs and config, and the runtime services it may use."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from noetl.dsl.models import SaveSpec, Task
+from noetl.engine.events import Event
+from noetl.store.ports import CredentialRecord
+
+
+class Sink(Protocol):
+    execution_id: str
+
+    def emit(self, event: Event) -> Event: ...
+
+    def new(self, event_type: str, **fields: Any) -> Event: ...
+
+
+class CredentialSource(Protocol):
+    def resolve(self, spec: Any, where: str) -> CredentialRecord: ...
+
+    def resolve_map(self, spec: Any, where: str) -> dict[str, CredentialRecord]: ...
+
+
+class Services(Protocol):
+    """The runtime's side of the contract; actions never see the store itself."""
+
+    sink: Sink
+    credentials: CredentialSource
+    workdir: Path
+
+    def run_playbook(self, path: str, data: Any, return_step: str | None, ctx: ActionContext) -> Any: ...
+
+    def run_action(self, task: Task, scope: Mapping[str, Any], ctx: ActionContext) -> Any: ...
+
+    def run_save(self, spec: SaveSpec, ctx: ActionContext, this: Any, *, index: int | None = None,
+                 item: Any = None, parent_event_id: int | None = None) -> int: ...
+
+    def breaker(self, target: str, spec: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class ActionContext:
+    execution_id: str
+    step: str
+    task: Task
+    config: dict[str, Any]  # the action's keys, rendered
+    inputs: Any  # the step's `data`, rendered, with edge payloads merged over it
+    scope: Mapping[str, Any]  # template names: workload, earlier steps, iteration names
+    services: Services
+    attempt: int = 1
+    parent_event_id: int | None = None
+    node_id: str = ""
+    index: int | None = None  # the item's index when running inside an iterator
+
+    @property
+    def sink(self) -> Sink:
+        return self.services.sink
+
+    def render(self, value: Any, extra: Mapping[str, Any] | None = None) -> Any:
+        from noetl.dsl.render import render
+
+        scope = {**self.scope, **extra} if extra else self.scope
+        return render(value, scope, where=f"step '{self.step}'")
+
+    def evolve(self, **changes: Any) -> ActionContext:
+        return replace(self, **changes)
+
+
+Action = Callable[[ActionContext], Any]

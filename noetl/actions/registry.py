@@ -1,0 +1,65 @@
+"""The explicit registry of action types and save storages: a dict, no import-time magic."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from noetl.actions.base import Action, ActionContext
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._entries: dict[str, Callable[..., Any]] = {}
+
+    def register(self, name: str, fn: Callable[..., Any]) -> None:
+        if name in self._entries:
+            raise ValueError(f"{name!r} is registered twice")
+        self._entries[name] = fn
+
+    def get(self, name: str) -> Callable[..., Any]:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise KeyError(f"nothing registered as {name!r}; known: {', '.join(sorted(self._entries))}") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+
+def _lazy(module: str, attr: str = "run") -> Callable[..., Any]:
+    """Import the module on first use, so that `noetl run` of a python-only playbook needs no driver."""
+    loaded: list[Callable[..., Any]] = []
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if not loaded:
+            loaded.append(getattr(importlib.import_module(module), attr))
+        return loaded[0](*args, **kwargs)
+
+    call.__name__ = f"{module}.{attr}"
+    return call
+
+
+def default_actions() -> Registry:
+    registry = Registry()
+    for name in ("python", "http", "postgres", "duckdb", "iterator", "playbook", "workbook", "secrets", "save"):
+        registry.register(name, _lazy(f"noetl.actions.{name}_action"))
+    return registry
+
+
+def default_storages() -> Registry:
+    """Save writers: fn(spec, rows_template_rendered, ctx) -> rows written."""
+    registry = Registry()
+    for name in ("event", "postgres", "duckdb", "http", "python"):
+        registry.register(name, _lazy(f"noetl.actions.save.{name}_storage", "write"))
+    return registry
+
+
+def run_action(registry: Registry, ctx: ActionContext) -> Any:
+    kind = ctx.task.type or ""
+    action: Action = registry.get(kind)
+    return action(ctx)

@@ -1,0 +1,86 @@
+"""Whole-playbook checks: templates parse, targets exist, `when` names are defined."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from noetl.dsl import keys
+from noetl.dsl.render import check_syntax, is_template, root_names
+from noetl.dsl.yaml_lines import line_of
+
+if TYPE_CHECKING:
+    from noetl.dsl.models import Step, Task
+    from noetl.dsl.normalize import Normalizer
+
+# Values that are code, not templates: a `{{` in Python source is not ours to parse.
+_NOT_TEMPLATED = frozenset({"code"})
+
+
+def suggest(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, sorted(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def check_templates(n: Normalizer, raw: Any, step: str, key: str | None = None, parent: Any = None) -> None:
+    """Report every template syntax error inside a step, at the line of the key that holds it."""
+    if isinstance(raw, dict):
+        for k, v in raw.items():
+            if k not in _NOT_TEMPLATED:
+                check_templates(n, v, step, k, raw)
+    elif isinstance(raw, list):
+        for v in raw:
+            check_templates(n, v, step, key, parent)
+    elif is_template(raw):
+        error = check_syntax(raw)
+        if error:
+            n.report(error + "; close every {{ with }} and check the expression", parent, key, step=step)
+
+
+def check_graph(steps: list[Step], workbook: dict[str, Task], n: Normalizer) -> None:
+    names = {s.name for s in steps}
+    if "start" not in names:
+        n.report("the workflow has no step named 'start'; the first step must be `step: start`")
+    elements = _element_names(steps, workbook)
+    allowed = keys.GLOBAL_NAMES | names | elements
+    for step in steps:
+        for t in step.next:
+            if t.step not in names:
+                n.problems.append(_problem(n, f"`next` goes to {t.step!r}, which is not a step"
+                                              f"{suggest(t.step, names)}", t.line or step.line, step.name))
+            if t.when and is_template(t.when) and check_syntax(t.when) is None:
+                unknown = sorted(root_names(t.when) - allowed)
+                if unknown:
+                    n.problems.append(_problem(
+                        n, f"`when` {t.when!r} uses undefined name(s) {', '.join(unknown)}; use `result` "
+                           f"(this step's result), `workload` or a step name", t.line or step.line, step.name))
+        _check_workbook_ref(step.task, step, workbook, n)
+        if step.task.iterator is not None:
+            _check_workbook_ref(step.task.iterator.task, step, workbook, n)
+
+
+def _check_workbook_ref(task: Task, step: Step, workbook: dict[str, Task], n: Normalizer) -> None:
+    if task.type != "workbook":
+        return
+    ref = task.config.get("name") or task.config.get("task")
+    if isinstance(ref, str) and not is_template(ref) and ref not in workbook:
+        n.problems.append(_problem(n, f"workbook entry {ref!r} does not exist{suggest(ref, workbook)}; "
+                                      f"define it under `workbook:`", task.line or step.line, step.name))
+
+
+def _element_names(steps: list[Step], workbook: dict[str, Task]) -> set[str]:
+    found = {"item"}
+    for task in [s.task for s in steps] + list(workbook.values()):
+        if task.iterator is not None:
+            found.add(task.iterator.element)
+    return found
+
+
+def _problem(n: Normalizer, message: str, line: int | None, step: str) -> Any:
+    from noetl.errors import Problem
+
+    return Problem(message, n.source, line, step)
+
+
+__all__ = ["check_graph", "check_templates", "line_of", "suggest"]

@@ -1,0 +1,132 @@
+"""The normalized playbook: frozen values that every other layer reads; aliases are gone by now."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+ROUTER_TYPES = frozenset({"start", "end", "route", "router"})
+ACTION_TYPES = frozenset(
+    {"python", "http", "postgres", "duckdb", "iterator", "playbook", "workbook", "save", "secrets"}
+)
+STORAGES = frozenset({"event", "postgres", "duckdb", "http", "python"})
+SAVE_MODES = frozenset({"insert", "upsert", "statement"})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 3
+    initial_delay: float = 1.0
+    backoff_multiplier: float = 2.0
+    max_delay: float = 60.0
+    jitter: bool = True
+    retry_when: str | None = None
+    stop_when: str | None = None
+
+
+@dataclass(frozen=True)
+class CircuitBreakerSpec:
+    failure_threshold: int = 5
+    reset_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class SaveSpec:
+    """Where and how a result is persisted. `args` is the row template (column -> value)."""
+
+    storage: str = "event"
+    mode: str = "insert"
+    table: str | None = None
+    key: tuple[str, ...] = ()
+    args: Any = None
+    auth: Any = None
+    statement: str | None = None
+    retry: RetryPolicy | None = None
+    circuit_breaker: CircuitBreakerSpec | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # storage-specific: endpoint, code, database...
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One way out of a step. kind: 'when' (conditional), 'always' (unconditional) or 'else'."""
+
+    step: str
+    kind: str = "always"
+    when: str | None = None
+    data: Any = None
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class AssertSpec:
+    expects: tuple[str, ...] = ()
+    returns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class IteratorSpec:
+    collection: Any
+    task: Task
+    element: str = "item"
+    mode: str = "sequential"
+    concurrency: int = 8
+    where: str | None = None
+    order_by: str | None = None
+    limit: int | None = None
+    chunk: int | None = None
+    on_error: str = "fail"
+    max_failures: int | None = None
+    max_failure_ratio: float | None = None
+
+
+@dataclass(frozen=True)
+class Task:
+    """An action to run: a step's own action, a workbook entry, or an iterator's nested task."""
+
+    type: str | None
+    data: Any = None
+    config: dict[str, Any] = field(default_factory=dict)  # action-specific keys (code, endpoint, ...)
+    auth: Any = None
+    save: SaveSpec | None = None
+    retry: RetryPolicy | None = None
+    iterator: IteratorSpec | None = None
+    line: int | None = None
+
+    @property
+    def is_router(self) -> bool:
+        return self.type is None or self.type in ROUTER_TYPES
+
+    @property
+    def result_save(self) -> SaveSpec | None:
+        """The save that runs after the action; a `type: save` task's save *is* its action."""
+        return None if self.type == "save" else self.save
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    task: Task
+    next: tuple[Transition, ...] = ()
+    desc: str | None = None
+    result: Any = None
+    assertions: AssertSpec | None = None
+    line: int | None = None
+
+    @property
+    def is_router(self) -> bool:
+        return self.task.is_router
+
+
+@dataclass(frozen=True)
+class Playbook:
+    name: str
+    path: str
+    steps: dict[str, Step]
+    workload: dict[str, Any] = field(default_factory=dict)
+    workbook: dict[str, Task] = field(default_factory=dict)
+    source: str = "<playbook>"
+    api_version: str = "noetl.io/v1"
+
+    def successors(self, name: str) -> tuple[str, ...]:
+        return tuple(t.step for t in self.steps[name].next)

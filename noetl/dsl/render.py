@@ -1,0 +1,190 @@
+"""Jinja2 sandboxed templating: native values for single expressions, strict about undefined names."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import uuid as uuid_module
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+import jinja2
+from jinja2 import meta
+from jinja2.sandbox import SandboxedEnvironment
+
+from noetl.errors import TemplateError
+
+_SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
+TRUE_WORDS = frozenset({"true", "yes", "y", "on", "1"})
+FALSE_WORDS = frozenset({"false", "no", "n", "off", "0", "none", "null", ""})
+
+
+class StepView:
+    """A finished step's result as templates see it: `s.x`, `s.result.x` and `s.data.x` all reach `x`.
+
+    A plain class (not a dict) so that Jinja's attribute lookup falls through to `__getitem__` and a
+    field named `items` or `keys` is the field, not a dict method.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __getitem__(self, name: Any) -> Any:
+        value = self.value
+        if isinstance(value, Mapping) and name in value:
+            return value[name]
+        if name in ("result", "data"):
+            return value
+        if isinstance(value, list | tuple) and isinstance(name, int):
+            return value[name]
+        raise KeyError(name)
+
+    def __iter__(self) -> Any:
+        return iter(self.value)
+
+    def __len__(self) -> int:
+        return len(self.value)
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __repr__(self) -> str:
+        return f"StepView({self.value!r})"
+
+
+def plain(value: Any) -> Any:
+    """Strip StepView wrappers so that results and events hold only plain data."""
+    if isinstance(value, StepView):
+        return plain(value.value)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, StepView):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def to_json(value: Any, indent: int | None = None) -> str:
+    return json.dumps(value, default=_json_default, indent=indent)
+
+
+def _b64encode(value: Any) -> str:
+    raw = value if isinstance(value, bytes) else str(value).encode()
+    return base64.b64encode(raw).decode()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _uuid() -> str:
+    return str(uuid_module.uuid4())
+
+
+def _make_env() -> SandboxedEnvironment:
+    env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+    env.filters["tojson"] = to_json
+    env.filters["b64encode"] = _b64encode
+    env.globals["now"] = _now
+    env.globals["uuid"] = _uuid
+    return env
+
+
+ENV = _make_env()
+BUILTIN_NAMES = frozenset(ENV.globals)
+
+
+def is_template(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+@lru_cache(maxsize=4096)
+def _compiled(source: str) -> tuple[bool, Any]:
+    """(is_native, compiled). Cached: iterators render the same templates for every item."""
+    match = _SINGLE_EXPRESSION.match(source)
+    if match and "{{" not in match.group("expr") and "}}" not in match.group("expr"):
+        return True, ENV.compile_expression(match.group("expr"), undefined_to_none=False)
+    return False, ENV.from_string(source)
+
+
+def check_syntax(source: str) -> str | None:
+    """The syntax error of a template, or None. Used at load time, before anything runs."""
+    try:
+        _compiled(source)
+    except jinja2.TemplateSyntaxError as exc:
+        return f"template syntax error: {exc.message} in {source!r}"
+    return None
+
+
+def root_names(source: str) -> set[str]:
+    """The names a template reads from its context (for the load-time check of `when`)."""
+    match = _SINGLE_EXPRESSION.match(source)
+    text = source if not match else "{{" + match.group("expr") + "}}"
+    return set(meta.find_undeclared_variables(ENV.parse(text)))
+
+
+def render(value: Any, context: Mapping[str, Any], *, where: str = "") -> Any:
+    """Render every template inside `value` (strings, dicts, lists) against `context`."""
+    if isinstance(value, str):
+        if "{{" not in value and "{%" not in value:
+            return value
+        return _render_string(value, context, where)
+    if isinstance(value, dict):
+        return {k: render(v, context, where=where) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [render(v, context, where=where) for v in value]
+    return value
+
+
+def _render_string(source: str, context: Mapping[str, Any], where: str) -> Any:
+    try:
+        native, compiled = _compiled(source)
+        if native:
+            return plain(compiled(**context))
+        return compiled.render(**context)
+    except jinja2.UndefinedError as exc:
+        raise TemplateError(
+            f"{where + ': ' if where else ''}template {source!r} uses an undefined name ({exc.message}); "
+            f"available names: {', '.join(sorted(k for k in context if not k.startswith('_')))}"
+        ) from None
+    except jinja2.TemplateError as exc:
+        raise TemplateError(f"{where + ': ' if where else ''}template {source!r} failed: {exc}") from None
+    except Exception as exc:  # a filter or an expression raised: still the user's template
+        raise TemplateError(
+            f"{where + ': ' if where else ''}template {source!r} failed: {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def truthy(value: Any) -> bool:
+    """PLAYBOOK.md truthiness: words like 'no'/'off'/'null' are false; other non-empty strings true."""
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in FALSE_WORDS:
+            return False
+        return True
+    return bool(value)
+
+
+__all__ = [
+    "BUILTIN_NAMES",
+    "StepView",
+    "check_syntax",
+    "is_template",
+    "plain",
+    "render",
+    "root_names",
+    "to_json",
+    "truthy",
+]

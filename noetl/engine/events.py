@@ -1,0 +1,116 @@
+"""The Event value, its types and statuses: the vocabulary of the append-only execution log."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Final
+
+
+class EventType:
+    """Every event type of EVENTS.md; nothing else is ever written to the log."""
+
+    EXECUTION_START: Final = "execution_start"
+    STEP_STARTED: Final = "step_started"
+    ACTION_STARTED: Final = "action_started"
+    ITERATOR_STARTED: Final = "iterator_started"
+    ITERATION_STARTED: Final = "iteration_started"
+    SAVE_STARTED: Final = "save_started"
+    SAVE_COMPLETED: Final = "save_completed"
+    SAVE_FAILED: Final = "save_failed"
+    SAVE_ERROR: Final = "save_error"
+    ITERATION_COMPLETED: Final = "iteration_completed"
+    ITERATION_FAILED: Final = "iteration_failed"
+    ITERATOR_COMPLETED: Final = "iterator_completed"
+    ITERATOR_FAILED: Final = "iterator_failed"
+    ACTION_COMPLETED: Final = "action_completed"
+    ACTION_ERROR: Final = "action_error"
+    ACTION_RETRY: Final = "action_retry"
+    STEP_COMPLETED: Final = "step_completed"
+    STEP_FAILED: Final = "step_failed"
+    EXECUTION_COMPLETE: Final = "execution_complete"
+    EXECUTION_FAILED: Final = "execution_failed"
+
+
+class Status:
+    STARTED: Final = "STARTED"
+    RUNNING: Final = "RUNNING"
+    COMPLETED: Final = "COMPLETED"
+    FAILED: Final = "FAILED"
+    RETRYING: Final = "RETRYING"
+    SKIPPED: Final = "SKIPPED"
+
+
+ALL_TYPES: Final = frozenset(v for k, v in vars(EventType).items() if k.isupper())
+ALL_STATUSES: Final = frozenset(v for k, v in vars(Status).items() if k.isupper())
+
+# The status each type carries; one table so that no emitter can get it wrong.
+STATUS_OF: Final[dict[str, str]] = {
+    EventType.EXECUTION_START: Status.STARTED,
+    EventType.STEP_STARTED: Status.RUNNING,
+    EventType.ACTION_STARTED: Status.STARTED,
+    EventType.ITERATOR_STARTED: Status.RUNNING,
+    EventType.ITERATION_STARTED: Status.RUNNING,
+    EventType.SAVE_STARTED: Status.RUNNING,
+    EventType.SAVE_COMPLETED: Status.COMPLETED,
+    EventType.SAVE_FAILED: Status.FAILED,
+    EventType.SAVE_ERROR: Status.FAILED,
+    EventType.ITERATION_COMPLETED: Status.COMPLETED,
+    EventType.ITERATION_FAILED: Status.FAILED,
+    EventType.ITERATOR_COMPLETED: Status.COMPLETED,
+    EventType.ITERATOR_FAILED: Status.FAILED,
+    EventType.ACTION_COMPLETED: Status.COMPLETED,
+    EventType.ACTION_ERROR: Status.FAILED,
+    EventType.ACTION_RETRY: Status.RETRYING,
+    EventType.STEP_COMPLETED: Status.COMPLETED,
+    EventType.STEP_FAILED: Status.FAILED,
+    EventType.EXECUTION_COMPLETE: Status.COMPLETED,
+    EventType.EXECUTION_FAILED: Status.FAILED,
+}
+
+# End events carry a duration (seconds since the matching start).
+END_TYPES: Final = frozenset(
+    t for t in ALL_TYPES if t.endswith(("_completed", "_complete", "_failed", "_error"))
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One record of the log. Built with keywords; `event_id` and `created_at` are set by the sink."""
+
+    execution_id: str
+    event_type: str
+    node_name: str | None = None
+    node_id: str | None = None
+    node_type: str | None = None
+    status: str | None = None
+    event_id: int = 0
+    parent_execution_id: str | None = None
+    parent_event_id: int | None = None
+    created_at: str = ""
+    duration: float | None = None
+    current_index: int | None = None
+    current_item: Any = None
+    attempt: int | None = None
+    context: Any = None
+    result: Any = None
+    error: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.event_type not in ALL_TYPES:
+            raise ValueError(f"unknown event type {self.event_type!r}")
+        if self.status is None:
+            object.__setattr__(self, "status", STATUS_OF[self.event_type])
+        elif self.status not in ALL_STATUSES:
+            raise ValueError(f"unknown status {self.status!r}")
+
+    def stamped(self, event_id: int, created_at: str) -> Event:
+        return replace(self, event_id=event_id, created_at=created_at)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Event:
+        names = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in data.items() if k in names})

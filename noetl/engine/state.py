@@ -1,0 +1,132 @@
+"""Fold an execution's events into its state. The log is the truth; this is only a view of it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from noetl.engine.events import Event, EventType
+
+PENDING, RUNNING, RETRY_WAIT, COMPLETED, FAILED = "pending", "running", "retry_wait", "completed", "failed"
+
+
+@dataclass
+class StepState:
+    name: str
+    status: str = PENDING
+    attempt: int = 1
+    runs: int = 0
+    result: Any = None
+    edge_data: list[Any] = field(default_factory=list)  # payloads of the transitions that started this run
+    started_at: str = ""
+    retry_at: float | None = None
+    error: str | None = None
+
+
+@dataclass
+class ExecutionState:
+    execution_id: str = ""
+    parent_execution_id: str | None = None
+    playbook_path: str = ""
+    workload: dict[str, Any] = field(default_factory=dict)
+    status: str = PENDING
+    steps: dict[str, StepState] = field(default_factory=dict)
+    triggers: dict[str, list[Any]] = field(default_factory=dict)  # step -> edge payloads waiting for it
+    completed_order: list[str] = field(default_factory=list)
+    failed_step: str | None = None
+    error: str | None = None
+    result: Any = None
+    last_event_id: int = 0
+    started_at: str = ""
+
+    def step(self, name: str) -> StepState:
+        found = self.steps.get(name)
+        if found is None:
+            found = self.steps[name] = StepState(name)
+        return found
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (COMPLETED, FAILED)
+
+    def results(self) -> dict[str, Any]:
+        return {name: s.result for name, s in self.steps.items() if s.runs and s.status == COMPLETED}
+
+    def apply(self, event: Event) -> None:
+        """Advance the state by one event. Events of iterations and saves do not move the workflow."""
+        self.last_event_id = max(self.last_event_id, event.event_id)
+        handler = _HANDLERS.get(event.event_type)
+        if handler is not None:
+            handler(self, event)
+
+
+def fold(events: Iterable[Event]) -> ExecutionState:
+    state = ExecutionState()
+    for event in events:
+        state.apply(event)
+    return state
+
+
+def _execution_start(state: ExecutionState, e: Event) -> None:
+    context = e.context or {}
+    state.execution_id = e.execution_id
+    state.parent_execution_id = e.parent_execution_id
+    state.workload = dict(context.get("workload") or {})
+    state.playbook_path = str(context.get("path", ""))
+    state.status = RUNNING
+    state.started_at = e.created_at
+    state.triggers.setdefault("start", []).append(None)
+
+
+def _step_started(state: ExecutionState, e: Event) -> None:
+    s = state.step(e.node_name or "")
+    s.status, s.attempt, s.runs, s.started_at, s.error = RUNNING, 1, s.runs + 1, e.created_at, None
+    s.edge_data = state.triggers.pop(s.name, [])
+
+
+def _action_started(state: ExecutionState, e: Event) -> None:
+    s = state.step(e.node_name or "")
+    s.status, s.attempt, s.retry_at = RUNNING, e.attempt or s.attempt, None
+
+
+def _action_retry(state: ExecutionState, e: Event) -> None:
+    s = state.step(e.node_name or "")
+    s.status = RETRY_WAIT
+    s.attempt = int(e.meta.get("next_attempt", s.attempt + 1))
+    s.retry_at = e.meta.get("retry_at")
+
+
+def _step_completed(state: ExecutionState, e: Event) -> None:
+    s = state.step(e.node_name or "")
+    s.status, s.result = COMPLETED, e.result
+    state.completed_order.append(s.name)
+    for taken in e.meta.get("next", []):
+        state.triggers.setdefault(taken["step"], []).append(taken.get("data"))
+
+
+def _step_failed(state: ExecutionState, e: Event) -> None:
+    s = state.step(e.node_name or "")
+    s.status, s.error = FAILED, e.error
+    if state.failed_step is None:
+        state.failed_step, state.error = s.name, e.error
+
+
+def _execution_complete(state: ExecutionState, e: Event) -> None:
+    state.status, state.result = COMPLETED, e.result
+
+
+def _execution_failed(state: ExecutionState, e: Event) -> None:
+    state.status, state.error = FAILED, e.error
+
+
+_HANDLERS = {
+    EventType.EXECUTION_START: _execution_start,
+    EventType.STEP_STARTED: _step_started,
+    EventType.ACTION_STARTED: _action_started,
+    EventType.ACTION_RETRY: _action_retry,
+    EventType.STEP_COMPLETED: _step_completed,
+    EventType.STEP_FAILED: _step_failed,
+    EventType.EXECUTION_COMPLETE: _execution_complete,
+    EventType.EXECUTION_FAILED: _execution_failed,
+}

@@ -1,0 +1,205 @@
+"""`noetl run`: the planner, the step runner and the store wired together in one process."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from noetl.actions.base import ActionContext
+from noetl.actions.registry import Registry, default_actions, default_storages
+from noetl.actions.save.breaker import Breakers
+from noetl.dsl import load_playbook, parse_playbook
+from noetl.dsl.models import Playbook
+from noetl.engine.events import Event
+from noetl.engine.events import EventType as T
+from noetl.engine.planner import Planner, RunStep
+from noetl.engine.state import ExecutionState, fold
+from noetl.errors import ActionError, InputError, NoetlError
+from noetl.runtime.credentials import CredentialResolver
+from noetl.runtime.redact import Redactor
+from noetl.runtime.scope import build_scope, deep_merge
+from noetl.runtime.services import RunServices
+from noetl.runtime.sink import EventSink
+from noetl.runtime.step_runner import StepRunner, StepSnapshot
+from noetl.store.ports import Store
+
+
+@dataclass(frozen=True)
+class Outcome:
+    execution_id: str
+    status: str
+    result: Any = None
+    error: str | None = None
+
+
+ObserverFactory = Callable[[str], Iterable[Callable[[Event], None]]]
+
+
+class LocalRunner:
+    """Runs playbooks in this process; steps of parallel branches run on a thread pool."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        observers: Iterable[Callable[[Event], None]] = (),
+        max_workers: int = 8,
+        actions: Registry | None = None,
+        storages: Registry | None = None,
+    ) -> None:
+        self.store = store
+        self.observers = list(observers)
+        self.max_workers = max_workers
+        self.actions = actions or default_actions()
+        self.storages = storages or default_storages()
+        self.breakers = Breakers()
+
+    def run(self, playbook: Playbook, payload: dict[str, Any] | None = None, *, merge: bool = False,
+            parent_execution_id: str | None = None, redactor: Redactor | None = None) -> Outcome:
+        payload = payload or {}
+        workload = deep_merge(playbook.workload, payload) if merge else {**playbook.workload, **payload}
+        execution_id = str(uuid.uuid4())
+        run = _Execution(self, playbook, execution_id, parent_execution_id, redactor or Redactor(), 0)
+        run.sink.new(T.EXECUTION_START, node_name=playbook.name, node_id=playbook.path, node_type="playbook",
+                     context={"workload": workload, "path": playbook.path, "source": playbook.source})
+        return run.drive()
+
+    def resume(self, execution_id: str, playbook: Playbook) -> Outcome:
+        """Continue an interrupted execution from its log: finished steps are not run again."""
+        events = self.store.read(execution_id)
+        if not events:
+            raise InputError(f"execution {execution_id} has no events in {self.store.url}; check the id and --db")
+        state = fold(events)
+        if state.finished:
+            return Outcome(execution_id, state.status.upper(), state.result, state.error)
+        run = _Execution(self, playbook, execution_id, state.parent_execution_id, Redactor(), state.last_event_id)
+        run.adopt(state)
+        return run.drive()
+
+    def run_child(self, path: str, data: Any, return_step: str | None, services: RunServices,
+                  ctx: ActionContext) -> Any:
+        child = self._find_playbook(path, services)
+        payload = data if isinstance(data, dict) else {}
+        outcome = self.run(child, payload, merge=True, parent_execution_id=ctx.execution_id,
+                           redactor=services.sink.redactor)
+        if outcome.status != "COMPLETED":
+            raise ActionError(f"sub-playbook {path!r} (execution {outcome.execution_id}) failed: {outcome.error}")
+        if return_step:
+            state = fold(self.store.read(outcome.execution_id))
+            if return_step not in state.steps:
+                raise ActionError(f"sub-playbook {path!r} has no finished step {return_step!r} to return",
+                                  non_retryable=True)
+            return state.steps[return_step].result
+        return outcome.result
+
+    def _find_playbook(self, path: str, services: RunServices) -> Playbook:
+        for candidate in (services.workdir / path, services.workdir / f"{path}.yaml", Path(path)):
+            if candidate.is_file():
+                return load_playbook(candidate)
+        entry = self.store.get_playbook(path)
+        if entry is None:
+            raise ActionError(f"sub-playbook {path!r} is neither a file next to {services.workdir} nor in the "
+                              "catalog; register it or fix the path", non_retryable=True)
+        return parse_playbook(entry.content, source=f"catalog:{path}@{entry.version}")
+
+
+class _Execution:
+    """One execution's loop: plan, dispatch, wait for a step to end, repeat."""
+
+    def __init__(self, runner: LocalRunner, playbook: Playbook, execution_id: str,
+                 parent_execution_id: str | None, redactor: Redactor, start_id: int) -> None:
+        self.runner = runner
+        self.playbook = playbook
+        self.state = ExecutionState()
+        self.lock = threading.Lock()
+        self.step_events: dict[str, tuple[str, int]] = {}  # step -> (step_started created_at, event id)
+        self.sink = EventSink(runner.store, execution_id, parent_execution_id=parent_execution_id,
+                              start_id=start_id, redactor=redactor, on_event=self._apply,
+                              observers=runner.observers)
+        self.services = RunServices(runner, playbook, self.sink, CredentialResolver(runner.store, redactor),
+                                    runner.actions, runner.storages, runner.breakers)
+        self.steps = StepRunner(playbook, self.services, runner.actions)
+        self.planner = Planner(playbook)
+
+    def _apply(self, event: Event) -> None:
+        # Called under the sink's lock, in event order; the planner reads the state under self.lock.
+        with self.lock:
+            self.state.apply(event)
+            if event.event_type == T.STEP_STARTED and event.node_name:
+                self.step_events[event.node_name] = (event.created_at, event.event_id)
+
+    def adopt(self, state: ExecutionState) -> None:
+        self.state = state
+        for name, step in state.steps.items():
+            if step.status in ("running",):
+                # It was running when the process died: run it again from its first attempt.
+                state.triggers.setdefault(name, []).extend(step.edge_data or [None])
+                step.status = "pending"
+
+    def drive(self) -> Outcome:
+        inflight: dict[tuple[str, int, int], Future[None]] = {}
+        delayed: list[RunStep] = []
+        with ThreadPoolExecutor(self.runner.max_workers, thread_name_prefix="noetl-step") as pool:
+            while True:
+                with self.lock:
+                    plan = self.planner.plan(self.state)
+                if plan.finish is not None and not inflight:
+                    return self._finish(plan.finish.status, plan.finish.result, plan.finish.error)
+                for cmd in plan.run:
+                    key = (cmd.step, cmd.run, cmd.attempt)
+                    if key in inflight or cmd in delayed:
+                        continue
+                    if cmd.not_before and cmd.not_before > time.time():
+                        delayed.append(cmd)
+                    else:
+                        inflight[key] = pool.submit(self._run_step, cmd, self._snapshot(cmd))
+                timeout = None
+                if delayed:
+                    due = min(c.not_before or 0 for c in delayed)
+                    timeout = max(0.0, due - time.time())
+                    ready = [c for c in delayed if (c.not_before or 0) <= time.time()]
+                    for cmd in ready:
+                        delayed.remove(cmd)
+                        inflight[(cmd.step, cmd.run, cmd.attempt)] = pool.submit(
+                            self._run_step, cmd, self._snapshot(cmd))
+                    if ready:
+                        continue
+                if not inflight:
+                    if timeout is not None:
+                        time.sleep(timeout)
+                    continue
+                done, _ = wait(list(inflight.values()), timeout=timeout, return_when=FIRST_COMPLETED)
+                for key in [k for k, f in inflight.items() if f in done]:
+                    inflight.pop(key).result()
+
+    def _snapshot(self, cmd: RunStep) -> StepSnapshot:
+        with self.lock:
+            step = self.state.step(cmd.step)
+            edge_data = list(self.state.triggers.get(cmd.step, [])) if cmd.attempt == 1 else list(step.edge_data)
+            started_at, event_id = self.step_events.get(cmd.step, ("", None))
+            return StepSnapshot(build_scope(self.state), edge_data, started_at, event_id)
+
+    def _run_step(self, cmd: RunStep, snap: StepSnapshot) -> None:
+        try:
+            self.steps.run(cmd, snap)
+        except NoetlError:
+            raise
+        except Exception as exc:  # a bug in the runner itself: still recorded, never silent
+            self.sink.new(T.STEP_FAILED, node_name=cmd.step, node_id=cmd.step, node_type="step",
+                          error=f"internal error: {type(exc).__name__}: {exc}")
+
+    def _finish(self, status: str, result: Any, error: str | None) -> Outcome:
+        event_type = T.EXECUTION_COMPLETE if status == "completed" else T.EXECUTION_FAILED
+        started = self.state.started_at
+        from noetl.runtime.step_runner import _since_iso
+
+        self.sink.new(event_type, node_name=self.playbook.name, node_id=self.playbook.path, node_type="playbook",
+                      result=result, error=error, duration=_since_iso(started))
+        self.runner.store.flush()  # durable before anyone is told the execution finished
+        return Outcome(self.sink.execution_id, status.upper(), result, error)

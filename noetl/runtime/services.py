@@ -1,0 +1,63 @@
+"""The services one execution offers its actions: events, credentials, nested runs, saves, breakers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from noetl.actions.base import ActionContext
+from noetl.actions.registry import Registry
+from noetl.actions.save.breaker import Breakers, CircuitBreaker
+from noetl.actions.save.executor import execute_save
+from noetl.dsl.models import CircuitBreakerSpec, Playbook, SaveSpec, Task
+from noetl.dsl.render import render
+from noetl.runtime.credentials import CredentialResolver
+from noetl.runtime.scope import merge_inputs
+from noetl.runtime.sink import EventSink
+
+if TYPE_CHECKING:
+    from noetl.runtime.local import LocalRunner
+
+_RENDERED_LATER = frozenset({"code", "task", "where", "order_by"})
+
+
+class RunServices:
+    def __init__(
+        self,
+        runner: LocalRunner,
+        playbook: Playbook,
+        sink: EventSink,
+        credentials: CredentialResolver,
+        actions: Registry,
+        storages: Registry,
+        breakers: Breakers,
+    ) -> None:
+        self.runner = runner
+        self.playbook = playbook
+        self.sink = sink
+        self.credentials = credentials
+        self.actions = actions
+        self.storages = storages
+        self.breakers = breakers
+        self.workdir = Path(playbook.source).parent if playbook.source != "<playbook>" else Path.cwd()
+
+    def run_playbook(self, path: str, data: Any, return_step: str | None, ctx: ActionContext) -> Any:
+        return self.runner.run_child(path, data, return_step, self, ctx)
+
+    def run_action(self, task: Task, scope: Mapping[str, Any], ctx: ActionContext, inputs: Any = None) -> Any:
+        """Run a nested task (a workbook entry, an iterator's body) in `scope`; its save is the caller's."""
+        where = f"step '{ctx.step}'"
+        rendered = render(task.data, scope, where=where)
+        config = {k: (v if k in _RENDERED_LATER else render(v, scope, where=f"{where} {k}"))
+                  for k, v in task.config.items()}
+        nested = ctx.evolve(task=task, config=config, inputs=merge_inputs(rendered, [inputs]), scope=scope)
+        return self.actions.get(task.type or "")(nested)
+
+    def run_save(self, spec: SaveSpec, ctx: ActionContext, this: Any, *, index: int | None = None,
+                 item: Any = None, parent_event_id: int | None = None) -> int:
+        return execute_save(spec, ctx, this, self.storages, self.breakers, index=index, item=item,
+                            parent_event_id=parent_event_id)
+
+    def breaker(self, target: str, spec: CircuitBreakerSpec) -> CircuitBreaker:
+        return self.breakers.get(target, spec)

@@ -1,0 +1,71 @@
+"""The one way events leave the code that does the work: stamped, redacted, stored, then observed."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from noetl.engine.events import Event
+from noetl.runtime.redact import Redactor
+from noetl.store.ports import EventStore
+
+log = logging.getLogger("noetl.sink")
+Observer = Callable[[Event], None]
+
+
+class EventSink:
+    """Assigns increasing event ids per execution and writes through the store's batch writer.
+
+    `on_event` is the runner's own state fold and must not fail; `observers` (printers, progress bars,
+    exporters) are best effort: an observer that raises is logged and the execution goes on.
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        execution_id: str,
+        *,
+        parent_execution_id: str | None = None,
+        start_id: int = 0,
+        redactor: Redactor | None = None,
+        on_event: Observer | None = None,
+        observers: Iterable[Observer] = (),
+    ) -> None:
+        self.store = store
+        self.execution_id = execution_id
+        self.parent_execution_id = parent_execution_id
+        self.redactor = redactor or Redactor()
+        self._ids = itertools.count(start_id + 1)
+        self._lock = threading.Lock()
+        self._on_event = on_event
+        self._observers = list(observers)
+
+    def emit(self, event: Event) -> Event:
+        event = self.redactor.event(event)
+        with self._lock:
+            stamped = event.stamped(next(self._ids), datetime.now(UTC).isoformat())
+            if self.parent_execution_id and stamped.parent_execution_id is None:
+                stamped = _with_parent(stamped, self.parent_execution_id)
+            self.store.append([stamped])
+            if self._on_event is not None:
+                self._on_event(stamped)
+        for observer in self._observers:
+            try:
+                observer(stamped)
+            except Exception:  # an observer never breaks the work (dramatiq's middleware rule)
+                log.exception("event observer %r failed; the execution goes on", observer)
+        return stamped
+
+    def new(self, event_type: str, **fields: Any) -> Event:
+        """Build and emit an event of this execution."""
+        return self.emit(Event(execution_id=self.execution_id, event_type=event_type, **fields))
+
+
+def _with_parent(event: Event, parent: str) -> Event:
+    from dataclasses import replace
+
+    return replace(event, parent_execution_id=parent)

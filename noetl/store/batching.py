@@ -1,0 +1,79 @@
+"""Group commit: events are queued and written in batches by one thread; `flush` makes them durable."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+
+from noetl.engine.events import Event
+from noetl.errors import StoreError
+
+
+class BatchWriter:
+    """Collects appends and hands them to `write_batch` in one transaction at a time.
+
+    Writes happen on a background thread so an item's work never waits for a commit; a failed write is
+    remembered and raised on the next append or flush, so it fails the execution instead of vanishing.
+    """
+
+    def __init__(self, write_batch: Callable[[Sequence[Event]], None], max_delay: float = 0.05) -> None:
+        self._write_batch = write_batch
+        self._max_delay = max_delay
+        self._pending: list[Event] = []
+        self._cond = threading.Condition()
+        self._written = 0
+        self._queued = 0
+        self._error: BaseException | None = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="noetl-event-writer", daemon=True)
+        self._thread.start()
+
+    def append(self, events: Sequence[Event]) -> None:
+        with self._cond:
+            self._raise_if_failed()
+            if self._closed:
+                raise StoreError("the event store is closed")
+            self._pending.extend(events)
+            self._queued += len(events)
+            if len(self._pending) >= 512:
+                self._cond.notify_all()
+
+    def flush(self) -> None:
+        with self._cond:
+            target = self._queued
+            self._cond.notify_all()
+            while self._written < target and self._error is None:
+                self._cond.wait()
+            self._raise_if_failed()
+
+    def close(self) -> None:
+        self.flush()
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout=5)
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise StoreError(f"writing events to the store failed: {self._error}") from self._error
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                if not self._pending and not self._closed:
+                    self._cond.wait(timeout=self._max_delay)
+                if self._closed and not self._pending:
+                    return
+                batch, self._pending = self._pending, []
+            if not batch:
+                continue
+            try:
+                self._write_batch(batch)
+            except BaseException as exc:  # remembered and raised to the caller; never swallowed
+                with self._cond:
+                    self._error = exc
+                    self._cond.notify_all()
+                return
+            with self._cond:
+                self._written += len(batch)
+                self._cond.notify_all()

@@ -1,0 +1,39 @@
+"""Event <-> row conversion shared by the SQL stores; JSON columns hold the structured fields."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from noetl.engine.events import Event
+
+COLUMNS = (
+    "execution_id", "event_id", "parent_execution_id", "parent_event_id", "event_type", "node_name",
+    "node_id", "node_type", "status", "created_at", "duration", "current_index", "current_item", "attempt",
+    "context", "result", "error", "meta",
+)
+JSON_COLUMNS = frozenset({"current_item", "context", "result", "meta"})
+
+
+def dumps(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, default=str)
+
+
+def loads(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, bytes | bytearray | memoryview):
+        value = bytes(value).decode()
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def event_to_row(event: Event) -> tuple[Any, ...]:
+    return tuple(
+        dumps(getattr(event, c)) if c in JSON_COLUMNS else getattr(event, c) for c in COLUMNS
+    )
+
+
+def row_to_event(row: Any) -> Event:
+    data = {c: (loads(v) if c in JSON_COLUMNS else v) for c, v in zip(COLUMNS, row, strict=True)}
+    data["meta"] = data["meta"] or {}
+    return Event(**data)

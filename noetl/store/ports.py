@@ -1,0 +1,76 @@
+"""The store's ports: a few methods each, so that every backend (and every fake) is small."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from noetl.engine.events import Event
+
+
+@dataclass(frozen=True)
+class ExecutionRecord:
+    execution_id: str
+    playbook_path: str
+    status: str
+    created_at: str
+    finished_at: str | None = None
+    parent_execution_id: str | None = None
+    result: Any = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class CredentialRecord:
+    name: str
+    type: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    path: str
+    version: int
+    name: str
+    content: str
+    created_at: str
+
+
+class EventStore(Protocol):
+    def append(self, events: Sequence[Event]) -> None:
+        """Queue events for writing; they are durable once `flush` returns."""
+
+    def flush(self) -> None:
+        """Block until every appended event is committed; raise StoreError if any write failed."""
+
+    def read(self, execution_id: str, after: int = 0) -> list[Event]: ...
+
+    def last_event_id(self, execution_id: str) -> int: ...
+
+    def executions(self, limit: int = 50) -> list[ExecutionRecord]: ...
+
+    def execution(self, execution_id: str) -> ExecutionRecord | None: ...
+
+
+class Credentials(Protocol):
+    def put_credential(self, name: str, type_: str, data: dict[str, Any]) -> None: ...
+
+    def get_credential(self, name: str) -> CredentialRecord | None: ...
+
+    def list_credentials(self) -> list[tuple[str, str]]:
+        """(name, type) pairs; values are never listed."""
+
+
+class Catalog(Protocol):
+    def register(self, path: str, name: str, content: str) -> int: ...
+
+    def get_playbook(self, path: str, version: int | None = None) -> CatalogEntry | None: ...
+
+    def list_playbooks(self) -> list[CatalogEntry]: ...
+
+
+class Store(EventStore, Credentials, Catalog, Protocol):
+    url: str
+
+    def close(self) -> None: ...

@@ -1,0 +1,187 @@
+"""The embedded store: one SQLite file holding events, executions, credentials and the catalog."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from noetl.engine.events import Event, EventType
+from noetl.errors import StoreError
+from noetl.store import crypto
+from noetl.store.batching import BatchWriter
+from noetl.store.codec import COLUMNS, dumps, event_to_row, loads, row_to_event
+from noetl.store.ports import CatalogEntry, CredentialRecord, ExecutionRecord
+
+_INSERT_EVENT = f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+_FINAL = {EventType.EXECUTION_COMPLETE, EventType.EXECUTION_FAILED}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class SQLiteStore:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.url = f"sqlite:///{self.path}"
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA busy_timeout=10000")
+            schema = resources.files("noetl.store").joinpath("sql/sqlite_schema.sql").read_text()
+            self._conn.executescript(schema)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open the store at {self.path}: {exc}; check the path and permissions") from exc
+        self._lock = threading.Lock()
+        self._writer = BatchWriter(self._write_batch)
+        self._cipher: Any = None
+
+    # ---- events ------------------------------------------------------------------------------------
+
+    def append(self, events: Sequence[Event]) -> None:
+        self._writer.append(events)
+
+    def flush(self) -> None:
+        self._writer.flush()
+
+    def _write_batch(self, events: Sequence[Event]) -> None:
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.execute("BEGIN")
+            try:
+                cur.executemany(_INSERT_EVENT, [event_to_row(e) for e in events])
+                for e in events:
+                    if e.event_type == EventType.EXECUTION_START:
+                        cur.execute(
+                            "INSERT OR REPLACE INTO executions (execution_id, parent_execution_id, "
+                            "playbook_path, status, created_at) VALUES (?, ?, ?, 'RUNNING', ?)",
+                            (e.execution_id, e.parent_execution_id, (e.context or {}).get("path"), e.created_at),
+                        )
+                    elif e.event_type in _FINAL:
+                        cur.execute(
+                            "UPDATE executions SET status = ?, finished_at = ?, result = ?, error = ? "
+                            "WHERE execution_id = ?",
+                            (e.status, e.created_at, dumps(e.result), e.error, e.execution_id),
+                        )
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+
+    def read(self, execution_id: str, after: int = 0) -> list[Event]:
+        self.flush()
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {', '.join(COLUMNS)} FROM events WHERE execution_id = ? AND event_id > ? "
+                "ORDER BY event_id",
+                (execution_id, after),
+            ).fetchall()
+        return [row_to_event(r) for r in rows]
+
+    def last_event_id(self, execution_id: str) -> int:
+        self.flush()
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT COALESCE(MAX(event_id), 0) FROM events WHERE execution_id = ?", (execution_id,)
+            ).fetchone()
+        return int(row[0])
+
+    def executions(self, limit: int = 50) -> list[ExecutionRecord]:
+        self.flush()
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT execution_id, playbook_path, status, created_at, finished_at, parent_execution_id, "
+                "result, error FROM executions ORDER BY created_at DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [self._record(r) for r in rows]
+
+    def execution(self, execution_id: str) -> ExecutionRecord | None:
+        self.flush()
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT execution_id, playbook_path, status, created_at, finished_at, parent_execution_id, "
+                "result, error FROM executions WHERE execution_id = ?",
+                (execution_id,),
+            ).fetchone()
+        return self._record(row) if row else None
+
+    @staticmethod
+    def _record(row: Any) -> ExecutionRecord:
+        return ExecutionRecord(row[0], row[1] or "", row[2], row[3], row[4], row[5], loads(row[6]), row[7])
+
+    # ---- credentials -------------------------------------------------------------------------------
+
+    def _crypto(self) -> Any:
+        if self._cipher is None:
+            self._cipher = crypto.load_cipher(self.path.parent / "secret.key")
+        return self._cipher
+
+    def put_credential(self, name: str, type_: str, data: dict[str, Any]) -> None:
+        token = crypto.encrypt(self._crypto(), data)
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO credentials (name, type, data, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET type = excluded.type, data = excluded.data, "
+                "updated_at = excluded.updated_at",
+                (name, type_, token, _now()),
+            )
+
+    def get_credential(self, name: str) -> CredentialRecord | None:
+        with self._lock:
+            row = self._conn.execute("SELECT type, data FROM credentials WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            return None
+        return CredentialRecord(name, row[0], crypto.decrypt(self._crypto(), bytes(row[1]), name))
+
+    def list_credentials(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return [(r[0], r[1]) for r in self._conn.execute("SELECT name, type FROM credentials ORDER BY name")]
+
+    # ---- catalog -----------------------------------------------------------------------------------
+
+    def register(self, path: str, name: str, content: str) -> int:
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                row = cur.execute("SELECT COALESCE(MAX(version), 0) FROM catalog WHERE path = ?", (path,)).fetchone()
+                version = int(row[0]) + 1
+                cur.execute(
+                    "INSERT INTO catalog (path, version, name, content, created_at) VALUES (?, ?, ?, ?, ?)",
+                    (path, version, name, content, _now()),
+                )
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+        return version
+
+    def get_playbook(self, path: str, version: int | None = None) -> CatalogEntry | None:
+        query = "SELECT path, version, name, content, created_at FROM catalog WHERE path = ?"
+        params: tuple[Any, ...] = (path,)
+        if version is not None:
+            query += " AND version = ?"
+            params += (version,)
+        with self._lock:
+            row = self._conn.execute(query + " ORDER BY version DESC LIMIT 1", params).fetchone()
+        return CatalogEntry(*row) if row else None
+
+    def list_playbooks(self) -> list[CatalogEntry]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT path, MAX(version), name, '', MAX(created_at) FROM catalog GROUP BY path ORDER BY path"
+            ).fetchall()
+        return [CatalogEntry(*r) for r in rows]
+
+    def close(self) -> None:
+        self._writer.close()
+        with self._lock:
+            self._conn.close()
