@@ -42,6 +42,10 @@ class Services(Protocol):
 
     def breaker(self, target: str, spec: Any) -> Any: ...
 
+    def completed_items(self, step: str) -> dict[int, Any]:
+        """Items of `step` that a resumed execution already finished: index -> result."""
+        ...
+
 
 @dataclass(frozen=True)
 class ActionContext:

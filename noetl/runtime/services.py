@@ -32,6 +32,7 @@ class RunServices:
         actions: Registry,
         storages: Registry,
         breakers: Breakers,
+        resumed_items: dict[str, dict[int, Any]] | None = None,
     ) -> None:
         self.runner = runner
         self.playbook = playbook
@@ -40,6 +41,7 @@ class RunServices:
         self.actions = actions
         self.storages = storages
         self.breakers = breakers
+        self.resumed_items = resumed_items or {}
         self.workdir = Path(playbook.source).parent if playbook.source != "<playbook>" else Path.cwd()
 
     def run_playbook(self, path: str, data: Any, return_step: str | None, ctx: ActionContext) -> Any:
@@ -61,3 +63,6 @@ class RunServices:
 
     def breaker(self, target: str, spec: CircuitBreakerSpec) -> CircuitBreaker:
         return self.breakers.get(target, spec)
+
+    def completed_items(self, step: str) -> dict[int, Any]:
+        return self.resumed_items.get(step, {})

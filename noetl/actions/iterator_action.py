@@ -1,0 +1,110 @@
+"""The iterator action: run the nested task (and its save) for every item, sequentially or concurrently.
+
+Failure policy (PLAYBOOK.md): with `on_error: fail` the first failed item fails the step; items already
+running finish and are recorded, no new ones start, and each item not run gets an `iteration_failed`
+event with status SKIPPED, so completed + failed always equals `iterator_started.meta.count`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from noetl.actions.base import ActionContext
+from noetl.actions.iteration import collection
+from noetl.actions.iteration.item import ItemRunner
+from noetl.actions.iteration.summary import Tally, breach
+from noetl.dsl.models import IteratorSpec
+from noetl.engine.events import EventType as T
+from noetl.errors import ActionError
+
+
+def run(ctx: ActionContext) -> Any:
+    spec = ctx.task.iterator
+    if spec is None:
+        raise ActionError(f"step '{ctx.step}' is an iterator without a task", non_retryable=True)
+    work = collection.resolve(spec, ctx.config.get("collection"), ctx.scope, ctx.step)
+    done_before = ctx.services.completed_items(ctx.step)  # resumed execution: finished items stay finished
+    todo = [w for w in work if w.index not in done_before]
+    base = {"node_name": ctx.step, "node_id": ctx.step, "node_type": "iterator", "attempt": ctx.attempt}
+    started = ctx.sink.new(
+        T.ITERATOR_STARTED, parent_event_id=ctx.parent_event_id, context={"element": spec.element},
+        meta={"count": len(todo), "total": len(work), "resumed": len(work) - len(todo), "mode": spec.mode,
+              "concurrency": spec.concurrency if spec.mode == "async" else 1, "chunk": spec.chunk,
+              "on_error": spec.on_error},
+        **base,
+    )
+    tally = Tally(count=len(todo))
+    runner = ItemRunner(ctx, spec, len(work), started.event_id, tally)
+    t0 = time.monotonic()
+    results: dict[int, Any] = dict(done_before)
+    if spec.mode == "async" and len(todo) > 1:
+        _run_async(runner, spec, todo, tally, results)
+    else:
+        _run_sequential(runner, spec, todo, tally, results)
+    meta = tally.meta(spec, time.monotonic() - t0)
+    reason = breach(spec, tally)
+    end_type = T.ITERATOR_FAILED if reason else T.ITERATOR_COMPLETED
+    error = _error(ctx.step, tally, reason) if reason else None
+    ctx.sink.new(end_type, duration=meta["duration"], error=error, parent_event_id=ctx.parent_event_id,
+                 meta={**meta, "reason": reason} if reason else meta, **base)
+    if reason:
+        raise ActionError(error or "", non_retryable=False)
+    return [results.get(w.index, _failed_marker(w.index, tally)) for w in work]
+
+
+def _run_sequential(runner: ItemRunner, spec: IteratorSpec, todo: list[collection.WorkItem], tally: Tally,
+                    results: dict[int, Any]) -> None:
+    for position, item in enumerate(todo):
+        reason = breach(spec, tally)
+        if reason:
+            for rest in todo[position:]:
+                runner.skip(rest, f"the iterator stopped ({reason})")
+            return
+        ok, result = runner.run(item)
+        if ok:
+            results[item.index] = result
+
+
+def _run_async(runner: ItemRunner, spec: IteratorSpec, todo: list[collection.WorkItem], tally: Tally,
+               results: dict[int, Any]) -> None:
+    """At most `concurrency` items in flight; no item starts once the failure policy has failed."""
+    slots = threading.Semaphore(spec.concurrency)
+    lock = threading.Lock()
+
+    def one(item: collection.WorkItem) -> None:
+        try:
+            ok, result = runner.run(item)
+            if ok:
+                with lock:
+                    results[item.index] = result
+        finally:
+            slots.release()
+
+    futures = []
+    with ThreadPoolExecutor(spec.concurrency, thread_name_prefix=f"noetl-{runner.ctx.step}") as pool:
+        for position, item in enumerate(todo):
+            slots.acquire()
+            reason = breach(spec, tally)
+            if reason:
+                slots.release()
+                for rest in todo[position:]:
+                    runner.skip(rest, f"the iterator stopped ({reason})")
+                break
+            futures.append(pool.submit(one, item))
+    for future in futures:
+        future.result()  # an item never raises for its own failure; this surfaces store errors
+
+
+def _failed_marker(index: int, tally: Tally) -> dict[str, Any]:
+    """Failed or skipped items keep their place in the result, marked, so positions still match."""
+    error = tally.errors.get(index)
+    return {"failed": True, "index": index, "error": error or "not run"}
+
+
+def _error(step: str, tally: Tally, reason: str) -> str:
+    first = f"; first failure: {tally.first_error[1]}" if tally.first_error else ""
+    return (f"iterator '{step}' failed ({reason}): {tally.failed} of {tally.count} items failed, "
+            f"indexes {sorted(tally.failed_indexes)}{first}")
