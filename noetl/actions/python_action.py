@@ -22,18 +22,29 @@ def _compile_main(code: str) -> Any:
     return main
 
 
+@lru_cache(maxsize=512)
+def _shape(main: Any) -> tuple[str, tuple[str, ...], frozenset[str]]:
+    """How to call main: ('none'|'kwargs'|'named', parameter names, required names). Cached: per item."""
+    params = inspect.signature(main).parameters
+    if not params:
+        return "none", (), frozenset()
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return "kwargs", (), frozenset()
+    required = frozenset(n for n, p in params.items() if p.default is p.empty)
+    return "named", tuple(params), required
+
+
 def call_main(main: Any, inputs: Any, step: str) -> Any:
     """main(), main(input_data), main(**inputs) and named parameters are all accepted."""
     data = inputs if isinstance(inputs, dict) else ({} if inputs is None else {"input": inputs})
-    params = inspect.signature(main).parameters
-    if not params:
+    kind, names, required = _shape(main)
+    if kind == "none":
         return main()
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+    if kind == "kwargs":
         return main(**data)
-    names = list(params)
     if len(names) == 1 and names[0] not in data and names[0] in _WHOLE_INPUT_NAMES:
         return main(data)
-    missing = [n for n, p in params.items() if n not in data and p.default is p.empty]
+    missing = [n for n in names if n in required and n not in data]
     if missing:
         raise ActionError(
             f"step '{step}': main() needs {', '.join(missing)} but the inputs have "

@@ -93,8 +93,21 @@ def _uuid() -> str:
     return str(uuid_module.uuid4())
 
 
+class _Environment(SandboxedEnvironment):
+    """Jinja's sandbox, except that `x.items` on a mapping with an `items` key is that key.
+
+    Plain Jinja prefers the attribute (the dict method), so `{{ workload.items }}` would be a bound
+    method: a classic surprise in playbooks, where workloads are mappings.
+    """
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, Mapping) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+
 def _make_env() -> SandboxedEnvironment:
-    env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+    env = _Environment(undefined=jinja2.StrictUndefined, autoescape=False)
     env.filters["tojson"] = to_json
     env.filters["b64encode"] = _b64encode
     env.globals["now"] = _now
@@ -110,12 +123,44 @@ def is_template(value: Any) -> bool:
     return isinstance(value, str) and ("{{" in value or "{%" in value)
 
 
+_DOTTED_PATH = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z][A-Za-z0-9_]*)*)\s*$")
+_MISSING = object()
+
+
+class _PathLookup:
+    """`{{ city.name }}` without building a Jinja context: the most common template, rendered per item.
+
+    Lookups go through the sandboxed environment's getattr, so the rules are Jinja's own; a name or
+    field that is missing falls back to the full Jinja path, which raises the usual error.
+    """
+
+    __slots__ = ("fallback", "name", "parts")
+
+    def __init__(self, name: str, parts: list[str], fallback: Any) -> None:
+        self.name, self.parts, self.fallback = name, parts, fallback
+
+    def __call__(self, **context: Any) -> Any:
+        value = context.get(self.name, _MISSING)
+        for part in self.parts:
+            if value is _MISSING:
+                break
+            value = ENV.getattr(value, part)
+            if isinstance(value, jinja2.Undefined):
+                value = _MISSING
+        return self.fallback(**context) if value is _MISSING else value
+
+
 @lru_cache(maxsize=4096)
 def _compiled(source: str) -> tuple[bool, Any]:
     """(is_native, compiled). Cached: iterators render the same templates for every item."""
     match = _SINGLE_EXPRESSION.match(source)
     if match and "{{" not in match.group("expr") and "}}" not in match.group("expr"):
-        return True, ENV.compile_expression(match.group("expr"), undefined_to_none=False)
+        expression = ENV.compile_expression(match.group("expr"), undefined_to_none=False)
+        path = _DOTTED_PATH.match(match.group("expr"))
+        if path and path.group(1) not in BUILTIN_NAMES:
+            parts = [p for p in path.group(2).split(".") if p]
+            return True, _PathLookup(path.group(1), parts, expression)
+        return True, expression
     return False, ENV.from_string(source)
 
 
@@ -152,7 +197,10 @@ def _render_string(source: str, context: Mapping[str, Any], where: str) -> Any:
     try:
         native, compiled = _compiled(source)
         if native:
-            return plain(compiled(**context))
+            value = compiled(**context)
+            if isinstance(value, jinja2.Undefined):  # a native expression returns Undefined, not raises
+                value._fail_with_undefined_error()
+            return plain(value)
         return compiled.render(**context)
     except jinja2.UndefinedError as exc:
         raise TemplateError(

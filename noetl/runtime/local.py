@@ -77,8 +77,10 @@ class LocalRunner:
             raise InputError(f"execution {execution_id} has no events in {self.store.url}; check the id and --db")
         state = fold(events)
         if state.finished:
-            return Outcome(execution_id, state.status.upper(), state.result, state.error)
-        run = _Execution(self, playbook, execution_id, state.parent_execution_id, Redactor(), state.last_event_id)
+            raise InputError(f"execution {execution_id} already finished ({state.status.upper()}); "
+                             "only an interrupted execution can be resumed; run the playbook again instead")
+        run = _Execution(self, playbook, execution_id, state.parent_execution_id, Redactor(), state.last_event_id,
+                         resumed_items=_completed_items(events))
         run.adopt(state)
         return run.drive()
 
@@ -109,11 +111,21 @@ class LocalRunner:
         return parse_playbook(entry.content, source=f"catalog:{path}@{entry.version}")
 
 
+def _completed_items(events: list[Event]) -> dict[str, dict[int, Any]]:
+    """Items that finished before the interruption, by step: they are not run again on resume."""
+    done: dict[str, dict[int, Any]] = {}
+    for e in events:
+        if e.event_type == T.ITERATION_COMPLETED and e.node_name and e.current_index is not None:
+            done.setdefault(e.node_name, {})[e.current_index] = e.result
+    return done
+
+
 class _Execution:
     """One execution's loop: plan, dispatch, wait for a step to end, repeat."""
 
     def __init__(self, runner: LocalRunner, playbook: Playbook, execution_id: str,
-                 parent_execution_id: str | None, redactor: Redactor, start_id: int) -> None:
+                 parent_execution_id: str | None, redactor: Redactor, start_id: int,
+                 resumed_items: dict[str, dict[int, Any]] | None = None) -> None:
         self.runner = runner
         self.playbook = playbook
         self.state = ExecutionState()
@@ -123,7 +135,7 @@ class _Execution:
                               start_id=start_id, redactor=redactor, on_event=self._apply,
                               observers=runner.observers)
         self.services = RunServices(runner, playbook, self.sink, CredentialResolver(runner.store, redactor),
-                                    runner.actions, runner.storages, runner.breakers)
+                                    runner.actions, runner.storages, runner.breakers, resumed_items)
         self.steps = StepRunner(playbook, self.services, runner.actions)
         self.planner = Planner(playbook)
 

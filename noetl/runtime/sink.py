@@ -50,19 +50,31 @@ class EventSink:
             stamped = event.stamped(next(self._ids), datetime.now(UTC).isoformat())
             if self.parent_execution_id and stamped.parent_execution_id is None:
                 stamped = _with_parent(stamped, self.parent_execution_id)
-            self.store.append([stamped])
+            self.store.append((stamped,))
             if self._on_event is not None:
                 self._on_event(stamped)
-        for observer in self._observers:
-            try:
-                observer(stamped)
-            except Exception:  # an observer never breaks the work (dramatiq's middleware rule)
-                log.exception("event observer %r failed; the execution goes on", observer)
+        self._observe(stamped)
         return stamped
 
     def new(self, event_type: str, **fields: Any) -> Event:
-        """Build and emit an event of this execution."""
-        return self.emit(Event(execution_id=self.execution_id, event_type=event_type, **fields))
+        """Build, stamp and emit an event of this execution (one Event built: this is per item)."""
+        fields.setdefault("parent_execution_id", self.parent_execution_id)
+        with self._lock:
+            event = Event(execution_id=self.execution_id, event_type=event_type, event_id=next(self._ids),
+                          created_at=datetime.now(UTC).isoformat(), **fields)
+            event = self.redactor.event(event)
+            self.store.append((event,))
+            if self._on_event is not None:
+                self._on_event(event)
+        self._observe(event)
+        return event
+
+    def _observe(self, event: Event) -> None:
+        for observer in self._observers:
+            try:
+                observer(event)
+            except Exception:  # an observer never breaks the work (dramatiq's middleware rule)
+                log.exception("event observer %r failed; the execution goes on", observer)
 
 
 def _with_parent(event: Event, parent: str) -> Event:

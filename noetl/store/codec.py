@@ -15,6 +15,9 @@ COLUMNS = (
 JSON_COLUMNS = frozenset({"current_item", "context", "result", "meta"})
 
 
+_dumps = json.dumps
+
+
 def dumps(value: Any) -> str | None:
     return None if value is None else json.dumps(value, default=str)
 
@@ -28,8 +31,17 @@ def loads(value: Any) -> Any:
 
 
 def event_to_row(event: Event) -> tuple[Any, ...]:
-    return tuple(
-        dumps(getattr(event, c)) if c in JSON_COLUMNS else getattr(event, c) for c in COLUMNS
+    # Spelled out, not a loop over COLUMNS: this runs for every event and is on the benchmark's hot path.
+    e = event
+    return (
+        e.execution_id, e.event_id, e.parent_execution_id, e.parent_event_id, e.event_type, e.node_name,
+        e.node_id, e.node_type, e.status, e.created_at, e.duration, e.current_index,
+        None if e.current_item is None else _dumps(e.current_item, default=str),
+        e.attempt,
+        None if e.context is None else _dumps(e.context, default=str),
+        None if e.result is None else _dumps(e.result, default=str),
+        e.error,
+        _dumps(e.meta, default=str) if e.meta else None,
     )
 
 

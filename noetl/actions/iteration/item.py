@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import traceback
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +14,7 @@ from noetl.actions.iteration.summary import Tally
 from noetl.dsl.models import IteratorSpec
 from noetl.dsl.render import StepView
 from noetl.engine.events import EventType as T
-from noetl.errors import SaveError, SaveFailed
+from noetl.errors import NoetlError, SaveError, SaveFailed
 
 _ITEM_PREVIEW_CHARS = 2000
 
@@ -69,8 +70,11 @@ class ItemRunner:
                                              parent_event_id=started.event_id)
         except Exception as exc:
             duration = time.monotonic() - t0
-            error = f"item {item.index}: {stage} failed: {exc}"
+            explained = isinstance(exc, NoetlError)
+            error = f"item {item.index}: {stage} failed: {exc if explained else f'{type(exc).__name__}: {exc}'}"
             meta = {"failed_in": stage, "error_type": getattr(exc, "error_type", type(exc).__name__)}
+            if not explained:  # not a failure we explained: keep the traceback for the user
+                meta["traceback"] = traceback.format_exc(limit=8)
             if isinstance(exc, SaveFailed):
                 meta["reason"] = exc.reason
             elif isinstance(exc, SaveError):
