@@ -75,10 +75,14 @@ def run(
     data = _parse_payload(payload, input_file)
     store = _store(db)
     try:
-        observers = [] if (quiet or as_json) else _progress_observers()
+        observers = [] if (quiet or as_json) else [_announce_start, *_progress_observers()]
         runner = LocalRunner(store, observers=observers)
         outcome = runner.resume(resume, pb) if resume else runner.run(pb, data, merge=merge)
         events = store.read(outcome.execution_id) if timeline else []
+    except KeyboardInterrupt:
+        store.flush()
+        _fail(f"interrupted; continue with `noetl run {playbook} --resume <execution id>` "
+              "(the id is printed above and listed by `noetl executions`)", 130)
     finally:
         _close_observers()
         store.close()
@@ -99,6 +103,12 @@ def run(
 
 
 _ACTIVE_OBSERVERS: list[Any] = []
+
+
+def _announce_start(event: Any) -> None:
+    """Say the execution id at once, so an interrupted run can be resumed or inspected."""
+    if event.event_type == "execution_start" and event.parent_execution_id is None:
+        typer.echo(f"execution {event.execution_id} started", err=True)
 
 
 def _progress_observers() -> list[Any]:
