@@ -15,7 +15,7 @@ _WHOLE_INPUT_NAMES = frozenset({"input_data", "data", "inputs", "input", "payloa
 @lru_cache(maxsize=512)
 def _compile_main(code: str) -> Any:
     namespace: dict[str, Any] = {"__name__": "noetl_step"}
-    exec(compile(code, "<step code>", "exec"), namespace)  # noqa: S102 - running the user's step is the point
+    exec(compile(code, "<step code>", "exec"), namespace)  # running the user's step is the point
     main = namespace.get("main")
     if not callable(main):
         raise ActionError("`code` defines no function `main`", non_retryable=True)

@@ -191,7 +191,7 @@ def test_on_error_continue_completes_and_lists_failed_indexes(store: Any) -> Non
 def test_max_failures_and_ratio_fail_the_step_past_the_threshold(store: Any) -> None:
     text = FAILING.replace("[1, 2, 0, 4]", "[0, 2, 0, 4]") % "continue"
     limited = text.replace("    on_error: continue\n", "    on_error: continue\n    max_failures: 1\n")
-    outcome, events = run_text(store, limited)
+    outcome, _ = run_text(store, limited)
     assert outcome.status == "FAILED" and "max_failures 1" in (outcome.error or "")
     ratio = text.replace("    on_error: continue\n", "    on_error: continue\n    max_failure_ratio: 0.6\n")
     outcome, _ = run_text(store, ratio)
