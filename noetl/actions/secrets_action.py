@@ -14,4 +14,6 @@ def run(ctx: ActionContext) -> Any:
     record = ctx.services.credentials.resolve(spec, f"step '{ctx.step}'")
     ctx.services.sink.redactor.add(record.data)  # type: ignore[attr-defined]
     data = record.data
-    return data["value"] if set(data) == {"value"} else data
+    value = data["value"] if set(data) == {"value"} else data
+    ctx.services.secret_results[ctx.step] = value  # type: ignore[attr-defined]
+    return value

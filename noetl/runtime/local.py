@@ -195,7 +195,8 @@ class _Execution:
             step = self.state.step(cmd.step)
             edge_data = list(self.state.triggers.get(cmd.step, [])) if cmd.attempt == 1 else list(step.edge_data)
             started_at, event_id = self.step_events.get(cmd.step, ("", None))
-            return StepSnapshot(build_scope(self.state), edge_data, started_at, event_id)
+            scope = build_scope(self.state, self.services.secret_results)
+            return StepSnapshot(scope, edge_data, started_at, event_id)
 
     def _run_step(self, cmd: RunStep, snap: StepSnapshot) -> None:
         try:

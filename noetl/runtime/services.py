@@ -42,6 +42,8 @@ class RunServices:
         self.storages = storages
         self.breakers = breakers
         self.resumed_items = resumed_items or {}
+        # Results of `secrets` steps: masked in events, so templates read them from here instead.
+        self.secret_results: dict[str, Any] = {}
         self.workdir = Path(playbook.source).parent if playbook.source != "<playbook>" else Path.cwd()
 
     def run_playbook(self, path: str, data: Any, return_step: str | None, ctx: ActionContext) -> Any:
