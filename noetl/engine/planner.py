@@ -57,7 +57,9 @@ class Planner:
         if state.failed_step is not None:
             if running:
                 return Plan()  # let what runs finish and be recorded; start nothing new
-            return Plan(finish=Finish(FAILED, error=f"step '{state.failed_step}' failed: {state.error}"))
+            name, error = state.failed_step, state.error or ""
+            message = error if error.startswith(f"step '{name}'") else f"step '{name}' failed: {error}"
+            return Plan(finish=Finish(FAILED, error=message))
         triggered = {n for n, payloads in state.triggers.items() if payloads and n not in running}
         commands = [RunStep(n, s.attempt, s.runs, s.retry_at) for n, s in sorted(waiting.items())]
         ready = self._ready(triggered, running | set(waiting))
