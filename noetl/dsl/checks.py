@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from noetl.dsl import keys
 from noetl.dsl.render import check_syntax, is_template, root_names
 from noetl.dsl.yaml_lines import line_of
+from noetl.errors import Problem
 
 if TYPE_CHECKING:
     from noetl.dsl.models import Step, Task
@@ -38,35 +39,47 @@ def check_templates(n: Normalizer, raw: Any, step: str, key: str | None = None, 
             n.report(error + "; close every {{ with }} and check the expression", parent, key, step=step)
 
 
-def check_graph(steps: list[Step], workbook: dict[str, Task], n: Normalizer) -> None:
+def check_graph(steps: list[Step], workbook: dict[str, Task], n: Normalizer, line: int | None = None) -> None:
+    """Check the whole workflow: a `start` step, every `next` target, the names each `when` reads.
+
+    `line` is the line of the `workflow` key, where a missing `start` is reported.
+    """
     names = {s.name for s in steps}
     if "start" not in names:
-        n.report("the workflow has no step named 'start'; the first step must be `step: start`")
-    elements = _element_names(steps, workbook)
-    allowed = keys.GLOBAL_NAMES | names | elements
+        n.problems.append(
+            Problem(
+                "the workflow has no step named 'start'; name the first step `step: start` "
+                f"(steps: {', '.join(s.name for s in steps)})",
+                n.source,
+                line,
+            )
+        )
+    allowed = keys.GLOBAL_NAMES | names | _element_names(steps, workbook)
     for step in steps:
         for t in step.next:
             if t.step not in names:
-                n.problems.append(_problem(n, f"`next` goes to {t.step!r}, which is not a step"
-                                              f"{suggest(t.step, names)}", t.line or step.line, step.name))
+                hint = suggest(t.step, names) or f"; the steps are {', '.join(sorted(names))}"
+                n.problems.append(
+                    Problem(
+                        f"`next` goes to {t.step!r}, which is not a step{hint}",
+                        n.source,
+                        t.line or step.line,
+                        step.name,
+                    )
+                )
             if t.when and is_template(t.when) and check_syntax(t.when) is None:
                 unknown = sorted(root_names(t.when) - allowed)
                 if unknown:
-                    n.problems.append(_problem(
-                        n, f"`when` {t.when!r} uses undefined name(s) {', '.join(unknown)}; use `result` "
-                           f"(this step's result), `workload` or a step name", t.line or step.line, step.name))
-        _check_workbook_ref(step.task, step, workbook, n)
-        if step.task.iterator is not None:
-            _check_workbook_ref(step.task.iterator.task, step, workbook, n)
-
-
-def _check_workbook_ref(task: Task, step: Step, workbook: dict[str, Task], n: Normalizer) -> None:
-    if task.type != "workbook":
-        return
-    ref = task.config.get("name") or task.config.get("task")
-    if isinstance(ref, str) and not is_template(ref) and ref not in workbook:
-        n.problems.append(_problem(n, f"workbook entry {ref!r} does not exist{suggest(ref, workbook)}; "
-                                      f"define it under `workbook:`", task.line or step.line, step.name))
+                    n.problems.append(
+                        Problem(
+                            f"`when` {t.when!r} uses undefined name(s) {', '.join(unknown)}"
+                            f"{suggest(unknown[0], allowed)}; use `result` (this step's result), "
+                            "`workload` or a step name",
+                            n.source,
+                            t.when_line or t.line or step.line,
+                            step.name,
+                        )
+                    )
 
 
 def _element_names(steps: list[Step], workbook: dict[str, Task]) -> set[str]:
@@ -75,12 +88,6 @@ def _element_names(steps: list[Step], workbook: dict[str, Task]) -> set[str]:
         if task.iterator is not None:
             found.add(task.iterator.element)
     return found
-
-
-def _problem(n: Normalizer, message: str, line: int | None, step: str) -> Any:
-    from noetl.errors import Problem
-
-    return Problem(message, n.source, line, step)
 
 
 __all__ = ["check_graph", "check_templates", "line_of", "suggest"]

@@ -10,7 +10,7 @@ import yaml
 from noetl.dsl import checks, keys
 from noetl.dsl.models import Playbook, Step, Task
 from noetl.dsl.normalize import Normalizer
-from noetl.dsl.yaml_lines import LineDict, load_yaml
+from noetl.dsl.yaml_lines import describe_yaml_error, first_content_line, line_of, load_yaml, located
 from noetl.errors import PlaybookError, Problem
 
 API_VERSION = "noetl.io/v1"
@@ -32,25 +32,59 @@ def load_playbook(path: str | Path) -> Playbook:
         raise PlaybookError([Problem("no such file; check the path", str(file))]) from None
     except OSError as exc:
         raise PlaybookError([Problem(f"cannot read the file: {exc.strerror}", str(file))]) from None
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise PlaybookError(
+            [
+                Problem(
+                    f"the file is not UTF-8 text (byte {exc.object[exc.start]:#x}); save it as UTF-8",
+                    str(file),
+                    line,
+                )
+            ]
+        ) from None
     return parse_playbook(text, source=str(file))
 
 
 def parse_playbook(text: str, source: str = "<playbook>") -> Playbook:
+    """Parse and validate playbook text; `source` names the file in every problem."""
     try:
         document = load_yaml(text)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        what = exc.problem or exc.context or "invalid YAML"
-        raise PlaybookError(
-            [Problem(f"YAML syntax error: {what}; fix the indentation or quoting there", source, line)]
-        ) from None
+        message, line = describe_yaml_error(exc, text)
+        raise PlaybookError([Problem(message, source, line)]) from None
+    except yaml.reader.ReaderError as exc:
+        line = text[: exc.position].count("\n") + 1
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        message = f"the file holds a control character YAML does not allow (U+{code:04X}); remove it"
+        raise PlaybookError([Problem(message, source, line)]) from None
     except yaml.YAMLError as exc:
         raise PlaybookError([Problem(f"YAML syntax error: {exc}", source)]) from None
+    if document is None:
+        raise PlaybookError(
+            [
+                Problem(
+                    "the file is empty; a playbook needs apiVersion, kind, metadata and workflow", source, 1
+                )
+            ]
+        )
+    if not isinstance(document, dict):
+        kind = "a list" if isinstance(document, list) else f"the single value {str(document)[:40]!r}"
+        raise PlaybookError(
+            [
+                Problem(
+                    "the playbook must be a YAML mapping (apiVersion, kind, metadata, workflow), "
+                    f"not {kind}; put the steps under `workflow:`",
+                    source,
+                    first_content_line(text),
+                )
+            ]
+        )
     return build_playbook(document, source)
 
 
 def build_playbook(document: Any, source: str) -> Playbook:
+    """Validate a parsed YAML document and build the frozen Playbook; raises PlaybookError."""
     problems: list[Problem] = []
     if not isinstance(document, dict):
         raise PlaybookError(
@@ -69,9 +103,10 @@ def build_playbook(document: Any, source: str) -> Playbook:
         workload = {}
     workbook = _workbook(document.get("workbook"), normalizer, document)
     steps = _steps(document, normalizer)
-    checks.check_graph(steps, workbook, normalizer)
+    if steps:
+        checks.check_graph(steps, workbook, normalizer, _workflow_line(document))
     if problems:
-        raise PlaybookError(problems)
+        raise PlaybookError(_ordered(problems))
     return Playbook(
         name=name,
         path=str(metadata.get("path") or name),
@@ -83,10 +118,22 @@ def build_playbook(document: Any, source: str) -> Playbook:
     )
 
 
+def _ordered(problems: list[Problem]) -> list[Problem]:
+    """Problems without repeats, in file order (problems without a line last)."""
+    unique = list(dict.fromkeys(problems))
+    return sorted(unique, key=lambda p: (p.line is None, p.line or 0))
+
+
+def _workflow_line(document: dict[str, Any]) -> int | None:
+    key = "workflow" if "workflow" in document else "steps"
+    return line_of(document, key)
+
+
 def _check_header(document: dict[str, Any], n: Normalizer) -> None:
     unknown = sorted(set(document) - keys.TOP_LEVEL_KEYS)
     for key in unknown:
-        n.report(f"unknown top-level key {key!r}{checks.suggest(key, keys.TOP_LEVEL_KEYS)}", document, key)
+        hint = checks.suggest(key, keys.TOP_LEVEL_KEYS) or f"; use {', '.join(sorted(keys.TOP_LEVEL_KEYS))}"
+        n.report(f"unknown top-level key {key!r}{hint}", document, key)
     api = document.get("apiVersion")
     if api is not None and api != API_VERSION:
         n.report(f"apiVersion {api!r} is not supported; use {API_VERSION!r}", document, "apiVersion")
@@ -94,51 +141,70 @@ def _check_header(document: dict[str, Any], n: Normalizer) -> None:
     if kind is not None and kind != "Playbook":
         n.report(f"kind {kind!r} is not supported; use 'Playbook'", document, "kind")
     if "workflow" in document and "steps" in document:
-        n.report("give the steps under `workflow` or `steps`, not both", document, "steps")
+        n.report(
+            "the steps are given under both `workflow` and `steps` (an alias); "
+            "keep one list, under `workflow`",
+            document,
+            "steps",
+        )
 
 
 def _workbook(raw: Any, n: Normalizer, document: dict[str, Any]) -> dict[str, Task]:
     if raw is None:
         return {}
     if not isinstance(raw, list):
-        n.report("workbook must be a list of named actions", document, "workbook")
+        n.report(
+            "workbook must be a list of named actions (`- name: ...` with a `type`)", document, "workbook"
+        )
         return {}
+    n.workbook_names = {e["name"] for e in raw if isinstance(e, dict) and isinstance(e.get("name"), str)}
     entries: dict[str, Task] = {}
     for entry in raw:
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-            n.report("each workbook entry needs a `name` and a `type`", entry if entry else document, "name")
+            where = entry if isinstance(entry, dict) else document
+            n.report("each workbook entry needs a `name` and a `type`", where, None if entry else "workbook")
             continue
-        body = LineDict({k: v for k, v in entry.items() if k != "name"})
-        body.line, body.key_lines = getattr(entry, "line", None), getattr(entry, "key_lines", {})
+        label = f"workbook:{entry['name']}"
         if entry["name"] in entries:
             n.report(f"workbook entry {entry['name']!r} is defined twice; rename one", entry, "name")
-        entries[entry["name"]] = n.task(body, f"workbook:{entry['name']}", allowed=keys.TASK_COMMON_KEYS)
+        if entry.get("type") is None:
+            n.report(
+                "a workbook entry needs a `type` (python, http, postgres, ...)", entry, "name", step=label
+            )
+        body = located({k: v for k, v in entry.items() if k != "name"}, entry)
+        entries[entry["name"]] = n.task(body, label, allowed=keys.TASK_COMMON_KEYS)
+        checks.check_templates(n, body, label)
     return entries
 
 
 def _steps(document: dict[str, Any], n: Normalizer) -> list[Step]:
-    raw = document.get("workflow", document.get("steps"))
-    if raw is None:
+    key = "workflow" if "workflow" in document else "steps"
+    raw = document.get(key)
+    if key not in document:
         n.report("the playbook has no `workflow`; add a list of steps starting with `step: start`", document)
         return []
-    if not isinstance(raw, list) or not raw:
-        n.report("`workflow` must be a non-empty list of steps", document, "workflow")
+    if raw is None or raw == []:
+        n.report(f"`{key}` is empty; add a list of steps starting with `- step: start`", document, key)
+        return []
+    if not isinstance(raw, list):
+        n.report(f"`{key}` must be a list of steps (`- step: start` ...)", document, key)
         return []
     steps: list[Step] = []
     seen: dict[str, int | None] = {}
     for entry in raw:
-        step = n.step(entry, document)
+        step = n.step(entry, document, key)
         if step is None:
             continue
         if step.name in seen:
             n.report(
-                f"step name {step.name!r} is used twice (first at line {seen[step.name]}); names must be unique",
+                f"step name {step.name!r} is used twice (first at line {seen[step.name]}); "
+                "step names must be unique: rename one",
                 entry,
                 "step",
                 step=step.name,
             )
             continue
-        seen[step.name] = step.line
+        seen[step.name] = line_of(entry, "step")
         steps.append(step)
     return steps
 

@@ -49,13 +49,17 @@ class SaveSpec:
 
 @dataclass(frozen=True)
 class Transition:
-    """One way out of a step. kind: 'when' (conditional), 'always' (unconditional) or 'else'."""
+    """One way out of a step. kind: 'when' (conditional), 'always' (unconditional) or 'else'.
+
+    `line` is where the target is named; `when_line` where its condition is written.
+    """
 
     step: str
     kind: str = "always"
     when: str | None = None
     data: Any = None
     line: int | None = None
+    when_line: int | None = None
 
 
 @dataclass(frozen=True)

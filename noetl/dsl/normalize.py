@@ -5,27 +5,26 @@ from __future__ import annotations
 import ast
 from typing import Any
 
-from noetl.dsl import keys
+from noetl.dsl import keys, parts
 from noetl.dsl.checks import check_templates, suggest
-from noetl.dsl.models import (
-    ACTION_TYPES,
-    ROUTER_TYPES,
-    SAVE_MODES,
-    STORAGES,
-    AssertSpec,
-    CircuitBreakerSpec,
-    IteratorSpec,
-    RetryPolicy,
-    SaveSpec,
-    Step,
-    Task,
-    Transition,
-)
-from noetl.dsl.sql_names import is_identifier, is_table_name
-from noetl.dsl.yaml_lines import LineDict, line_of
+from noetl.dsl.models import ACTION_TYPES, ROUTER_TYPES, RetryPolicy, SaveSpec, Step, Task, Transition
+from noetl.dsl.render import is_template
+from noetl.dsl.yaml_lines import line_of, located
 from noetl.errors import Problem
 
-_NO_LIMIT = object()
+_HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+# Keys of a legacy `loop` step that stay on the step; the rest is the per-item action.
+_STEP_ONLY_KEYS = frozenset({"loop", "step", "next", "desc", "description", "result", "assert"})
+# What each action type cannot do without: (keys, any one of which is enough; what to add).
+_REQUIRED: dict[str, tuple[tuple[str, ...], str]] = {
+    "python": (("code",), "`code` defining `def main(...)`"),
+    "http": (("endpoint", "url"), "`endpoint` (or `url`): the URL to call"),
+    "postgres": (("command", "commands"), "`command`: one or more SQL statements"),
+    "duckdb": (("command", "commands"), "`command`: one or more SQL statements"),
+    "playbook": (("path",), "`path` of a registered playbook or a file"),
+    "workbook": (("name", "task"), "`name` of a `workbook` entry"),
+    "secrets": (("name",), "`name` of the credential or secret"),
+}
 
 
 class Normalizer:
@@ -34,23 +33,30 @@ class Normalizer:
     def __init__(self, source: str, problems: list[Problem]) -> None:
         self.source = source
         self.problems = problems
+        self.workbook_names: set[str] = set()
 
-    def report(self, message: str, where: Any = None, key: str | None = None, *, step: str | None = None) -> None:
+    def report(
+        self, message: str, where: Any = None, key: str | None = None, *, step: str | None = None
+    ) -> None:
+        """Record a problem at the line of `key` in mapping `where` (or of `where` itself)."""
         self.problems.append(Problem(message, self.source, line_of(where, key), step))
 
     # ---- steps -------------------------------------------------------------------------------------
 
-    def step(self, raw: Any, document: Any) -> Step | None:
+    def step(self, raw: Any, document: Any, list_key: str = "workflow") -> Step | None:
+        """One workflow entry as a Step, or None (reported) when it has no usable name."""
         if not isinstance(raw, dict):
-            self.report("each workflow entry must be a mapping with a `step` name", document, "workflow")
+            self.report(
+                f"each `{list_key}` entry must be a mapping such as `- step: name`, got {raw!r}",
+                document,
+                list_key,
+            )
             return None
         name = raw.get("step")
         if not isinstance(name, str) or not name.strip():
-            self.report("a workflow entry has no `step` name; add `step: <name>`", raw)
+            self._report_nameless(raw, name)
             return None
-        body = raw
-        if "loop" in raw:
-            body = self._legacy_loop(raw, name)
+        body = self._legacy_loop(raw, name) if "loop" in raw else raw
         task = self.task(body, name, allowed=keys.STEP_COMMON_KEYS)
         check_templates(self, raw, name)
         return Step(
@@ -59,73 +65,98 @@ class Normalizer:
             next=self.transitions(raw.get("next"), raw, name),
             desc=raw.get("desc") or raw.get("description"),
             result=raw.get("result"),
-            assertions=self._assert(raw.get("assert"), raw, name),
+            assertions=parts.assertions(self, raw.get("assert"), raw, name),
             line=line_of(raw),
         )
 
-    def _legacy_loop(self, raw: dict[str, Any], name: str) -> LineDict:
+    def _report_nameless(self, raw: dict[str, Any], name: Any) -> None:
+        if name is not None and not isinstance(name, str):
+            self.report(f"the step name must be text, got {name!r}; write `step: <name>`", raw, "step")
+        elif isinstance(raw.get("name"), str):
+            self.report(
+                f"a workflow entry has no `step` name; write `step: {raw['name']}` instead of `name:`",
+                raw,
+                "name",
+            )
+        else:
+            self.report("a workflow entry has no `step` name; add `step: <name>`", raw)
+
+    def _legacy_loop(self, raw: dict[str, Any], name: str) -> dict[str, Any]:
         """`loop: {in, iterator, task, save}` is an iterator; without `task` the step's own action is it."""
         loop = raw["loop"]
         if not isinstance(loop, dict) or "in" not in loop:
-            self.report("`loop` needs `in` (the collection) and `iterator` (the element name)", raw, "loop", step=name)
-            loop = {}
-        body = LineDict({k: v for k, v in raw.items() if k not in ("loop",)})
-        body.line, body.key_lines = line_of(raw), getattr(raw, "key_lines", {})
+            self.report(
+                "`loop` needs `in` (the collection) and `iterator` (the element name)", raw, "loop", step=name
+            )
+            # reported once here, not again as a missing `collection`
+            loop = {**loop, "in": []} if isinstance(loop, dict) else {"in": []}
+        body = located({k: v for k, v in raw.items() if k != "loop"}, raw)
         task = loop.get("task")
         if task is None and raw.get("type") not in (None, "iterator"):
-            own = {k: v for k, v in raw.items() if k not in ("loop", "step", "next", "desc", "description")}
-            task = LineDict(own)
-            task.line, task.key_lines = line_of(raw), getattr(raw, "key_lines", {})
+            own = {k: v for k, v in raw.items() if k not in _STEP_ONLY_KEYS}
+            task = located(own, raw)
             for key in own:
                 body.pop(key, None)
-        body.update({"type": "iterator", "collection": loop.get("in"), "element": loop.get("iterator", "item")})
+        body.update(
+            {"type": "iterator", "collection": loop.get("in"), "element": loop.get("iterator", "item")}
+        )
         if task is not None:
             body["task"] = task
-        for key in ("mode", "concurrency", "where", "order_by", "limit", "chunk", "on_error"):
+        for key in ("mode", "concurrency", "where", "order_by", "limit", "chunk", "on_error", "save"):
             if key in loop:
                 body[key] = loop[key]
-        if "save" in loop:
-            body["save"] = loop["save"]
         return body
 
     def task(self, raw: dict[str, Any], where: str, *, allowed: frozenset[str]) -> Task:
+        """An action (step body, workbook entry or iterator task) as a Task."""
         kind = raw.get("type")
         if kind is not None and not isinstance(kind, str):
-            self.report("`type` must be a string", raw, "type", step=where)
+            self.report(
+                f"`type` must be a name such as python or http, got {kind!r}", raw, "type", step=where
+            )
             kind = None
-        if kind is not None and kind not in ACTION_TYPES and kind not in ROUTER_TYPES:
+        known_kind = kind is None or kind in ACTION_TYPES or kind in ROUTER_TYPES
+        if not known_kind:
             known = sorted(ACTION_TYPES | ROUTER_TYPES)
             self.report(
-                f"unknown type {kind!r}{suggest(kind, known)}; known types: {', '.join(known)}",
-                raw, "type", step=where,
+                f"unknown type {kind!r}{suggest(str(kind), known)}; known types: {', '.join(known)}",
+                raw,
+                "type",
+                step=where,
             )
         action_keys = keys.ACTION_KEYS.get(kind or "", frozenset())
-        for key in raw:
-            if key not in allowed and key not in action_keys:
-                hint = suggest(key, allowed | action_keys)
-                self.report(f"unknown key {key!r} for a step of type {kind or 'router'}{hint}", raw, key, step=where)
-        is_router = kind is None or kind in ROUTER_TYPES
+        if known_kind:  # with an unknown type we cannot tell which keys belong; the type is the error
+            self._check_keys(raw, allowed | action_keys, kind, where)
         config = {k: raw[k] for k in action_keys if k in raw}
         self._check_action(kind, raw, config, where)
         data = self.data(raw, where)
         save = self.save(raw["save"], raw, where) if raw.get("save") is not None else None
         if kind == "save":  # the save block is written on the step itself; the inputs are the rows
-            inline = LineDict({**config, "args": data, "auth": raw.get("auth")})
-            inline.line, inline.key_lines = line_of(raw), getattr(raw, "key_lines", {})
-            save = self.save(inline, raw, where)
+            if raw.get("save") is not None:
+                self.report("a `type: save` step is itself the save: put storage, table, ... on the step "
+                            "and remove the `save:` block", raw, "save", step=where)
+            save = self.save(located({**config, "args": data, "auth": raw.get("auth")}, raw), raw, where)
             config = {}
         return Task(
-            type=None if is_router else kind,
+            type=None if kind is None or kind in ROUTER_TYPES else kind,
             data=data,
             config=config,
             auth=raw.get("auth"),
             save=save,
             retry=self.retry(raw.get("retry"), raw, where),
-            iterator=self.iterator(raw, where) if kind == "iterator" else None,
+            iterator=parts.iterator(self, raw, where) if kind == "iterator" else None,
             line=line_of(raw),
         )
 
+    def _check_keys(self, raw: dict[str, Any], valid: frozenset[str], kind: str | None, where: str) -> None:
+        for key in raw:
+            if key not in valid:
+                hint = suggest(key, valid) or f"; valid keys here: {', '.join(sorted(valid))}"
+                what = f"{_a(kind)} {kind} step" if kind else "a router step (no `type`)"
+                self.report(f"unknown key {key!r} for {what}{hint}", raw, key, step=where)
+
     def data(self, raw: dict[str, Any], where: str) -> Any:
+        """The inputs: `data` and its aliases, merged with `data` winning."""
         given = [k for k in keys.DATA_ALIASES if k in raw and raw[k] is not None]
         if not given:
             return None
@@ -134,266 +165,174 @@ class Normalizer:
         merged: dict[str, Any] = {}
         for key in given:
             if not isinstance(raw[key], dict):
-                self.report(f"`{key}` must be a mapping when several input keys are given", raw, key, step=where)
+                self.report(
+                    f"`{key}` must be a mapping when several input keys ({', '.join(given)}) are given; "
+                    "merge them under `data`",
+                    raw,
+                    key,
+                    step=where,
+                )
                 continue
             merged.update(raw[key])
         return merged
 
-    def _check_action(self, kind: str | None, raw: dict[str, Any], config: dict[str, Any], where: str) -> None:
-        def need(key_options: tuple[str, ...], what: str) -> None:
-            if not any(config.get(k) for k in key_options):
-                self.report(f"a {kind} step needs {what}", raw, step=where)
-
-        if kind == "python":
-            need(("code",), "`code` defining `def main(...)`")
-            if isinstance(config.get("code"), str):
-                self._check_python(config["code"], raw, where)
+    def _check_action(
+        self, kind: str | None, raw: dict[str, Any], config: dict[str, Any], where: str
+    ) -> None:
+        required = _REQUIRED.get(kind or "")
+        if required and not any(config.get(k) for k in required[0]):
+            self.report(f"{_a(kind)} {kind} step needs {required[1]}; add it to the step", raw, step=where)
+        if kind == "python" and isinstance(config.get("code"), str):
+            self._check_python(config["code"], raw, where)
+        elif kind == "python" and config.get("code") is not None:
+            self.report("`code` must be Python source text (use `code: |`)", raw, "code", step=where)
         elif kind == "http":
-            need(("endpoint", "url"), "`endpoint` (or `url`)")
             method = str(config.get("method", "GET")).upper()
-            if method not in {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}:
-                self.report(f"unknown HTTP method {method!r}", raw, "method", step=where)
-        elif kind in ("postgres", "duckdb"):
-            need(("command", "commands"), "`command` (one or more SQL statements)")
-        elif kind == "playbook":
-            need(("path",), "`path` of a registered playbook or a file")
+            if method not in _HTTP_METHODS and not is_template(method):
+                self.report(
+                    f"unknown HTTP method {method!r}{suggest(method, _HTTP_METHODS)}; use one of "
+                    f"{', '.join(sorted(_HTTP_METHODS))}",
+                    raw,
+                    "method",
+                    step=where,
+                )
         elif kind == "workbook":
-            need(("name", "task"), "`name` of a workbook entry")
-        elif kind == "secrets":
-            need(("name",), "`name` of the credential or secret")
+            self._check_workbook_ref(config, raw, where)
+
+    def _check_workbook_ref(self, config: dict[str, Any], raw: dict[str, Any], where: str) -> None:
+        key = "name" if config.get("name") else "task"
+        ref = config.get(key)
+        if isinstance(ref, str) and not is_template(ref) and ref not in self.workbook_names:
+            known = (
+                f"; defined entries: {', '.join(sorted(self.workbook_names))}" if self.workbook_names else ""
+            )
+            self.report(
+                f"workbook entry {ref!r} does not exist{suggest(ref, self.workbook_names)}; "
+                f"define it under `workbook:` or fix the name{known}",
+                raw,
+                key,
+                step=where,
+            )
 
     def _check_python(self, code: str, raw: dict[str, Any], where: str) -> None:
-        base = line_of(raw, "code") or 0
+        first = raw.value_lines.get("code") if hasattr(raw, "value_lines") else None
         try:
             tree = ast.parse(code)
         except SyntaxError as exc:
-            line = base + (exc.lineno or 0)
-            self.problems.append(Problem(f"python syntax error in `code`: {exc.msg}", self.source, line, where))
+            line = first + (exc.lineno or 1) - 1 if first else line_of(raw, "code")
+            text = (exc.text or "").strip()
+            near = f" near {text!r}" if text else ""
+            self.problems.append(
+                Problem(
+                    f"python syntax error in `code`: {exc.msg} (line {exc.lineno} of the code{near}); "
+                    "fix the Python source",
+                    self.source,
+                    line,
+                    where,
+                )
+            )
             return
-        if not any(isinstance(n, ast.FunctionDef) and n.name == "main" for n in tree.body):
-            self.report("`code` must define `def main(...)`; its return value is the step's result", raw, "code",
-                        step=where)
+        if not any(_defines_main(node) for node in tree.body):
+            self.report(
+                "`code` must define `def main(...)`; the step calls main() and its return value is the "
+                "step's result",
+                raw,
+                "code",
+                step=where,
+            )
 
     # ---- transitions -------------------------------------------------------------------------------
 
-    def transitions(self, raw: Any, step_raw: dict[str, Any], step: str) -> tuple[Transition, ...]:
+    def transitions(
+        self, raw: Any, step_raw: dict[str, Any], step: str, list_key: str = "next"
+    ) -> tuple[Transition, ...]:
+        """`next` as Transitions: a name, a list of names or mappings, or a single mapping."""
         if raw is None:
             return ()
         items = raw if isinstance(raw, list) else [raw]
         out: list[Transition] = []
         for item in items:
-            out.extend(self._transition(item, step_raw, step))
+            out.extend(self._transition(item, step_raw, step, list_key))
         return tuple(out)
 
-    def _transition(self, item: Any, step_raw: dict[str, Any], step: str) -> list[Transition]:
+    def _transition(self, item: Any, step_raw: dict[str, Any], step: str, list_key: str) -> list[Transition]:
         if isinstance(item, str):
-            return [Transition(step=item, line=line_of(step_raw, "next"))]
+            return [Transition(step=item, line=line_of(step_raw, list_key))]
         if not isinstance(item, dict):
-            self.report("each `next` item is a step name or a mapping with `step`", step_raw, "next", step=step)
+            self.report(
+                f"each `{list_key}` item is a step name or a mapping with `step`, got {item!r}",
+                step_raw,
+                list_key,
+                step=step,
+            )
             return []
         for key in item:
             if key not in keys.TRANSITION_KEYS:
-                self.report(f"unknown key {key!r} in `next`{suggest(key, keys.TRANSITION_KEYS)}", item, key, step=step)
+                hint = suggest(key, keys.TRANSITION_KEYS) or "; use step, when, then, else or data"
+                self.report(f"unknown key {key!r} in a `next` item{hint}", item, key, step=step)
         when = item.get("when")
         if when is not None and not isinstance(when, str | bool):
-            self.report("`when` must be a template string such as \"{{ result.ok }}\"", item, "when", step=step)
+            self.report('`when` must be a template string such as "{{ result.ok }}"', item, "when", step=step)
+        when_line = line_of(item, "when")
         data = self.data(item, step)
         if "then" in item or "else" in item:
-            out: list[Transition] = []
-            for key, kind in (("then", "when"), ("else", "else")):
-                if key in item:
-                    for sub in self.transitions(item[key], item, step):
-                        out.append(Transition(sub.step, kind if kind == "else" or when else "always",
-                                              when if kind == "when" else None, sub.data, line_of(item, key)))
-            return out
+            return self._then_else(item, when, when_line, data, step)
         target = item.get("step")
         if not isinstance(target, str):
-            self.report("a `next` item needs `step: <name>` (or `then`/`else` lists)", item, step=step)
+            self.report(
+                "a `next` item needs `step: <name>` (the step to go to), or `then`/`else` lists",
+                item,
+                step=step,
+            )
             return []
+        line = line_of(item, "step")
         if when is None:
-            return [Transition(target, "always", None, data, line_of(item))]
-        return [Transition(target, "when", str(when), data, line_of(item, "when"))]
+            return [Transition(target, "always", None, data, line)]
+        return [Transition(target, "when", str(when), data, line, when_line)]
+
+    def _then_else(
+        self, item: dict[str, Any], when: Any, when_line: int | None, data: Any, step: str
+    ) -> list[Transition]:
+        """The `when/then/else` form; a payload beside `then`/`else` goes to each of their targets."""
+        if "then" in item and when is None:
+            self.report("`then` needs a `when` beside it; add the condition", item, "then", step=step)
+        out: list[Transition] = []
+        for key in ("then", "else"):
+            if key not in item:
+                continue
+            for sub in self.transitions(item[key], item, step, key):
+                kind = "else" if key == "else" else "when" if when is not None else "always"
+                condition = str(when) if kind == "when" else None
+                payload = _merge_payload(data, sub.data)
+                out.append(Transition(sub.step, kind, condition, payload, sub.line, when_line))
+        return out
 
     # ---- pieces ------------------------------------------------------------------------------------
 
     def retry(self, raw: Any, where_raw: Any, step: str) -> RetryPolicy | None:
-        if raw is None or raw is False:
-            return None
-        if raw is True:
-            return RetryPolicy()
-        if isinstance(raw, int) and not isinstance(raw, bool):
-            if raw < 1:
-                self.report(f"retry count {raw} must be 1 or more", where_raw, "retry", step=step)
-                return None
-            return RetryPolicy(max_attempts=raw)
-        if not isinstance(raw, dict):
-            self.report("retry must be true, a number of attempts, or a mapping (max_attempts, "
-                        "initial_delay, ...)", where_raw, "retry", step=step)
-            return None
-        for key in raw:
-            if key not in keys.RETRY_KEYS:
-                self.report(f"unknown retry key {key!r}{suggest(key, keys.RETRY_KEYS)}", raw, key, step=step)
-        values: dict[str, Any] = {}
-        for key, kind, low in (("max_attempts", int, 1), ("initial_delay", float, 0), ("backoff_multiplier", float, 1),
-                               ("max_delay", float, 0)):
-            if key in raw:
-                value = raw[key]
-                if isinstance(value, bool) or not isinstance(value, int | float) or value < low:
-                    self.report(f"retry.{key} must be a number >= {low}, got {value!r}", raw, key, step=step)
-                    continue
-                values[key] = kind(value)
-        if "jitter" in raw:
-            values["jitter"] = bool(raw["jitter"])
-        for key in ("retry_when", "stop_when"):
-            if key in raw:
-                values[key] = str(raw[key])
-        return RetryPolicy(**values)
+        """A retry policy from `true`, a number of attempts or a mapping."""
+        return parts.retry(self, raw, where_raw, step)
 
     def save(self, raw: Any, where_raw: Any, step: str) -> SaveSpec | None:
-        if not isinstance(raw, dict):
-            self.report("save must be a mapping with `storage` (postgres, duckdb, http, python, event)",
-                        where_raw, "save", step=step)
-            return None
-        merged = LineDict({k: v for k, v in raw.items() if k != "storage"})
-        merged.line, merged.key_lines = line_of(raw), getattr(raw, "key_lines", {})
-        storage = raw.get("storage")
-        if isinstance(storage, dict):  # `storage: {type: postgres, table: ...}`: inside wins
-            merged.update({k: v for k, v in storage.items() if k != "type"})
-            storage = storage.get("type")
-        kind = raw.get("type")
-        if storage is not None and kind is not None and storage != kind:
-            self.report(f"save has storage {storage!r} and type {kind!r}; keep one", raw, "type", step=step)
-        storage = storage or kind
-        for key in merged:
-            if key not in keys.SAVE_KEYS:
-                self.report(f"unknown save key {key!r}{suggest(key, keys.SAVE_KEYS)}", raw, key, step=step)
-        if storage is None:
-            if merged.get("table") or merged.get("statement"):
-                self.report("save names a table but no storage; add `storage: postgres` (or duckdb)", raw, step=step)
-            storage = "event"
-        if storage not in STORAGES:
-            self.report(f"unknown save storage {storage!r}{suggest(str(storage), STORAGES)}; "
-                        f"use one of {', '.join(sorted(STORAGES))}", raw, "storage", step=step)
-        mode = merged.get("mode", "statement" if merged.get("statement") and not merged.get("table") else "insert")
-        self._check_save_mode(str(storage), mode, merged, raw, step)
-        key = merged.get("key") or ()
-        key_cols = tuple([key] if isinstance(key, str) else key) if isinstance(key, str | list) else ()
-        cb = merged.get("circuit_breaker")
-        return SaveSpec(
-            storage=str(storage),
-            mode=str(mode),
-            table=merged.get("table"),
-            key=tuple(str(k) for k in key_cols),
-            args=merged.get("args", merged.get("data")),
-            auth=merged.get("auth"),
-            statement=merged.get("statement"),
-            retry=self.retry(merged.get("retry"), raw, step),
-            circuit_breaker=self._breaker(cb, raw, step) if cb else None,
-            options={k: merged[k] for k in keys.SAVE_OPTION_KEYS if k in merged},
-            line=line_of(raw),
-        )
+        """A save block as a SaveSpec (storage aliases folded)."""
+        return parts.save(self, raw, where_raw, step)
 
-    def _check_save_mode(self, storage: str, mode: Any, merged: dict[str, Any], raw: Any, step: str) -> None:
-        if mode not in SAVE_MODES:
-            self.report(f"unknown save mode {mode!r}; use insert, upsert (with key) or statement", raw, "mode",
-                        step=step)
-            return
-        if storage not in ("postgres", "duckdb"):
-            return
-        table = merged.get("table")
-        if mode == "statement":
-            if not merged.get("statement"):
-                self.report("save mode statement needs `statement: INSERT ... VALUES (:name)`", raw, step=step)
-            return
-        if not table:
-            self.report(f"a {storage} save needs `table` (or mode statement)", raw, step=step)
-        elif isinstance(table, str) and "{{" not in table and not is_table_name(table):
-            self.report(f"table {table!r} is not a valid name; use letters, digits and _ (schema.table)",
-                        raw, "table", step=step)
-        key = merged.get("key")
-        if mode == "upsert" and not key:
-            self.report("save mode upsert needs `key` (a column or a list of columns)", raw, "mode", step=step)
-        for col in [key] if isinstance(key, str) else key or []:
-            if not isinstance(col, str) or not is_identifier(col):
-                self.report(f"key column {col!r} is not a valid name", raw, "key", step=step)
-        args = merged.get("args", merged.get("data"))
-        if isinstance(args, dict):
-            for col in args:
-                if not is_identifier(str(col)):
-                    self.report(f"column {col!r} is not a valid name", raw, step=step)
-        elif args is not None and not (isinstance(args, str) and "{{" in args):
-            self.report("save `args` must map column names to values", raw, step=step)
 
-    def _breaker(self, raw: Any, where: Any, step: str) -> CircuitBreakerSpec | None:
-        if not isinstance(raw, dict):
-            self.report("circuit_breaker must be a mapping {failure_threshold, reset_timeout}", where, step=step)
-            return None
-        threshold, reset = raw.get("failure_threshold", 5), raw.get("reset_timeout", 30.0)
-        if not isinstance(threshold, int) or threshold < 1 or not isinstance(reset, int | float) or reset < 0:
-            self.report("circuit_breaker needs failure_threshold >= 1 and reset_timeout >= 0", where, step=step)
-            return None
-        return CircuitBreakerSpec(threshold, float(reset))
+def _a(word: str | None) -> str:
+    return "an" if word in ("http", "iterator") else "a"
 
-    def iterator(self, raw: dict[str, Any], step: str) -> IteratorSpec | None:
-        task_raw = raw.get("task")
-        if "collection" not in raw:
-            self.report("an iterator needs `collection` (a list or a template)", raw, step=step)
-        if not isinstance(task_raw, dict):
-            self.report("an iterator needs `task`: the nested action run for every item", raw, step=step)
-            return None
-        task = self.task(task_raw, step, allowed=keys.TASK_COMMON_KEYS)
-        if task.is_router:
-            self.report("the iterator's `task` needs a `type` (python, http, postgres, ...)", task_raw, step=step)
-        mode = raw.get("mode", "sequential")
-        if mode == "parallel":
-            mode = "async"
-        if mode not in ("sequential", "async"):
-            self.report(f"iterator mode {mode!r} is unknown; use sequential or async", raw, "mode", step=step)
-        on_error = raw.get("on_error", "fail")
-        if on_error not in ("fail", "continue"):
-            self.report(f"on_error {on_error!r} is unknown; use fail or continue", raw, "on_error", step=step)
-        element = raw.get("element", "item")
-        if not isinstance(element, str) or not is_identifier(element):
-            self.report(f"element {element!r} must be a plain name such as `city`", raw, "element", step=step)
-        numbers = {k: self._positive(raw, k, step) for k in ("concurrency", "limit", "chunk", "max_failures")}
-        ratio = raw.get("max_failure_ratio")
-        if ratio is not None and (not isinstance(ratio, int | float) or not 0 <= ratio <= 1):
-            self.report("max_failure_ratio must be a number between 0 and 1", raw, "max_failure_ratio", step=step)
-            ratio = None
-        return IteratorSpec(
-            collection=raw.get("collection"),
-            task=task,
-            element=str(element),
-            mode=str(mode),
-            concurrency=numbers["concurrency"] or 8,
-            where=raw.get("where"),
-            order_by=raw.get("order_by"),
-            limit=numbers["limit"],
-            chunk=numbers["chunk"],
-            on_error=str(on_error),
-            max_failures=numbers["max_failures"],
-            max_failure_ratio=ratio,
-        )
 
-    def _positive(self, raw: dict[str, Any], key: str, step: str) -> int | None:
-        value = raw.get(key)
-        if value is None:
-            return None
-        low = 0 if key == "max_failures" else 1
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            self.report(f"{key} must be a whole number >= {low}, got {value!r}", raw, key, step=step)
-            return None
-        return value
+def _merge_payload(outer: Any, inner: Any) -> Any:
+    if isinstance(outer, dict) and isinstance(inner, dict):
+        return {**outer, **inner}
+    return inner if inner is not None else outer
 
-    def _assert(self, raw: Any, where: Any, step: str) -> AssertSpec | None:
-        if raw is None:
-            return None
-        if not isinstance(raw, dict) or set(raw) - {"expects", "returns"}:
-            self.report("assert takes `expects: [names]` and `returns: [paths]`", where, "assert", step=step)
-            return None
 
-        def names(key: str) -> tuple[str, ...]:
-            value = raw.get(key) or []
-            return tuple(str(v) for v in (value if isinstance(value, list) else [value]))
-
-        return AssertSpec(expects=names("expects"), returns=names("returns"))
+def _defines_main(node: ast.stmt) -> bool:
+    if isinstance(node, ast.FunctionDef):
+        return node.name == "main"
+    if isinstance(node, ast.Assign):
+        return any(isinstance(t, ast.Name) and t.id == "main" for t in node.targets)
+    if isinstance(node, ast.ImportFrom | ast.Import):
+        return any((a.asname or a.name) == "main" for a in node.names)
+    return False

@@ -219,9 +219,7 @@ def truthy(value: Any) -> bool:
     """PLAYBOOK.md truthiness: words like 'no'/'off'/'null' are false; other non-empty strings true."""
     if isinstance(value, str):
         word = value.strip().lower()
-        if word in FALSE_WORDS:
-            return False
-        return True
+        return word not in FALSE_WORDS
     return bool(value)
 
 

@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
 
 
 class LineDict(dict[str, Any]):
-    """A mapping from YAML that knows its own line and the line of each key (1-based)."""
+    """A mapping from YAML that knows its own line and the line of each key (1-based).
 
-    line: int | None = None
-    key_lines: dict[str, int]
+    `value_lines` holds the line where a value's text begins: for a block scalar (`code: |`) that is
+    the line after the key, so a line inside the value can be mapped back to a line of the file.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.line: int | None = None
+        self.key_lines: dict[str, int] = {}
+        self.value_lines: dict[str, int] = {}
 
     def line_of(self, key: str) -> int | None:
         return self.key_lines.get(key, self.line)
+
+
+def located(items: dict[str, Any], like: Any) -> LineDict:
+    """A LineDict holding `items` that reports the same lines as `like` (a LineDict or anything)."""
+    out = LineDict(items)
+    if isinstance(like, LineDict):
+        out.line, out.key_lines, out.value_lines = like.line, like.key_lines, like.value_lines
+    return out
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -25,7 +41,6 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
     loader.flatten_mapping(node)
     mapping = LineDict()
     mapping.line = node.start_mark.line + 1
-    mapping.key_lines = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, str | int | float | bool) and key is not None:
@@ -35,10 +50,16 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
         skey = key if isinstance(key, str) else str(key) if key is not None else "null"
         if skey in mapping:
             raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {skey!r}", key_node.start_mark
+                None,
+                None,
+                f"duplicate key {skey!r} (first at line {mapping.key_lines[skey]}); a key may appear only "
+                "once in a mapping: remove one or merge them",
+                key_node.start_mark,
             )
         mapping[skey] = loader.construct_object(value_node, deep=True)
         mapping.key_lines[skey] = key_node.start_mark.line + 1
+        block = isinstance(value_node, yaml.ScalarNode) and value_node.style in ("|", ">")
+        mapping.value_lines[skey] = value_node.start_mark.line + (2 if block else 1)
     return mapping
 
 
@@ -47,10 +68,69 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _con
 
 def load_yaml(text: str) -> Any:
     """Parse YAML text; raises yaml.YAMLError (with a mark) on bad syntax."""
-    return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+    return yaml.load(text, Loader=_LineLoader)  # a SafeLoader subclass: no arbitrary objects
 
 
 def line_of(value: Any, key: str | None = None) -> int | None:
     if isinstance(value, LineDict):
         return value.line_of(key) if key else value.line
     return None
+
+
+def first_content_line(text: str) -> int:
+    """The first line that is not blank, a comment or a document marker (1-based; 1 if none)."""
+    for number, raw in enumerate(text.splitlines(), start=1):
+        stripped = raw.strip()
+        if stripped and not stripped.startswith(("#", "---", "%")):
+            return number
+    return 1
+
+
+_UNQUOTED_TEMPLATE = re.compile(r"(:|-)\s+\{\{")
+
+
+def describe_yaml_error(exc: yaml.MarkedYAMLError, text: str) -> tuple[str, int | None]:
+    """A YAML parse error as (message with a fix, 1-based line of the cause)."""
+    problem = exc.problem or exc.context or "invalid YAML"
+    context = exc.context or ""
+    start = exc.context_mark.line + 1 if exc.context_mark else None
+    line = exc.problem_mark.line + 1 if exc.problem_mark else start
+    lines = text.splitlines()
+    at = lines[line - 1] if line and 0 < line <= len(lines) else ""
+    if "quoted scalar" in context and start is not None:
+        return (
+            f"YAML syntax error: a quoted string opened at line {start} is not closed; add the closing quote",
+            start,
+        )
+    if "\\t" in problem or "\t" in at[: len(at) - len(at.lstrip())]:
+        return "YAML syntax error: a tab character is used for indentation; YAML needs spaces there", line
+    if _UNQUOTED_TEMPLATE.search(at) or (problem.startswith("unhashable key") and "{{" in at):
+        return (
+            'YAML syntax error: a value starting with {{ must be quoted, e.g. key: "{{ workload.x }}"',
+            line,
+        )
+    if problem.startswith("duplicate key"):
+        return f"YAML error: {problem}", line
+    if "flow sequence" in context or "flow mapping" in context:
+        bracket = "[" if "sequence" in context else "{"
+        closing = "]" if bracket == "[" else "}"
+        return (
+            f"YAML syntax error: the {bracket} opened at line {start} is not closed ({problem}); "
+            f"add the missing {closing!r} or ','",
+            line,
+        )
+    if "block end" in problem or "block mapping" in context or "block collection" in context:
+        return (
+            f"YAML syntax error: the indentation does not line up ({problem}); keys of one mapping and "
+            "items of one list must start in the same column",
+            line,
+        )
+    if "mapping values are not allowed" in problem:
+        return (
+            "YAML syntax error: unexpected ':' (mapping values are not allowed here); check the indentation, "
+            "or quote a value that contains ': '",
+            line,
+        )
+    if "single document" in context:
+        return "YAML syntax error: the file holds several documents (---); keep one playbook per file", line
+    return f"YAML syntax error: {problem}; fix the indentation or quoting there", line

@@ -23,7 +23,7 @@ class RunStep:
 
 @dataclass(frozen=True)
 class Finish:
-    status: str  # COMPLETED | FAILED
+    status: str  # state.COMPLETED or state.FAILED (lower case); the runner upper-cases it for events
     result: Any = None
     error: str | None = None
 

@@ -1,0 +1,188 @@
+"""Templating: native values, filters and globals, step views, truthiness, strictness, the sandbox."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from datetime import datetime
+
+import pytest
+
+from noetl.dsl.render import StepView, check_syntax, plain, render, root_names, truthy
+from noetl.errors import TemplateError
+
+CONTEXT = {
+    "workload": {"cities": [{"name": "London", "lat": 51.5}], "limit": 10, "conf": {"a": 1}},
+    "fetch": StepView({"x": 1, "items": [1, 2], "nested": {"y": "deep"}}),
+    "http_call": StepView({"status_code": 200, "data": {"x": 42}}),
+    "listing": StepView([10, 20, 30]),
+}
+
+
+# ---- native values -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("{{ workload.cities }}", [{"name": "London", "lat": 51.5}]),
+        ("{{ workload.conf }}", {"a": 1}),
+        ("{{ workload.limit }}", 10),
+        ("{{ workload.limit * 2 + 1 }}", 21),
+        ("  {{ workload.cities[0].lat }}  ", 51.5),
+        ("{{ workload.limit > 5 }}", True),
+        ("{{ none }}", None),
+    ],
+)
+def test_a_single_expression_renders_to_the_native_value(template: str, expected: object) -> None:
+    value = render(template, CONTEXT)
+    assert value == expected
+    assert type(value) is type(expected)
+
+
+def test_mixed_text_renders_a_string() -> None:
+    assert render("limit={{ workload.limit }}", CONTEXT) == "limit=10"
+    assert render("{{ workload.limit }}{{ workload.limit }}", CONTEXT) == "1010"
+
+
+def test_render_walks_dicts_and_lists_and_leaves_plain_values() -> None:
+    value = render({"a": ["{{ workload.limit }}", "x"], "b": 3, "c": None}, CONTEXT)
+    assert value == {"a": [10, "x"], "b": 3, "c": None}
+
+
+def test_a_step_result_renders_as_plain_data_not_a_view() -> None:
+    value = render("{{ fetch }}", CONTEXT)
+    assert value == {"x": 1, "items": [1, 2], "nested": {"y": "deep"}}
+    assert not isinstance(value, StepView)
+    assert plain({"k": [StepView({"a": 1})]}) == {"k": [{"a": 1}]}
+
+
+# ---- filters and globals ------------------------------------------------------------------------------
+
+
+def test_tojson_serializes_step_views_and_nested_values() -> None:
+    assert json.loads(render("{{ fetch | tojson }}", CONTEXT)) == {
+        "x": 1,
+        "items": [1, 2],
+        "nested": {"y": "deep"},
+    }
+    assert render("{{ workload.conf | tojson }}", CONTEXT) == '{"a": 1}'
+
+
+def test_b64encode() -> None:
+    assert render("{{ 'user:pass' | b64encode }}", CONTEXT) == base64.b64encode(b"user:pass").decode()
+
+
+def test_now_is_an_aware_iso_timestamp() -> None:
+    stamp = render("{{ now() }}", CONTEXT)
+    parsed = datetime.fromisoformat(stamp)
+    assert parsed.tzinfo is not None
+
+
+def test_uuid_is_a_fresh_uuid_each_time() -> None:
+    first, second = render("{{ uuid() }}", CONTEXT), render("{{ uuid() }}", CONTEXT)
+    assert str(uuid.UUID(first)) == first
+    assert first != second
+
+
+# ---- step views ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("template", ["{{ fetch.x }}", "{{ fetch.result.x }}", "{{ fetch.data.x }}"])
+def test_three_ways_to_reach_a_field(template: str) -> None:
+    assert render(template, CONTEXT) == 1
+
+
+def test_a_field_named_like_a_dict_method_is_the_field() -> None:
+    assert render("{{ fetch.items }}", CONTEXT) == [1, 2]
+
+
+def test_data_of_a_result_with_a_data_field_is_that_field() -> None:
+    assert render("{{ http_call.data.x }}", CONTEXT) == 42
+    assert render("{{ http_call.result.data.x }}", CONTEXT) == 42
+    assert render("{{ http_call.status_code }}", CONTEXT) == 200
+
+
+def test_list_results_index_and_iterate() -> None:
+    assert render("{{ listing[1] }}", CONTEXT) == 20
+    assert render("{{ listing | length }}", CONTEXT) == 3
+    assert render("{% for v in listing %}{{ v }},{% endfor %}", CONTEXT) == "10,20,30,"
+
+
+def test_a_missing_field_of_a_step_is_an_error() -> None:
+    with pytest.raises(TemplateError, match="undefined"):
+        render("{{ fetch.nope }}", CONTEXT)
+
+
+# ---- truthiness -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("word", ["true", "yes", "y", "on", "1", "TRUE", " Yes ", "anything", "hot"])
+def test_true_words(word: str) -> None:
+    assert truthy(word) is True
+
+
+@pytest.mark.parametrize("word", ["false", "no", "n", "off", "0", "none", "null", "", "  ", "False", "NULL"])
+def test_false_words(word: str) -> None:
+    assert truthy(word) is False
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(0, False), (1, True), ([], False), ([0], True), (None, False)]
+)
+def test_non_strings_use_python_truthiness(value: object, expected: bool) -> None:
+    assert truthy(value) is expected
+
+
+def test_a_rendered_when_goes_through_the_words() -> None:
+    assert truthy(render("{{ 'off' }}", CONTEXT)) is False
+    assert truthy(render("value: {{ workload.limit }}", CONTEXT)) is True
+
+
+# ---- strictness ------------------------------------------------------------------------------------------
+
+
+def test_an_undefined_name_raises_and_names_the_variable() -> None:
+    with pytest.raises(TemplateError) as info:
+        render("{{ wrkload.limit }}", CONTEXT, where="step 'a' data")
+    message = str(info.value)
+    assert "'wrkload' is undefined" in message
+    assert message.startswith("step 'a' data:")
+    assert "workload" in message  # the available names are listed
+
+
+def test_an_undefined_name_in_mixed_text_also_raises() -> None:
+    with pytest.raises(TemplateError, match="'missing' is undefined"):
+        render("hello {{ missing }}", CONTEXT)
+
+
+def test_a_filter_error_is_a_template_error() -> None:
+    with pytest.raises(TemplateError, match="ZeroDivisionError"):
+        render("{{ workload.limit / 0 }}", CONTEXT)
+
+
+def test_check_syntax_and_root_names() -> None:
+    assert check_syntax("{{ a.b }}") is None
+    error = check_syntax("{{ a.b }")
+    assert error is not None and "template syntax error" in error
+    assert root_names("{{ result.x > workload.limit and fetch.ok }}") == {"result", "workload", "fetch"}
+    assert root_names("{% for c in cities %}{{ c }}{% endfor %}") == {"cities"}
+
+
+# ---- sandbox -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ ''.__class__ }}",
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "x {{ workload.__class__ }}",
+        "{{ fetch.__init__.__globals__ }}",
+        "{{ now.__globals__ }}",
+    ],
+)
+def test_the_sandbox_blocks_dunder_access(template: str) -> None:
+    with pytest.raises(TemplateError, match="unsafe"):
+        render(template, CONTEXT)
