@@ -52,7 +52,7 @@ def default_actions() -> Registry:
 
 
 def default_storages() -> Registry:
-    """Save writers: fn(spec, rows_template_rendered, ctx) -> rows written."""
+    """Save writers: write(request: SaveRequest, ctx) -> rows written."""
     registry = Registry()
     for name in ("event", "postgres", "duckdb", "http", "python"):
         registry.register(name, _lazy(f"noetl.actions.save.{name}_storage", "write"))

@@ -203,13 +203,15 @@ def _check_columns(n: Normalizer, mode: str, merged: dict[str, Any], raw: Any, s
             )
     args_key = "args" if "args" in merged else "data"
     args = merged.get(args_key)
-    if isinstance(args, dict):
-        for col in args:
+    row_list = isinstance(args, list) and all(isinstance(r, dict) or is_template(r) for r in args)
+    rows: list[Any] = [args] if isinstance(args, dict) else []
+    if isinstance(args, list) and row_list:
+        rows = [r for r in args if isinstance(r, dict)]
+    for row in rows:
+        for col in row:
             if not is_identifier(str(col)):
-                n.report(
-                    f"column {col!r} is not a valid name; use letters, digits and _", args, col, step=step
-                )
-    elif args is not None and not is_template(args):
+                n.report(f"column {col!r} is not a valid name; use letters, digits and _", row, col, step=step)
+    if args is not None and not is_template(args) and not isinstance(args, dict) and not row_list:
         n.report(f"save `{args_key}` must map column names to values", raw, args_key, step=step)
 
 

@@ -1,0 +1,120 @@
+"""The postgres action: run a step's SQL statements in one transaction, binding `:name` from its inputs."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from noetl.actions.base import ActionContext
+from noetl.actions.pg_connections import (
+    PgConnectError,
+    connection,
+    conninfo_for,
+    describe_target,
+    is_connection_error,
+    scrub,
+    sql_error_text,
+)
+from noetl.actions.sql_results import statement_result
+from noetl.actions.sql_split import bind_named
+from noetl.actions.sql_step import commands, preview, resolve_auth
+from noetl.dsl.render import truthy
+from noetl.errors import ActionError, CredentialError
+from noetl.store.ports import CredentialRecord
+
+
+def run(ctx: ActionContext) -> dict[str, Any]:
+    statements = commands(ctx)
+    conninfo = _conninfo(ctx, resolve_auth(ctx, "postgres"))
+    autocommit = truthy(ctx.config.get("autocommit", False))
+    inputs = ctx.inputs if isinstance(ctx.inputs, dict) else {}
+    try:
+        with connection(conninfo, autocommit=autocommit) as conn:
+            return _run_all(conn, statements, inputs, autocommit, ctx.step)
+    except PgConnectError as exc:
+        raise ActionError(
+            f"step '{ctx.step}': {exc}; check the credential's host, port and user, and that "
+            "the server is running",
+            error_type="ConnectionError",
+        ) from None
+    except psycopg.Error as exc:  # a statement's own error is an ActionError already; this is the rest
+        raise _failure(exc, conninfo, ctx.step) from None
+
+
+def _conninfo(ctx: ActionContext, record: CredentialRecord) -> str:
+    try:
+        return conninfo_for(record)
+    except CredentialError as exc:
+        message = f"step '{ctx.step}': {exc}"
+        raise ActionError(message, non_retryable=True, error_type="CredentialError") from None
+
+
+def _run_all(
+    conn: psycopg.Connection[Any], statements: list[str], inputs: dict[str, Any], autocommit: bool, step: str
+) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    # One transaction for the whole step: an error in any statement rolls back all of them.
+    with nullcontext() if autocommit else conn.transaction():
+        for index, statement in enumerate(statements):
+            results[f"command_{index}"] = _run_one(conn, statement, inputs, index, len(statements), step)
+    return results
+
+
+def _run_one(
+    conn: psycopg.Connection[Any], statement: str, inputs: dict[str, Any], index: int, total: int, step: str
+) -> dict[str, Any]:
+    bound = bind_named(statement, inputs, "pyformat")
+    params = {name: adapt(inputs[name]) for name in bound.names} if bound.names else None
+    try:
+        with conn.cursor() as cur:
+            cur.execute(bound.text, params)
+            if cur.description is None:
+                return statement_result([], [], cur.rowcount)
+            rows = cur.fetchall()
+            return statement_result([c.name for c in cur.description], rows, len(rows))
+    except psycopg.Error as exc:
+        if is_connection_error(exc):
+            raise  # not this statement's fault: run() reports the connection
+        raise _statement_error(exc, statement, index, total, step, committed=conn.autocommit) from None
+
+
+def _statement_error(
+    exc: psycopg.Error, statement: str, index: int, total: int, step: str, *, committed: bool
+) -> ActionError:
+    return ActionError(
+        f"step '{step}': command_{index} (statement {index + 1} of {total}) failed: {sql_error_text(exc)}; "
+        f"in `{preview(statement)}`; "
+        f"{'statements before it stay committed' if committed else 'the step was rolled back'}",
+        non_retryable=_not_retryable(exc),
+        error_type=type(exc).__name__,
+        result={"statement": index, "sqlstate": exc.sqlstate},
+    )
+
+
+def adapt(value: Any) -> Any:
+    """A bind value for psycopg: dicts and lists go as JSON (jsonb), everything else as it is."""
+    return Jsonb(value) if isinstance(value, dict | list) else value
+
+
+def _failure(exc: psycopg.Error, conninfo: str, step: str) -> ActionError:
+    """The connection broke mid-step, or COMMIT failed (a deferred constraint, a serialization error)."""
+    text = scrub(sql_error_text(exc), conninfo)
+    if is_connection_error(exc):
+        return ActionError(
+            f"step '{step}': the connection to PostgreSQL {describe_target(conninfo)} failed: "
+            f"{text}; the step's statements were not committed",
+            error_type="ConnectionError",
+        )
+    return ActionError(
+        f"step '{step}': the transaction could not be committed: {text}; the step was rolled back",
+        non_retryable=_not_retryable(exc),
+        error_type=type(exc).__name__,
+    )
+
+
+def _not_retryable(exc: psycopg.Error) -> bool:
+    """Only transient conditions are worth a retry: serialization failures, deadlocks, lack of resources."""
+    return not (exc.sqlstate or "").startswith(("40", "53", "55P03"))
