@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from noetl.actions.base import ActionContext
+from noetl.actions.retrying import Attempts, call_with_retry
 from noetl.errors import ActionError
 
 
@@ -17,7 +18,7 @@ def run(ctx: ActionContext) -> Any:
     # The caller's inputs are the entry's inputs, over the entry's own `data`; they are also names in scope.
     inputs = ctx.inputs if isinstance(ctx.inputs, dict) else {}
     scope = {**ctx.scope, **inputs}
-    result = ctx.services.run_action(entry, scope, ctx, inputs)
+    result = call_with_retry(entry.retry, lambda: ctx.services.run_action(entry, scope, ctx, inputs), Attempts())
     if entry.result_save is not None:
         ctx.services.run_save(entry.result_save, ctx, result, parent_event_id=ctx.parent_event_id)
     return result

@@ -101,7 +101,6 @@ GLOBAL_NAMES: Final = frozenset(
         "execution_id",
         "result",
         "this",
-        "env",
         "_loop",
         "batch",
         "now",

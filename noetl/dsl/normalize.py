@@ -102,9 +102,14 @@ class Normalizer:
         )
         if task is not None:
             body["task"] = task
-        for key in ("mode", "concurrency", "where", "order_by", "limit", "chunk", "on_error", "save"):
+        carried = ("mode", "concurrency", "where", "order_by", "limit", "chunk", "on_error", "max_failures",
+                   "max_failure_ratio", "save")
+        for key in carried:
             if key in loop:
                 body[key] = loop[key]
+        for key in set(loop) - set(carried) - {"in", "iterator", "task"}:
+            self.report(f"unknown key {key!r} in `loop`{suggest(str(key), (*carried, 'in', 'iterator', 'task'))}",
+                        loop, key, step=name)
         return body
 
     def task(self, raw: dict[str, Any], where: str, *, allowed: frozenset[str]) -> Task:
@@ -127,6 +132,11 @@ class Normalizer:
         action_keys = keys.ACTION_KEYS.get(kind or "", frozenset())
         if known_kind:  # with an unknown type we cannot tell which keys belong; the type is the error
             self._check_keys(raw, allowed | action_keys, kind, where)
+        if kind is None or kind in ROUTER_TYPES:
+            for key in ("save", "retry", "auth"):
+                if raw.get(key) is not None:  # a router runs no action: these would be silently ignored
+                    self.report(f"`{key}` needs an action; a router step (no type) has none. Give the step "
+                                "a type or remove the key", raw, key, step=where)
         config = {k: raw[k] for k in action_keys if k in raw}
         self._check_action(kind, raw, config, where)
         data = self.data(raw, where)

@@ -29,13 +29,15 @@ class StepView:
     field named `items` or `keys` is the field, not a dict method.
     """
 
-    __slots__ = ("value",)
+    # The underscore keeps the slot out of templates' reach (the sandbox refuses `_` attributes), so a
+    # result field called `value` is the field, not this wrapper's own attribute.
+    __slots__ = ("_value",)
 
     def __init__(self, value: Any) -> None:
-        self.value = value
+        self._value = value
 
     def __getitem__(self, name: Any) -> Any:
-        value = self.value
+        value = self._value
         if isinstance(value, Mapping) and name in value:
             return value[name]
         if name in ("result", "data"):
@@ -45,22 +47,27 @@ class StepView:
         raise KeyError(name)
 
     def __iter__(self) -> Any:
-        return iter(self.value)
+        return iter(self._value)
 
     def __len__(self) -> int:
-        return len(self.value)
+        return len(self._value)
 
     def __str__(self) -> str:
-        return str(self.value)
+        return str(self._value)
 
     def __repr__(self) -> str:
-        return f"StepView({self.value!r})"
+        return f"StepView({self._value!r})"
+
+
+def unwrap(view: StepView) -> Any:
+    """The result inside a StepView (a function, not an attribute, so no result field is shadowed)."""
+    return view._value
 
 
 def plain(value: Any) -> Any:
     """Strip StepView wrappers so that results and events hold only plain data."""
     if isinstance(value, StepView):
-        return plain(value.value)
+        return plain(unwrap(value))
     if isinstance(value, dict):
         return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -70,7 +77,7 @@ def plain(value: Any) -> Any:
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, StepView):
-        return value.value
+        return unwrap(value)
     if isinstance(value, datetime):
         return value.isoformat()
     return str(value)
@@ -233,4 +240,5 @@ __all__ = [
     "root_names",
     "to_json",
     "truthy",
+    "unwrap",
 ]

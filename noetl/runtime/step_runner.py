@@ -10,12 +10,13 @@ from datetime import datetime
 from typing import Any
 
 from noetl.actions.base import ActionContext
+from noetl.actions.retrying import not_retryable
 from noetl.dsl.models import Playbook, Step
 from noetl.dsl.render import render
 from noetl.engine import policy, transitions
 from noetl.engine.events import EventType as T
 from noetl.engine.planner import RunStep
-from noetl.errors import ActionError, CredentialError, NoetlError
+from noetl.errors import ActionError, NoetlError
 from noetl.runtime.scope import merge_inputs
 
 # Config keys an action renders itself (per item, or never: `code` is Python, not a template).
@@ -115,8 +116,7 @@ class StepRunner:
         sink.new(T.ACTION_ERROR, attempt=cmd.attempt, duration=_since(t0), error=message,
                  result=getattr(exc, "result", None), parent_event_id=action_event_id, meta=meta, **base)
         outcome = policy.Outcome(False, getattr(exc, "result", None), message, status_code,
-                                 non_retryable=isinstance(exc, CredentialError)
-                                 or (isinstance(exc, ActionError) and exc.non_retryable))
+                                 non_retryable=not_retryable(exc))
         try:
             decision = policy.decide(step.task.retry, cmd.attempt, outcome, random.random())
         except NoetlError as policy_error:

@@ -225,3 +225,33 @@ workflow:
     failed = next(e for e in events if e.event_type == "iteration_failed")
     assert failed.meta["failed_in"] == "save" and failed.meta["reason"] == "save_error"
     assert not [e for e in events if e.event_type == "iteration_completed"]
+
+
+def test_nested_task_retry_is_applied_per_item(store: Any, tmp_path: Any) -> None:
+    outcome, events = run_text(store, HEAD + f"""
+workflow:
+  - step: start
+    next: [{{step: loop}}]
+  - step: loop
+    type: iterator
+    collection: [0, 1, 2]
+    element: n
+    task:
+      type: python
+      retry: {{max_attempts: 3, initial_delay: 0.01}}
+      data: {{n: "{{{{ n }}}}"}}
+      code: |
+        import pathlib
+        def main(n):
+            marker = pathlib.Path("{tmp_path}") / f"item-{{n}}"
+            if n == 1 and not marker.exists():
+                marker.write_text("failed once")
+                raise ConnectionError("flaky on first try")
+            return n
+    next: [{{step: end}}]
+  - step: end
+""")
+    assert outcome.status == "COMPLETED", outcome.error
+    completed = {e.current_index: e.meta for e in events if e.event_type == "iteration_completed"}
+    assert completed[1]["attempts"] == 2 and "flaky on first try" in completed[1]["retried_errors"][0]
+    assert "attempts" not in completed[0]

@@ -11,8 +11,9 @@ from typing import Any
 from noetl.actions.base import ActionContext
 from noetl.actions.iteration.collection import WorkItem
 from noetl.actions.iteration.summary import Tally
+from noetl.actions.retrying import Attempts, call_with_retry
 from noetl.dsl.models import IteratorSpec
-from noetl.dsl.render import StepView
+from noetl.dsl.render import StepView, unwrap
 from noetl.engine.events import EventType as T
 from noetl.errors import NoetlError, SaveError, SaveFailed
 
@@ -41,7 +42,8 @@ class ItemRunner:
         loop = {"index": item.index, "count": self.count, "first": item.index == 0,
                 "last": item.index == self.count - 1}
         own = self.ctx.scope.get(self.ctx.step)
-        own_view = dict(own.value) if isinstance(own, StepView) and isinstance(own.value, dict) else {}
+        own_value = unwrap(own) if isinstance(own, StepView) else None
+        own_view = dict(own_value) if isinstance(own_value, dict) else {}
         scope = {**self.ctx.scope, self.spec.element: item.value, "_loop": loop,
                  self.ctx.step: StepView({**own_view, "result_index": item.index})}
         if self.spec.chunk:
@@ -60,8 +62,10 @@ class ItemRunner:
         scope = self.scope(item)
         nested = ctx.evolve(index=item.index, node_id=node_id, parent_event_id=started.event_id, scope=scope)
         stage = "task"
+        attempts = Attempts()
         try:
-            result = ctx.services.run_action(self.spec.task, scope, nested)
+            result = call_with_retry(self.spec.task.retry,
+                                     lambda: ctx.services.run_action(self.spec.task, scope, nested), attempts)
             rows = 0
             save = self.spec.task.result_save
             if save is not None:
@@ -72,7 +76,8 @@ class ItemRunner:
             duration = time.monotonic() - t0
             explained = isinstance(exc, NoetlError)
             error = f"item {item.index}: {stage} failed: {exc if explained else f'{type(exc).__name__}: {exc}'}"
-            meta = {"failed_in": stage, "error_type": getattr(exc, "error_type", type(exc).__name__)}
+            meta = {"failed_in": stage, "error_type": getattr(exc, "error_type", type(exc).__name__),
+                    **attempts.meta()}
             if not explained:  # not a failure we explained: keep the traceback for the user
                 meta["traceback"] = traceback.format_exc(limit=8)
             if isinstance(exc, SaveFailed):
@@ -85,7 +90,8 @@ class ItemRunner:
             return False, None
         duration = time.monotonic() - t0
         sink.new(T.ITERATION_COMPLETED, duration=round(duration, 6), result=result,
-                 parent_event_id=self.iterator_event_id, meta={"rows": rows} if save is not None else {}, **base)
+                 parent_event_id=self.iterator_event_id,
+                 meta={**({"rows": rows} if save is not None else {}), **attempts.meta()}, **base)
         self.tally.ok(duration, rows)
         return True, result
 
