@@ -65,16 +65,28 @@ def plain_loop(items: int, rows: int, folder: Path) -> float:
     conn = sqlite3.connect(folder / f"plain-{time.monotonic_ns()}.db", isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("CREATE TABLE events (execution_id TEXT, event_id INTEGER, event_type TEXT, status TEXT, "
-                 "created_at TEXT, current_index INTEGER, result TEXT, meta TEXT, PRIMARY KEY (execution_id, event_id))")
+    conn.execute(
+        "CREATE TABLE events (execution_id TEXT, event_id INTEGER, event_type TEXT, status TEXT, "
+        "created_at TEXT, current_index INTEGER, result TEXT, meta TEXT, PRIMARY KEY (execution_id, event_id))"
+    )
     t0 = time.perf_counter()
     batch = []
     per_item = max(1, rows // max(items, 1))
     for i in range(items):
         result = main(i)
         for k in range(per_item):
-            batch.append(("e", i * per_item + k, "iteration_completed", "COMPLETED",
-                          datetime.now(UTC).isoformat(), i, json.dumps(result), "{}"))
+            batch.append(
+                (
+                    "e",
+                    i * per_item + k,
+                    "iteration_completed",
+                    "COMPLETED",
+                    datetime.now(UTC).isoformat(),
+                    i,
+                    json.dumps(result),
+                    "{}",
+                )
+            )
     conn.execute("BEGIN")
     conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", batch)
     conn.execute("COMMIT")

@@ -1,14 +1,14 @@
 """One exception tree for NoETL; every message says what is wrong, where, and what to do.
 
-    NoetlError
-    +-- PlaybookError        the playbook is malformed (CLI exit code 2); carries a list of Problems
-    +-- InputError           bad input other than the playbook: payload JSON, URL, unknown execution (exit 2)
-    +-- TemplateError        a template failed to render at run time (names the template and the variable)
-    +-- ActionError          an action failed; carries status_code / retry hints for the retry policy
-    |   +-- SaveError        a save could not be carried out as written  -> save_error
-    |   +-- SaveFailed       the save target refused the data            -> save_failed
-    +-- CredentialError      a credential is missing or unreadable
-    +-- StoreError           the event store could not be written or read
+NoetlError
++-- PlaybookError        the playbook is malformed (CLI exit code 2); carries a list of Problems
++-- InputError           bad input other than the playbook: payload JSON, URL, unknown execution (exit 2)
++-- TemplateError        a template failed to render at run time (names the template and the variable)
++-- ActionError          an action failed; carries status_code / retry hints for the retry policy
+|   +-- SaveError        a save could not be carried out as written  -> save_error
+|   +-- SaveFailed       the save target refused the data            -> save_failed
++-- CredentialError      a credential is missing or unreadable
++-- StoreError           the event store could not be written or read
 """
 
 from __future__ import annotations

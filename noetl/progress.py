@@ -54,8 +54,10 @@ class ProgressObserver:
         width = 24
         filled = int(width * finished / self._count) if self._count else width
         bar = "#" * filled + "-" * (width - filled)
-        return (f"{self._step} [{bar}] {finished}/{self._count} done={self._done} failed={self._failed} "
-                f"{rate:.1f} items/s ETA {eta:.1f}s")
+        return (
+            f"{self._step} [{bar}] {finished}/{self._count} done={self._done} failed={self._failed} "
+            f"{rate:.1f} items/s ETA {eta:.1f}s"
+        )
 
     def _draw(self, force: bool = False) -> None:
         now = time.monotonic()

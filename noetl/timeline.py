@@ -45,11 +45,16 @@ def format_timeline(events: Sequence[Event], *, max_items: int = 20) -> str:
             indent = 4
         name = (" " * indent + (e.node_id or e.node_name or ""))[:34]
         dur = f"{e.duration:.3f}s" if e.duration is not None else ""
-        lines.append(f"{e.event_id:>5} {_offset(e, start):>10}  {name:<34} {e.event_type:<20} {e.status or '':<10} "
-                     f"{dur:>9}  {_detail(e)}")
+        lines.append(
+            f"{e.event_id:>5} {_offset(e, start):>10}  {name:<34} {e.event_type:<20} {e.status or '':<10} "
+            f"{dur:>9}  {_detail(e)}"
+        )
         if e.event_type in (T.ITERATOR_COMPLETED, T.ITERATOR_FAILED) and hidden[e.node_name or ""]:
-            lines.insert(len(lines) - 1, f"{'':>5} {'':>10}    ... {hidden[e.node_name or '']} more events of "
-                                         f"items >= {max_items} (noetl events --all shows them)")
+            lines.insert(
+                len(lines) - 1,
+                f"{'':>5} {'':>10}    ... {hidden[e.node_name or '']} more events of "
+                f"items >= {max_items} (noetl events --all shows them)",
+            )
     return "\n".join(lines)
 
 
@@ -60,8 +65,10 @@ def _detail(e: Event) -> str:
     if e.event_type == T.ITERATOR_STARTED:
         return f"count={meta.get('count')} mode={meta.get('mode')} concurrency={meta.get('concurrency')}"
     if e.event_type in (T.ITERATOR_COMPLETED, T.ITERATOR_FAILED):
-        return (f"ok={meta.get('succeeded')} failed={meta.get('failed')} p50={meta.get('p50')}s "
-                f"p95={meta.get('p95')}s rows={meta.get('rows_saved')} {meta.get('items_per_second')}/s")
+        return (
+            f"ok={meta.get('succeeded')} failed={meta.get('failed')} p50={meta.get('p50')}s "
+            f"p95={meta.get('p95')}s rows={meta.get('rows_saved')} {meta.get('items_per_second')}/s"
+        )
     if e.event_type == T.SAVE_COMPLETED:
         return f"rows={meta.get('rows')}"
     if e.event_type == T.ACTION_RETRY:

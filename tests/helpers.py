@@ -16,16 +16,23 @@ from noetl.runtime.local import LocalRunner, Outcome
 REPO = Path(__file__).resolve().parent.parent
 
 
-def run_text(store: Any, yaml_text: str, payload: dict[str, Any] | None = None, *, merge: bool = False,
-             source: str = "<test>") -> tuple[Outcome, list[Event]]:
+def run_text(
+    store: Any,
+    yaml_text: str,
+    payload: dict[str, Any] | None = None,
+    *,
+    merge: bool = False,
+    source: str = "<test>",
+) -> tuple[Outcome, list[Event]]:
     """Run a playbook given as YAML text; returns the outcome and every stored event."""
     pb = parse_playbook(textwrap.dedent(yaml_text), source=source)
     outcome = LocalRunner(store).run(pb, payload, merge=merge)
     return outcome, store.read(outcome.execution_id)
 
 
-def run_file(store: Any, path: str | Path, payload: dict[str, Any] | None = None, *,
-             merge: bool = False) -> tuple[Outcome, list[Event]]:
+def run_file(
+    store: Any, path: str | Path, payload: dict[str, Any] | None = None, *, merge: bool = False
+) -> tuple[Outcome, list[Event]]:
     outcome = LocalRunner(store).run(load_playbook(path), payload, merge=merge)
     return outcome, store.read(outcome.execution_id)
 
@@ -34,9 +41,16 @@ def types_of(events: list[Event], node_name: str | None = None) -> list[str]:
     return [e.event_type for e in events if node_name is None or e.node_name == node_name]
 
 
-def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-        timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run the real `noetl` command in a subprocess, as a user would."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "noetl.cli", *args], capture_output=True, text=True,
-                          env=full_env, cwd=cwd or REPO, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "noetl.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd or REPO,
+        timeout=timeout,
+    )

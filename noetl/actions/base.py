@@ -35,10 +35,20 @@ class Services(Protocol):
 
     def run_playbook(self, path: str, data: Any, return_step: str | None, ctx: ActionContext) -> Any: ...
 
-    def run_action(self, task: Task, scope: Mapping[str, Any], ctx: ActionContext, inputs: Any = None) -> Any: ...
+    def run_action(
+        self, task: Task, scope: Mapping[str, Any], ctx: ActionContext, inputs: Any = None
+    ) -> Any: ...
 
-    def run_save(self, spec: SaveSpec, ctx: ActionContext, this: Any, *, index: int | None = None,
-                 item: Any = None, parent_event_id: int | None = None) -> int: ...
+    def run_save(
+        self,
+        spec: SaveSpec,
+        ctx: ActionContext,
+        this: Any,
+        *,
+        index: int | None = None,
+        item: Any = None,
+        parent_event_id: int | None = None,
+    ) -> int: ...
 
     def breaker(self, target: str, spec: Any) -> Any: ...
 

@@ -30,10 +30,18 @@ def run(ctx: ActionContext) -> Any:
     todo = [w for w in work if w.index not in done_before]
     base = {"node_name": ctx.step, "node_id": ctx.step, "node_type": "iterator", "attempt": ctx.attempt}
     started = ctx.sink.new(
-        T.ITERATOR_STARTED, parent_event_id=ctx.parent_event_id, context={"element": spec.element},
-        meta={"count": len(todo), "total": len(work), "resumed": len(work) - len(todo), "mode": spec.mode,
-              "concurrency": spec.concurrency if spec.mode == "async" else 1, "chunk": spec.chunk,
-              "on_error": spec.on_error},
+        T.ITERATOR_STARTED,
+        parent_event_id=ctx.parent_event_id,
+        context={"element": spec.element},
+        meta={
+            "count": len(todo),
+            "total": len(work),
+            "resumed": len(work) - len(todo),
+            "mode": spec.mode,
+            "concurrency": spec.concurrency if spec.mode == "async" else 1,
+            "chunk": spec.chunk,
+            "on_error": spec.on_error,
+        },
         **base,
     )
     tally = Tally(count=len(todo))
@@ -48,15 +56,26 @@ def run(ctx: ActionContext) -> Any:
     reason = breach(spec, tally)
     end_type = T.ITERATOR_FAILED if reason else T.ITERATOR_COMPLETED
     error = _error(ctx.step, tally, reason) if reason else None
-    ctx.sink.new(end_type, duration=meta["duration"], error=error, parent_event_id=ctx.parent_event_id,
-                 meta={**meta, "reason": reason} if reason else meta, **base)
+    ctx.sink.new(
+        end_type,
+        duration=meta["duration"],
+        error=error,
+        parent_event_id=ctx.parent_event_id,
+        meta={**meta, "reason": reason} if reason else meta,
+        **base,
+    )
     if reason:
         raise ActionError(error or "", non_retryable=False)
     return [results.get(w.index, _failed_marker(w.index, tally)) for w in work]
 
 
-def _run_sequential(runner: ItemRunner, spec: IteratorSpec, todo: list[collection.WorkItem], tally: Tally,
-                    results: dict[int, Any]) -> None:
+def _run_sequential(
+    runner: ItemRunner,
+    spec: IteratorSpec,
+    todo: list[collection.WorkItem],
+    tally: Tally,
+    results: dict[int, Any],
+) -> None:
     for position, item in enumerate(todo):
         reason = breach(spec, tally)
         if reason:
@@ -68,8 +87,13 @@ def _run_sequential(runner: ItemRunner, spec: IteratorSpec, todo: list[collectio
             results[item.index] = result
 
 
-def _run_async(runner: ItemRunner, spec: IteratorSpec, todo: list[collection.WorkItem], tally: Tally,
-               results: dict[int, Any]) -> None:
+def _run_async(
+    runner: ItemRunner,
+    spec: IteratorSpec,
+    todo: list[collection.WorkItem],
+    tally: Tally,
+    results: dict[int, Any],
+) -> None:
     """At most `concurrency` items in flight; no item starts once the failure policy has failed."""
     slots = threading.Semaphore(spec.concurrency)
     lock = threading.Lock()
@@ -106,5 +130,7 @@ def _failed_marker(index: int, tally: Tally) -> dict[str, Any]:
 
 def _error(step: str, tally: Tally, reason: str) -> str:
     first = f"; first failure: {tally.first_error[1]}" if tally.first_error else ""
-    return (f"iterator '{step}' failed ({reason}): {tally.failed} of {tally.count} items failed, "
-            f"indexes {sorted(tally.failed_indexes)}{first}")
+    return (
+        f"iterator '{step}' failed ({reason}): {tally.failed} of {tally.count} items failed, "
+        f"indexes {sorted(tally.failed_indexes)}{first}"
+    )

@@ -22,7 +22,9 @@ class Registry:
         try:
             return self._entries[name]
         except KeyError:
-            raise KeyError(f"nothing registered as {name!r}; known: {', '.join(sorted(self._entries))}") from None
+            raise KeyError(
+                f"nothing registered as {name!r}; known: {', '.join(sorted(self._entries))}"
+            ) from None
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries
@@ -46,7 +48,17 @@ def _lazy(module: str, attr: str = "run") -> Callable[..., Any]:
 
 def default_actions() -> Registry:
     registry = Registry()
-    for name in ("python", "http", "postgres", "duckdb", "iterator", "playbook", "workbook", "secrets", "save"):
+    for name in (
+        "python",
+        "http",
+        "postgres",
+        "duckdb",
+        "iterator",
+        "playbook",
+        "workbook",
+        "secrets",
+        "save",
+    ):
         registry.register(name, _lazy(f"noetl.actions.{name}_action"))
     return registry
 

@@ -37,8 +37,13 @@ def call_with_retry(retry: RetryPolicy | None, fn: Callable[[], Any], attempts: 
         try:
             return fn()
         except Exception as exc:
-            outcome = policy.Outcome(False, getattr(exc, "result", None), str(exc),
-                                     getattr(exc, "status_code", None), non_retryable=not_retryable(exc))
+            outcome = policy.Outcome(
+                False,
+                getattr(exc, "result", None),
+                str(exc),
+                getattr(exc, "status_code", None),
+                non_retryable=not_retryable(exc),
+            )
             decision = policy.decide(retry, attempts.count, outcome, random.random())
             if not decision.retry:
                 raise

@@ -14,11 +14,15 @@ def run(ctx: ActionContext) -> Any:
     entries = ctx.services.playbook.workbook  # type: ignore[attr-defined]
     entry = entries.get(name)
     if entry is None:
-        raise ActionError(f"workbook entry {name!r} does not exist; define it under `workbook:`", non_retryable=True)
+        raise ActionError(
+            f"workbook entry {name!r} does not exist; define it under `workbook:`", non_retryable=True
+        )
     # The caller's inputs are the entry's inputs, over the entry's own `data`; they are also names in scope.
     inputs = ctx.inputs if isinstance(ctx.inputs, dict) else {}
     scope = {**ctx.scope, **inputs}
-    result = call_with_retry(entry.retry, lambda: ctx.services.run_action(entry, scope, ctx, inputs), Attempts())
+    result = call_with_retry(
+        entry.retry, lambda: ctx.services.run_action(entry, scope, ctx, inputs), Attempts()
+    )
     if entry.result_save is not None:
         ctx.services.run_save(entry.result_save, ctx, result, parent_event_id=ctx.parent_event_id)
     return result

@@ -102,14 +102,28 @@ class Normalizer:
         )
         if task is not None:
             body["task"] = task
-        carried = ("mode", "concurrency", "where", "order_by", "limit", "chunk", "on_error", "max_failures",
-                   "max_failure_ratio", "save")
+        carried = (
+            "mode",
+            "concurrency",
+            "where",
+            "order_by",
+            "limit",
+            "chunk",
+            "on_error",
+            "max_failures",
+            "max_failure_ratio",
+            "save",
+        )
         for key in carried:
             if key in loop:
                 body[key] = loop[key]
         for key in set(loop) - set(carried) - {"in", "iterator", "task"}:
-            self.report(f"unknown key {key!r} in `loop`{suggest(str(key), (*carried, 'in', 'iterator', 'task'))}",
-                        loop, key, step=name)
+            self.report(
+                f"unknown key {key!r} in `loop`{suggest(str(key), (*carried, 'in', 'iterator', 'task'))}",
+                loop,
+                key,
+                step=name,
+            )
         return body
 
     def task(self, raw: dict[str, Any], where: str, *, allowed: frozenset[str]) -> Task:
@@ -135,16 +149,26 @@ class Normalizer:
         if kind is None or kind in ROUTER_TYPES:
             for key in ("save", "retry", "auth"):
                 if raw.get(key) is not None:  # a router runs no action: these would be silently ignored
-                    self.report(f"`{key}` needs an action; a router step (no type) has none. Give the step "
-                                "a type or remove the key", raw, key, step=where)
+                    self.report(
+                        f"`{key}` needs an action; a router step (no type) has none. Give the step "
+                        "a type or remove the key",
+                        raw,
+                        key,
+                        step=where,
+                    )
         config = {k: raw[k] for k in action_keys if k in raw}
         self._check_action(kind, raw, config, where)
         data = self.data(raw, where)
         save = self.save(raw["save"], raw, where) if raw.get("save") is not None else None
         if kind == "save":  # the save block is written on the step itself; the inputs are the rows
             if raw.get("save") is not None:
-                self.report("a `type: save` step is itself the save: put storage, table, ... on the step "
-                            "and remove the `save:` block", raw, "save", step=where)
+                self.report(
+                    "a `type: save` step is itself the save: put storage, table, ... on the step "
+                    "and remove the `save:` block",
+                    raw,
+                    "save",
+                    step=where,
+                )
             save = self.save(located({**config, "args": data, "auth": raw.get("auth")}, raw), raw, where)
             config = {}
         return Task(

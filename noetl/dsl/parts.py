@@ -210,7 +210,9 @@ def _check_columns(n: Normalizer, mode: str, merged: dict[str, Any], raw: Any, s
     for row in rows:
         for col in row:
             if not is_identifier(str(col)):
-                n.report(f"column {col!r} is not a valid name; use letters, digits and _", row, col, step=step)
+                n.report(
+                    f"column {col!r} is not a valid name; use letters, digits and _", row, col, step=step
+                )
     if args is not None and not is_template(args) and not isinstance(args, dict) and not row_list:
         n.report(f"save `{args_key}` must map column names to values", raw, args_key, step=step)
 

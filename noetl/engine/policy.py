@@ -35,7 +35,9 @@ def delay_for(policy: RetryPolicy, attempt: int, jitter_fraction: float) -> floa
     return round(base, 4)
 
 
-def decide(policy: RetryPolicy | None, attempt: int, outcome: Outcome, jitter_fraction: float) -> RetryDecision:
+def decide(
+    policy: RetryPolicy | None, attempt: int, outcome: Outcome, jitter_fraction: float
+) -> RetryDecision:
     if policy is None or outcome.success:
         return RetryDecision(False, reason="no retry policy" if policy is None else "succeeded")
     if outcome.non_retryable:

@@ -33,7 +33,9 @@ class CredentialResolver:
         if isinstance(spec, str):
             return self._from_store(spec, where)
         if not isinstance(spec, dict):
-            raise CredentialError(f"{where}: `auth` must be a credential name or a mapping, got {type(spec).__name__}")
+            raise CredentialError(
+                f"{where}: `auth` must be a credential name or a mapping, got {type(spec).__name__}"
+            )
         source = spec.get("source", "credential")
         kind = str(spec.get("type", ""))
         if source == "credential":
@@ -45,13 +47,17 @@ class CredentialResolver:
         if source == "env":
             return self._from_env(str(spec.get("name") or spec.get("key") or ""), kind, where, prefix="")
         if source == "secret":
-            return self._from_env(str(spec.get("name") or spec.get("key") or ""), kind, where, prefix="NOETL_SECRET_")
+            return self._from_env(
+                str(spec.get("name") or spec.get("key") or ""), kind, where, prefix="NOETL_SECRET_"
+            )
         if source == "inline":
             fields = spec.get("fields")
             if not isinstance(fields, dict):
                 raise CredentialError(f"{where}: auth with source inline needs `fields` (a mapping)")
             return CredentialRecord(str(spec.get("name", "inline")), kind, dict(fields))
-        raise CredentialError(f"{where}: unknown auth source {source!r}; use credential, env, secret or inline")
+        raise CredentialError(
+            f"{where}: unknown auth source {source!r}; use credential, env, secret or inline"
+        )
 
     def _from_store(self, name: str, where: str) -> CredentialRecord:
         record = self.store.get_credential(name)

@@ -60,43 +60,72 @@ class LocalRunner:
         self.storages = storages or default_storages()
         self.breakers = Breakers()
 
-    def run(self, playbook: Playbook, payload: dict[str, Any] | None = None, *, merge: bool = False,
-            parent_execution_id: str | None = None, redactor: Redactor | None = None) -> Outcome:
+    def run(
+        self,
+        playbook: Playbook,
+        payload: dict[str, Any] | None = None,
+        *,
+        merge: bool = False,
+        parent_execution_id: str | None = None,
+        redactor: Redactor | None = None,
+    ) -> Outcome:
         payload = payload or {}
         workload = deep_merge(playbook.workload, payload) if merge else {**playbook.workload, **payload}
         execution_id = str(uuid.uuid4())
         run = _Execution(self, playbook, execution_id, parent_execution_id, redactor or Redactor(), 0)
-        run.sink.new(T.EXECUTION_START, node_name=playbook.name, node_id=playbook.path, node_type="playbook",
-                     context={"workload": workload, "path": playbook.path, "source": playbook.source})
+        run.sink.new(
+            T.EXECUTION_START,
+            node_name=playbook.name,
+            node_id=playbook.path,
+            node_type="playbook",
+            context={"workload": workload, "path": playbook.path, "source": playbook.source},
+        )
         return run.drive()
 
     def resume(self, execution_id: str, playbook: Playbook) -> Outcome:
         """Continue an interrupted execution from its log: finished steps are not run again."""
         events = self.store.read(execution_id)
         if not events:
-            raise InputError(f"execution {execution_id} has no events in {self.store.url}; check the id and --db")
+            raise InputError(
+                f"execution {execution_id} has no events in {self.store.url}; check the id and --db"
+            )
         state = fold(events)
         if state.finished:
-            raise InputError(f"execution {execution_id} already finished ({state.status.upper()}); "
-                             "only an interrupted execution can be resumed; run the playbook again instead")
-        run = _Execution(self, playbook, execution_id, state.parent_execution_id, Redactor(), state.last_event_id,
-                         resumed_items=_completed_items(events))
+            raise InputError(
+                f"execution {execution_id} already finished ({state.status.upper()}); "
+                "only an interrupted execution can be resumed; run the playbook again instead"
+            )
+        run = _Execution(
+            self,
+            playbook,
+            execution_id,
+            state.parent_execution_id,
+            Redactor(),
+            state.last_event_id,
+            resumed_items=_completed_items(events),
+        )
         run.adopt(state)
         return run.drive()
 
-    def run_child(self, path: str, data: Any, return_step: str | None, services: RunServices,
-                  ctx: ActionContext) -> Any:
+    def run_child(
+        self, path: str, data: Any, return_step: str | None, services: RunServices, ctx: ActionContext
+    ) -> Any:
         child = self._find_playbook(path, services)
         payload = data if isinstance(data, dict) else {}
-        outcome = self.run(child, payload, merge=True, parent_execution_id=ctx.execution_id,
-                           redactor=services.sink.redactor)
+        outcome = self.run(
+            child, payload, merge=True, parent_execution_id=ctx.execution_id, redactor=services.sink.redactor
+        )
         if outcome.status != "COMPLETED":
-            raise ActionError(f"sub-playbook {path!r} (execution {outcome.execution_id}) failed: {outcome.error}")
+            raise ActionError(
+                f"sub-playbook {path!r} (execution {outcome.execution_id}) failed: {outcome.error}"
+            )
         if return_step:
             state = fold(self.store.read(outcome.execution_id))
             if return_step not in state.steps:
-                raise ActionError(f"sub-playbook {path!r} has no finished step {return_step!r} to return",
-                                  non_retryable=True)
+                raise ActionError(
+                    f"sub-playbook {path!r} has no finished step {return_step!r} to return",
+                    non_retryable=True,
+                )
             return state.steps[return_step].result
         return outcome.result
 
@@ -106,8 +135,11 @@ class LocalRunner:
                 return load_playbook(candidate)
         entry = self.store.get_playbook(path)
         if entry is None:
-            raise ActionError(f"sub-playbook {path!r} is neither a file next to {services.workdir} nor in the "
-                              "catalog; register it or fix the path", non_retryable=True)
+            raise ActionError(
+                f"sub-playbook {path!r} is neither a file next to {services.workdir} nor in the "
+                "catalog; register it or fix the path",
+                non_retryable=True,
+            )
         return parse_playbook(entry.content, source=f"catalog:{path}@{entry.version}")
 
 
@@ -123,19 +155,40 @@ def _completed_items(events: list[Event]) -> dict[str, dict[int, Any]]:
 class _Execution:
     """One execution's loop: plan, dispatch, wait for a step to end, repeat."""
 
-    def __init__(self, runner: LocalRunner, playbook: Playbook, execution_id: str,
-                 parent_execution_id: str | None, redactor: Redactor, start_id: int,
-                 resumed_items: dict[str, dict[int, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        runner: LocalRunner,
+        playbook: Playbook,
+        execution_id: str,
+        parent_execution_id: str | None,
+        redactor: Redactor,
+        start_id: int,
+        resumed_items: dict[str, dict[int, Any]] | None = None,
+    ) -> None:
         self.runner = runner
         self.playbook = playbook
         self.state = ExecutionState()
         self.lock = threading.Lock()
         self.step_events: dict[str, tuple[str, int]] = {}  # step -> (step_started created_at, event id)
-        self.sink = EventSink(runner.store, execution_id, parent_execution_id=parent_execution_id,
-                              start_id=start_id, redactor=redactor, on_event=self._apply,
-                              observers=runner.observers)
-        self.services = RunServices(runner, playbook, self.sink, CredentialResolver(runner.store, redactor),
-                                    runner.actions, runner.storages, runner.breakers, resumed_items)
+        self.sink = EventSink(
+            runner.store,
+            execution_id,
+            parent_execution_id=parent_execution_id,
+            start_id=start_id,
+            redactor=redactor,
+            on_event=self._apply,
+            observers=runner.observers,
+        )
+        self.services = RunServices(
+            runner,
+            playbook,
+            self.sink,
+            CredentialResolver(runner.store, redactor),
+            runner.actions,
+            runner.storages,
+            runner.breakers,
+            resumed_items,
+        )
         self.steps = StepRunner(playbook, self.services, runner.actions)
         self.planner = Planner(playbook)
 
@@ -179,7 +232,8 @@ class _Execution:
                     for cmd in ready:
                         delayed.remove(cmd)
                         inflight[(cmd.step, cmd.run, cmd.attempt)] = pool.submit(
-                            self._run_step, cmd, self._snapshot(cmd))
+                            self._run_step, cmd, self._snapshot(cmd)
+                        )
                     if ready:
                         continue
                 if not inflight:
@@ -193,7 +247,9 @@ class _Execution:
     def _snapshot(self, cmd: RunStep) -> StepSnapshot:
         with self.lock:
             step = self.state.step(cmd.step)
-            edge_data = list(self.state.triggers.get(cmd.step, [])) if cmd.attempt == 1 else list(step.edge_data)
+            edge_data = (
+                list(self.state.triggers.get(cmd.step, [])) if cmd.attempt == 1 else list(step.edge_data)
+            )
             started_at, event_id = self.step_events.get(cmd.step, ("", None))
             scope = build_scope(self.state, self.services.secret_results)
             return StepSnapshot(scope, edge_data, started_at, event_id)
@@ -204,15 +260,27 @@ class _Execution:
         except NoetlError:
             raise
         except Exception as exc:  # a bug in the runner itself: still recorded, never silent
-            self.sink.new(T.STEP_FAILED, node_name=cmd.step, node_id=cmd.step, node_type="step",
-                          error=f"internal error: {type(exc).__name__}: {exc}")
+            self.sink.new(
+                T.STEP_FAILED,
+                node_name=cmd.step,
+                node_id=cmd.step,
+                node_type="step",
+                error=f"internal error: {type(exc).__name__}: {exc}",
+            )
 
     def _finish(self, status: str, result: Any, error: str | None) -> Outcome:
         event_type = T.EXECUTION_COMPLETE if status == "completed" else T.EXECUTION_FAILED
         started = self.state.started_at
         from noetl.runtime.step_runner import _since_iso
 
-        self.sink.new(event_type, node_name=self.playbook.name, node_id=self.playbook.path, node_type="playbook",
-                      result=result, error=error, duration=_since_iso(started))
+        self.sink.new(
+            event_type,
+            node_name=self.playbook.name,
+            node_id=self.playbook.path,
+            node_type="playbook",
+            result=result,
+            error=error,
+            duration=_since_iso(started),
+        )
         self.runner.store.flush()  # durable before anyone is told the execution finished
         return Outcome(self.sink.execution_id, status.upper(), result, error)

@@ -53,15 +53,33 @@ class RunServices:
         """Run a nested task (a workbook entry, an iterator's body) in `scope`; its save is the caller's."""
         where = f"step '{ctx.step}'"
         rendered = render(task.data, scope, where=where)
-        config = {k: (v if k in _RENDERED_LATER else render(v, scope, where=f"{where} {k}"))
-                  for k, v in task.config.items()}
+        config = {
+            k: (v if k in _RENDERED_LATER else render(v, scope, where=f"{where} {k}"))
+            for k, v in task.config.items()
+        }
         nested = ctx.evolve(task=task, config=config, inputs=merge_inputs(rendered, [inputs]), scope=scope)
         return self.actions.get(task.type or "")(nested)
 
-    def run_save(self, spec: SaveSpec, ctx: ActionContext, this: Any, *, index: int | None = None,
-                 item: Any = None, parent_event_id: int | None = None) -> int:
-        return execute_save(spec, ctx, this, self.storages, self.breakers, index=index, item=item,
-                            parent_event_id=parent_event_id)
+    def run_save(
+        self,
+        spec: SaveSpec,
+        ctx: ActionContext,
+        this: Any,
+        *,
+        index: int | None = None,
+        item: Any = None,
+        parent_event_id: int | None = None,
+    ) -> int:
+        return execute_save(
+            spec,
+            ctx,
+            this,
+            self.storages,
+            self.breakers,
+            index=index,
+            item=item,
+            parent_event_id=parent_event_id,
+        )
 
     def breaker(self, target: str, spec: CircuitBreakerSpec) -> CircuitBreaker:
         return self.breakers.get(target, spec)

@@ -60,8 +60,13 @@ class EventSink:
         """Build, stamp and emit an event of this execution (one Event built: this is per item)."""
         fields.setdefault("parent_execution_id", self.parent_execution_id)
         with self._lock:
-            event = Event(execution_id=self.execution_id, event_type=event_type, event_id=next(self._ids),
-                          created_at=datetime.now(UTC).isoformat(), **fields)
+            event = Event(
+                execution_id=self.execution_id,
+                event_type=event_type,
+                event_id=next(self._ids),
+                created_at=datetime.now(UTC).isoformat(),
+                **fields,
+            )
             event = self.redactor.event(event)
             self.store.append((event,))
             if self._on_event is not None:

@@ -54,17 +54,32 @@ class StepRunner:
         if step.is_router:
             self._run_router(step, snap, base, started_at, step_event_id)
             return
-        action_started = sink.new(T.ACTION_STARTED, attempt=cmd.attempt, parent_event_id=step_event_id, **base)
+        action_started = sink.new(
+            T.ACTION_STARTED, attempt=cmd.attempt, parent_event_id=step_event_id, **base
+        )
         t0 = time.monotonic()
         try:
             result = self._attempt(step, cmd, snap, action_started.event_id)
-            sink.new(T.ACTION_COMPLETED, attempt=cmd.attempt, duration=_since(t0), result=result,
-                     parent_event_id=action_started.event_id, **base)
+            sink.new(
+                T.ACTION_COMPLETED,
+                attempt=cmd.attempt,
+                duration=_since(t0),
+                result=result,
+                parent_event_id=action_started.event_id,
+                **base,
+            )
             scope = {**snap.scope, "result": result}
             final = render(step.result, scope, where=f"step '{step.name}' result") if step.result else result
             chosen = transitions.choose(step, scope)
-            sink.new(T.STEP_COMPLETED, attempt=cmd.attempt, duration=_since_iso(started_at), result=final,
-                     parent_event_id=step_event_id, meta={"next": chosen}, **base)
+            sink.new(
+                T.STEP_COMPLETED,
+                attempt=cmd.attempt,
+                duration=_since_iso(started_at),
+                result=final,
+                parent_event_id=step_event_id,
+                meta={"next": chosen},
+                **base,
+            )
         except Exception as exc:
             self._fail(step, cmd, exc, t0, started_at, step_event_id, action_started.event_id, base)
 
@@ -77,9 +92,16 @@ class StepRunner:
             for k, v in step.task.config.items()
         }
         ctx = ActionContext(
-            execution_id=self.services.sink.execution_id, step=step.name, task=step.task, config=config,
-            inputs=inputs, scope=snap.scope, services=self.services, attempt=cmd.attempt,
-            parent_event_id=action_event_id, node_id=step.name,
+            execution_id=self.services.sink.execution_id,
+            step=step.name,
+            task=step.task,
+            config=config,
+            inputs=inputs,
+            scope=snap.scope,
+            services=self.services,
+            attempt=cmd.attempt,
+            parent_event_id=action_event_id,
+            node_id=step.name,
         )
         result = self.actions.get(step.task.type)(ctx)
         self._check_returns(step, result)
@@ -87,23 +109,47 @@ class StepRunner:
             self.services.run_save(step.task.result_save, ctx, result, parent_event_id=action_event_id)
         return result
 
-    def _run_router(self, step: Step, snap: StepSnapshot, base: dict[str, Any], started_at: str,
-                    step_event_id: int | None) -> None:
+    def _run_router(
+        self, step: Step, snap: StepSnapshot, base: dict[str, Any], started_at: str, step_event_id: int | None
+    ) -> None:
         sink = self.services.sink
         try:
             inputs = merge_inputs(render(step.task.data, snap.scope), snap.edge_data)
             scope = {**snap.scope, "result": inputs}
             result = render(step.result, scope, where=f"step '{step.name}' result") if step.result else None
-            chosen = transitions.choose(step, {**snap.scope, "result": result if result is not None else inputs})
+            chosen = transitions.choose(
+                step, {**snap.scope, "result": result if result is not None else inputs}
+            )
         except NoetlError as exc:
-            sink.new(T.STEP_FAILED, error=str(exc), duration=_since_iso(started_at), parent_event_id=step_event_id,
-                     meta={"error_type": type(exc).__name__}, **base)
+            sink.new(
+                T.STEP_FAILED,
+                error=str(exc),
+                duration=_since_iso(started_at),
+                parent_event_id=step_event_id,
+                meta={"error_type": type(exc).__name__},
+                **base,
+            )
             return
-        sink.new(T.STEP_COMPLETED, duration=_since_iso(started_at), result=result, parent_event_id=step_event_id,
-                 meta={"next": chosen}, **base)
+        sink.new(
+            T.STEP_COMPLETED,
+            duration=_since_iso(started_at),
+            result=result,
+            parent_event_id=step_event_id,
+            meta={"next": chosen},
+            **base,
+        )
 
-    def _fail(self, step: Step, cmd: RunStep, exc: Exception, t0: float, started_at: str,
-              step_event_id: int | None, action_event_id: int, base: dict[str, Any]) -> None:
+    def _fail(
+        self,
+        step: Step,
+        cmd: RunStep,
+        exc: Exception,
+        t0: float,
+        started_at: str,
+        step_event_id: int | None,
+        action_event_id: int,
+        base: dict[str, Any],
+    ) -> None:
         sink = self.services.sink
         message = str(exc) or type(exc).__name__
         meta: dict[str, Any] = {"error_type": getattr(exc, "error_type", type(exc).__name__)}
@@ -113,21 +159,46 @@ class StepRunner:
         if not isinstance(exc, NoetlError):  # not a failure we explained: keep the traceback for the user
             meta["traceback"] = traceback.format_exc(limit=8)
             message = f"{type(exc).__name__}: {message}"
-        sink.new(T.ACTION_ERROR, attempt=cmd.attempt, duration=_since(t0), error=message,
-                 result=getattr(exc, "result", None), parent_event_id=action_event_id, meta=meta, **base)
-        outcome = policy.Outcome(False, getattr(exc, "result", None), message, status_code,
-                                 non_retryable=not_retryable(exc))
+        sink.new(
+            T.ACTION_ERROR,
+            attempt=cmd.attempt,
+            duration=_since(t0),
+            error=message,
+            result=getattr(exc, "result", None),
+            parent_event_id=action_event_id,
+            meta=meta,
+            **base,
+        )
+        outcome = policy.Outcome(
+            False, getattr(exc, "result", None), message, status_code, non_retryable=not_retryable(exc)
+        )
         try:
             decision = policy.decide(step.task.retry, cmd.attempt, outcome, random.random())
         except NoetlError as policy_error:
             decision = policy.RetryDecision(False, reason=str(policy_error))
         if decision.retry:
-            sink.new(T.ACTION_RETRY, attempt=cmd.attempt, parent_event_id=step_event_id, error=message,
-                     meta={"delay": decision.delay, "next_attempt": cmd.attempt + 1,
-                           "retry_at": time.time() + decision.delay}, **base)
+            sink.new(
+                T.ACTION_RETRY,
+                attempt=cmd.attempt,
+                parent_event_id=step_event_id,
+                error=message,
+                meta={
+                    "delay": decision.delay,
+                    "next_attempt": cmd.attempt + 1,
+                    "retry_at": time.time() + decision.delay,
+                },
+                **base,
+            )
             return
-        sink.new(T.STEP_FAILED, attempt=cmd.attempt, duration=_since_iso(started_at), error=message,
-                 parent_event_id=step_event_id, meta={**meta, "reason": decision.reason}, **base)
+        sink.new(
+            T.STEP_FAILED,
+            attempt=cmd.attempt,
+            duration=_since_iso(started_at),
+            error=message,
+            parent_event_id=step_event_id,
+            meta={**meta, "reason": decision.reason},
+            **base,
+        )
 
     def _check_expects(self, step: Step, inputs: Any) -> None:
         if step.assertions is None or not step.assertions.expects:
@@ -135,8 +206,10 @@ class StepRunner:
         present = inputs if isinstance(inputs, dict) else {}
         missing = [name for name in step.assertions.expects if name not in present]
         if missing:
-            raise ActionError(f"assert.expects: input(s) {', '.join(missing)} missing; pass them in `data`",
-                              non_retryable=True)
+            raise ActionError(
+                f"assert.expects: input(s) {', '.join(missing)} missing; pass them in `data`",
+                non_retryable=True,
+            )
 
     def _check_returns(self, step: Step, result: Any) -> None:
         if step.assertions is None:
@@ -147,8 +220,9 @@ class StepRunner:
                 if isinstance(value, dict) and part in value:
                     value = value[part]
                 else:
-                    raise ActionError(f"assert.returns: the result has no {path!r}", result=result,
-                                      non_retryable=True)
+                    raise ActionError(
+                        f"assert.returns: the result has no {path!r}", result=result, non_retryable=True
+                    )
 
 
 def _since(t0: float) -> float:

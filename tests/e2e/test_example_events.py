@@ -21,9 +21,13 @@ def assert_well_formed(events: list[Event]) -> None:
     assert events[0].event_type == "execution_start"
     assert events[-1].event_type in ("execution_complete", "execution_failed")
     for e in events:
-        assert e.status == STATUS_OF[e.event_type] or (e.event_type == "iteration_failed" and e.status == "SKIPPED")
+        assert e.status == STATUS_OF[e.event_type] or (
+            e.event_type == "iteration_failed" and e.status == "SKIPPED"
+        )
         if e.event_type in END_TYPES:
-            assert e.duration is not None and e.duration >= 0, f"{e.event_type} of {e.node_name} has a duration"
+            assert e.duration is not None and e.duration >= 0, (
+                f"{e.event_type} of {e.node_name} has a duration"
+            )
         assert e.created_at
 
 
@@ -39,7 +43,12 @@ def test_hello_world_with_edge_payload(store: Any) -> None:
 def test_hot_path_fans_out_and_joins_at_end_once(store: Any) -> None:
     outcome, events = run_file(store, EXAMPLES / "branching/weather_branch.yaml")
     assert outcome.status == "COMPLETED"
-    assert outcome.result == {"path": "hot", "notified": "London is hot", "logged": "London is hot", "note": None}
+    assert outcome.result == {
+        "path": "hot",
+        "notified": "London is hot",
+        "logged": "London is hot",
+        "note": None,
+    }
     assert_well_formed(events)
     assert types_of(events, "cold_path") == []
     assert types_of(events, "end") == ROUTER, "end runs once"
@@ -49,8 +58,16 @@ def test_hot_path_fans_out_and_joins_at_end_once(store: Any) -> None:
         done = next(e for e in events if e.node_name == branch and e.event_type == "step_completed")
         assert done.event_id < end_start, f"end waits for {branch}"
     # The two branches overlapped in time: both started before either finished.
-    started = [e.event_id for e in events if e.event_type == "action_started" and e.node_name in ("notify_ops", "log_alert")]
-    finished = [e.event_id for e in events if e.event_type == "action_completed" and e.node_name in ("notify_ops", "log_alert")]
+    started = [
+        e.event_id
+        for e in events
+        if e.event_type == "action_started" and e.node_name in ("notify_ops", "log_alert")
+    ]
+    finished = [
+        e.event_id
+        for e in events
+        if e.event_type == "action_completed" and e.node_name in ("notify_ops", "log_alert")
+    ]
     assert max(started) < min(finished)
 
 
@@ -75,9 +92,15 @@ def test_flaky_step_succeeds_on_third_attempt_and_workflow_continues(store: Any)
     assert outcome.result == {"continued": True, "attempts_needed": 3}
     assert types_of(events, "flaky") == [
         "step_started",
-        "action_started", "action_error", "action_retry",
-        "action_started", "action_error", "action_retry",
-        "action_started", "action_completed", "step_completed",
+        "action_started",
+        "action_error",
+        "action_retry",
+        "action_started",
+        "action_error",
+        "action_retry",
+        "action_started",
+        "action_completed",
+        "step_completed",
     ]
     retries = [e for e in events if e.event_type == "action_retry"]
     assert [r.meta["next_attempt"] for r in retries] == [2, 3]
@@ -97,7 +120,9 @@ def test_sub_playbook_result_is_used_and_linked(store: Any) -> None:
     assert all(e.parent_execution_id == outcome.execution_id for e in child_events)
     assert child_events[-1].event_type == "execution_complete"
     # The parent's step ends after the child's execution ended.
-    parent_done = next(e for e in events if e.node_name == "call_child" and e.event_type == "action_completed")
+    parent_done = next(
+        e for e in events if e.node_name == "call_child" and e.event_type == "action_completed"
+    )
     assert parent_done.created_at >= child_events[-1].created_at
     assert_well_formed(child_events)
 
@@ -105,7 +130,9 @@ def test_sub_playbook_result_is_used_and_linked(store: Any) -> None:
 def test_failing_step_fails_the_execution(store: Any) -> None:
     from tests.helpers import run_text
 
-    outcome, events = run_text(store, """
+    outcome, events = run_text(
+        store,
+        """
         apiVersion: noetl.io/v1
         kind: Playbook
         metadata: {name: boom}
@@ -119,7 +146,8 @@ def test_failing_step_fails_the_execution(store: Any) -> None:
                   raise ValueError("the data is bad")
             next: [{step: end}]
           - step: end
-    """)
+    """,
+    )
     assert outcome.status == "FAILED"
     assert "explode" in (outcome.error or "") and "the data is bad" in (outcome.error or "")
     assert types_of(events)[-4:] == ["action_started", "action_error", "step_failed", "execution_failed"]
@@ -145,8 +173,21 @@ def test_cli_run_prints_result_and_timeline(tmp_path: Any, example: str, expecte
 
     rows = [json.loads(line) for line in listed.stdout.splitlines()]
     assert rows[0]["event_type"] == "execution_start" and rows[-1]["event_type"] == "execution_complete"
-    for key in ("event_id", "execution_id", "parent_execution_id", "event_type", "node_name", "node_id",
-                "node_type", "status", "current_index", "duration", "error", "meta", "created_at"):
+    for key in (
+        "event_id",
+        "execution_id",
+        "parent_execution_id",
+        "event_type",
+        "node_name",
+        "node_id",
+        "node_type",
+        "status",
+        "current_index",
+        "duration",
+        "error",
+        "meta",
+        "created_at",
+    ):
         assert key in rows[0]
     status = cli("status", execution_id, "--db", db)
     assert "COMPLETED" in status.stdout

@@ -42,8 +42,12 @@ def test_progress_line_on_a_terminal(tmp_path: Path) -> None:
     playbook = tmp_path / "progress.yaml"
     playbook.write_text(PLAYBOOK)
     master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "noetl.cli", "run", str(playbook), "--db", str(tmp_path / "db")],
-                            stdout=subprocess.DEVNULL, stderr=slave, cwd=REPO)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "noetl.cli", "run", str(playbook), "--db", str(tmp_path / "db")],
+        stdout=subprocess.DEVNULL,
+        stderr=slave,
+        cwd=REPO,
+    )
     os.close(slave)
     chunks = []
     deadline = time.monotonic() + 60

@@ -14,7 +14,9 @@ metadata: {name: iterator_test}
 """
 
 
-def between(events: list[Event], step: str, first: str = "action_started", last: str = "action_completed") -> list[Event]:
+def between(
+    events: list[Event], step: str, first: str = "action_started", last: str = "action_completed"
+) -> list[Event]:
     own = [e for e in events if e.node_name == step]
     start = next(i for i, e in enumerate(own) if e.event_type == first)
     end = next(i for i, e in enumerate(own) if e.event_type in (last, "action_error"))
@@ -22,7 +24,10 @@ def between(events: list[Event], step: str, first: str = "action_started", last:
 
 
 def test_sequential_items_with_event_save_emit_the_13_event_sequence(store: Any) -> None:
-    outcome, events = run_text(store, HEAD + """
+    outcome, events = run_text(
+        store,
+        HEAD
+        + """
 workload:
   cities: [{name: London}, {name: Paris}, {name: Rome}]
 workflow:
@@ -44,7 +49,8 @@ workflow:
         args: {city: "{{ city.name }}", upper: "{{ this.name | upper }}"}
     next: [{step: end}]
   - step: end
-""")
+""",
+    )
     assert outcome.status == "COMPLETED"
     inner = between(events, "loop")
     expected = ["iterator_started"]
@@ -52,23 +58,35 @@ workflow:
         expected += ["iteration_started", "save_started", "save_completed", "iteration_completed"]
     expected += ["iterator_completed"]
     assert [e.event_type for e in inner] == expected and len(inner) == 14
-    assert [e.node_id for e in inner[1:5]] == ["loop:iter_0", "loop:save_iter_0", "loop:save_iter_0", "loop:iter_0"]
+    assert [e.node_id for e in inner[1:5]] == [
+        "loop:iter_0",
+        "loop:save_iter_0",
+        "loop:save_iter_0",
+        "loop:iter_0",
+    ]
     started = inner[0]
     assert started.meta["count"] == 3 and started.meta["mode"] == "sequential"
     assert all(e.parent_event_id == started.event_id for e in inner if e.node_type == "iteration")
     saves = [e for e in inner if e.event_type == "save_completed"]
-    assert [s.result for s in saves] == [[{"city": c, "upper": c.upper()}] for c in ("London", "Paris", "Rome")]
+    assert [s.result for s in saves] == [
+        [{"city": c, "upper": c.upper()}] for c in ("London", "Paris", "Rome")
+    ]
     assert [s.current_index for s in saves] == [0, 1, 2]
     summary = inner[-1].meta
     assert (summary["count"], summary["succeeded"], summary["failed"], summary["rows_saved"]) == (3, 3, 0, 3)
     for key in ("duration", "items_per_second", "p50", "p95", "max", "failed_indexes"):
         assert key in summary
     result = next(e for e in events if e.event_type == "step_completed" and e.node_name == "loop").result
-    assert result == [{"name": n, "pos": f"{i}/3", "same": True} for i, n in enumerate(["London", "Paris", "Rome"])]
+    assert result == [
+        {"name": n, "pos": f"{i}/3", "same": True} for i, n in enumerate(["London", "Paris", "Rome"])
+    ]
 
 
 def test_where_order_by_limit_and_chunk(store: Any) -> None:
-    outcome, _ = run_text(store, HEAD + """
+    outcome, _ = run_text(
+        store,
+        HEAD
+        + """
 workload:
   nums: [5, 3, 8, 1, 9, 2, 7]
 workflow:
@@ -101,13 +119,17 @@ workflow:
     next: [{step: end}]
   - step: end
     result: {picked: "{{ pick.result }}", sums: "{{ batches.result }}"}
-""")
+""",
+    )
     assert outcome.status == "COMPLETED", outcome.error
     assert outcome.result == {"picked": [3, 5, 7, 8], "sums": [15, 8]}
 
 
 def test_async_results_stay_in_collection_order_and_items_overlap(store: Any) -> None:
-    outcome, events = run_text(store, HEAD + """
+    outcome, events = run_text(
+        store,
+        HEAD
+        + """
 workload:
   delays: [0.3, 0.1, 0.2, 0.05, 0.15, 0.1]
 workflow:
@@ -129,7 +151,8 @@ workflow:
             return i
     next: [{step: end}]
   - step: end
-""")
+""",
+    )
     assert outcome.status == "COMPLETED"
     assert outcome.result == [0, 1, 2, 3, 4, 5]
     inner = between(events, "loop")
@@ -142,7 +165,9 @@ workflow:
     assert step.duration is not None and step.duration < 0.9 * sum([0.3, 0.1, 0.2, 0.05, 0.15, 0.1])
 
 
-FAILING = HEAD + """
+FAILING = (
+    HEAD
+    + """
 workload:
   items: [1, 2, 0, 4]
 workflow:
@@ -162,6 +187,7 @@ workflow:
     next: [{step: end}]
   - step: end
 """
+)
 
 
 def test_failed_item_fails_the_step_and_later_items_are_skipped(store: Any) -> None:
@@ -170,7 +196,10 @@ def test_failed_item_fails_the_step_and_later_items_are_skipped(store: Any) -> N
     assert "item 2" in (outcome.error or "") and "ZeroDivisionError" in (outcome.error or "")
     inner = between(events, "loop")
     assert [(e.event_type, e.current_index, e.status) for e in inner[-3:]] == [
-        ("iteration_failed", 2, "FAILED"), ("iteration_failed", 3, "SKIPPED"), ("iterator_failed", None, "FAILED")]
+        ("iteration_failed", 2, "FAILED"),
+        ("iteration_failed", 3, "SKIPPED"),
+        ("iterator_failed", None, "FAILED"),
+    ]
     assert types_of(events)[-4:] == ["iterator_failed", "action_error", "step_failed", "execution_failed"]
     count = inner[0].meta["count"]
     finished = [e for e in inner if e.event_type in ("iteration_completed", "iteration_failed")]
@@ -199,7 +228,10 @@ def test_max_failures_and_ratio_fail_the_step_past_the_threshold(store: Any) -> 
 
 
 def test_template_error_in_a_save_is_a_save_error_naming_the_template(store: Any) -> None:
-    outcome, events = run_text(store, HEAD + """
+    outcome, events = run_text(
+        store,
+        HEAD
+        + """
 workflow:
   - step: start
     next: [{step: loop}]
@@ -218,7 +250,8 @@ workflow:
         args: {v: "{{ this.missing_field }}"}
     next: [{step: end}]
   - step: end
-""")
+""",
+    )
     assert outcome.status == "FAILED"
     error = next(e for e in events if e.event_type == "save_error")
     assert "{{ this.missing_field }}" in (error.error or "") and "missing_field" in (error.error or "")
@@ -228,7 +261,10 @@ workflow:
 
 
 def test_nested_task_retry_is_applied_per_item(store: Any, tmp_path: Any) -> None:
-    outcome, events = run_text(store, HEAD + f"""
+    outcome, events = run_text(
+        store,
+        HEAD
+        + f"""
 workflow:
   - step: start
     next: [{{step: loop}}]
@@ -250,7 +286,8 @@ workflow:
             return n
     next: [{{step: end}}]
   - step: end
-""")
+""",
+    )
     assert outcome.status == "COMPLETED", outcome.error
     completed = {e.current_index: e.meta for e in events if e.event_type == "iteration_completed"}
     assert completed[1]["attempts"] == 2 and "flaky on first try" in completed[1]["retried_errors"][0]

@@ -29,7 +29,9 @@ kind: Playbook
 metadata: {name: iterator_pg}
 """
 
-UPSERT_LOOP = HEAD + """
+UPSERT_LOOP = (
+    HEAD
+    + """
 workload:
   items: %(items)s
 workflow:
@@ -61,6 +63,7 @@ workflow:
     next: [{step: end}]
   - step: end
 """
+)
 
 
 def rows(dsn: str, table: str = "t") -> list[tuple[Any, ...]]:
@@ -79,8 +82,12 @@ def test_three_items_upserted_with_the_events_md_sequence(pg_store: Any, pg_dsn:
     assert outcome.status == "COMPLETED", outcome.error
     own = [e.event_type for e in events if e.node_name == "loop"]
     inner = own[own.index("action_started") + 1 : own.index("action_completed")]
-    assert inner == ["iterator_started"] + ["iteration_started", "save_started", "save_completed",
-                                            "iteration_completed"] * 3 + ["iterator_completed"]
+    assert inner == ["iterator_started"] + [
+        "iteration_started",
+        "save_started",
+        "save_completed",
+        "iteration_completed",
+    ] * 3 + ["iterator_completed"]
     # The issue calls this "the 13-event sequence"; EVENTS.md's listing has 14 (1 + 3 x 4 + 1): we follow it.
     assert len(inner) == 14
     assert rows(pg_dsn) == [("item-0", "a"), ("item-1", "b"), ("item-2", "c")]
@@ -91,8 +98,9 @@ def test_three_items_upserted_with_the_events_md_sequence(pg_store: Any, pg_dsn:
     assert all(s.node_id == f"loop:save_iter_{s.current_index}" for s in saves)
 
 
-def test_constraint_violation_on_item_2_fails_the_run_and_keeps_items_0_and_1(pg_store: Any, pg_dsn: str,
-                                                                               store_path: Path) -> None:
+def test_constraint_violation_on_item_2_fails_the_run_and_keeps_items_0_and_1(
+    pg_store: Any, pg_dsn: str, store_path: Path
+) -> None:
     outcome, events = run_text(pg_store, UPSERT_LOOP % {"items": '["a", "b", null, "d"]', "policy": ""})
     assert outcome.status == "FAILED"
     item2 = [e.event_type for e in events if e.current_index == 2]
@@ -104,8 +112,9 @@ def test_constraint_violation_on_item_2_fails_the_run_and_keeps_items_0_and_1(pg
     assert not [e for e in events if e.event_type == "iteration_completed" and e.current_index == 2]
 
 
-def test_the_same_failure_through_the_cli_exits_1(pg_store: Any, pg_dsn: str, store_path: Path,
-                                                  tmp_path: Path) -> None:
+def test_the_same_failure_through_the_cli_exits_1(
+    pg_store: Any, pg_dsn: str, store_path: Path, tmp_path: Path
+) -> None:
     playbook = tmp_path / "loop.yaml"
     playbook.write_text(UPSERT_LOOP % {"items": '["a", "b", null, "d"]', "policy": ""})
     pg_store.flush()
@@ -125,7 +134,10 @@ def test_continue_with_max_failures_completes_with_three_rows(pg_store: Any, pg_
 
 
 def test_missing_credential_is_a_save_error_and_fails_the_item(store: Any) -> None:
-    outcome, events = run_text(store, HEAD + """
+    outcome, events = run_text(
+        store,
+        HEAD
+        + """
 workflow:
   - step: start
     next: [{step: loop}]
@@ -140,12 +152,17 @@ workflow:
       save: {storage: postgres, auth: no_such_credential, table: t, args: {id: 1}}
     next: [{step: end}]
   - step: end
-""")
+""",
+    )
     assert outcome.status == "FAILED"
     error = next(e for e in events if e.event_type == "save_error")
     assert "no_such_credential" in (error.error or "") and "noetl credential add" in (error.error or "")
     assert [e.event_type for e in events if e.current_index == 0] == [
-        "iteration_started", "save_started", "save_error", "iteration_failed"]
+        "iteration_started",
+        "save_started",
+        "save_error",
+        "iteration_failed",
+    ]
 
 
 class _DeadTarget:
@@ -181,7 +198,9 @@ def dead_target() -> Iterator[_DeadTarget]:
 
 
 def _breaker_run(store: Any, items: int) -> tuple[Any, list[Any]]:
-    text = HEAD + f"""
+    text = (
+        HEAD
+        + f"""
 workflow:
   - step: start
     next: [{{step: loop}}]
@@ -203,13 +222,25 @@ workflow:
     next: [{{step: end}}]
   - step: end
 """
+    )
     outcome = LocalRunner(store).run(parse_playbook(text))
     return outcome, store.read(outcome.execution_id)
 
 
-def test_open_breaker_fails_saves_at_once_without_touching_the_target(store: Any, dead_target: _DeadTarget) -> None:
-    store.put_credential("down", "postgres", {"db_host": "127.0.0.1", "db_port": dead_target.port,
-                                              "db_user": "x", "db_password": "pw-not-shown", "db_name": "x"})
+def test_open_breaker_fails_saves_at_once_without_touching_the_target(
+    store: Any, dead_target: _DeadTarget
+) -> None:
+    store.put_credential(
+        "down",
+        "postgres",
+        {
+            "db_host": "127.0.0.1",
+            "db_port": dead_target.port,
+            "db_user": "x",
+            "db_password": "pw-not-shown",
+            "db_name": "x",
+        },
+    )
     _breaker_run(store, 3)
     after_three = dead_target.accepted
     assert after_three >= 3, "the first three saves did try the target"
@@ -247,7 +278,10 @@ def slow_api() -> Iterator[str]:
 
 
 def test_async_http_items_overlap_and_counts_match(pg_store: Any, pg_dsn: str, slow_api: str) -> None:
-    outcome, events = run_text(pg_store, HEAD + """
+    outcome, events = run_text(
+        pg_store,
+        HEAD
+        + """
 workload:
   base_url: http://127.0.0.1:1
 workflow:
@@ -277,22 +311,32 @@ workflow:
         args: {id: "{{ n }}", path: "{{ this.data.path }}"}
     next: [{step: end}]
   - step: end
-""", {"base_url": slow_api})
+""",
+        {"base_url": slow_api},
+    )
     assert outcome.status == "COMPLETED", outcome.error
     step = next(e for e in events if e.event_type == "step_completed" and e.node_name == "loop")
     assert step.duration is not None and step.duration < 0.5 * 20 * 0.1, "well under the sequential 2 s"
     for index in range(20):
         assert [e.event_type for e in events if e.current_index == index] == [
-            "iteration_started", "save_started", "save_completed", "iteration_completed"]
+            "iteration_started",
+            "save_started",
+            "save_completed",
+            "iteration_completed",
+        ]
     started = next(e for e in events if e.event_type == "iterator_started")
     finished = next(e for e in events if e.event_type == "iterator_completed")
-    assert started.meta["count"] == 20 and finished.meta["succeeded"] == 20 and finished.meta["rows_saved"] == 20
+    assert (
+        started.meta["count"] == 20 and finished.meta["succeeded"] == 20 and finished.meta["rows_saved"] == 20
+    )
     item_events = [e for e in events if e.node_type in ("iteration", "save")]
     assert all(started.event_id < e.event_id < finished.event_id for e in item_events)
     assert len(rows(pg_dsn)) == 20
 
 
-SLOW_LOOP = HEAD + """
+SLOW_LOOP = (
+    HEAD
+    + """
 workload:
   n: 40
 workflow:
@@ -325,15 +369,21 @@ workflow:
     next: [{step: end}]
   - step: end
 """
+)
 
 
-def test_killed_run_resumes_and_saves_every_item_exactly_once(pg_store: Any, pg_dsn: str, store_path: Path,
-                                                               tmp_path: Path) -> None:
+def test_killed_run_resumes_and_saves_every_item_exactly_once(
+    pg_store: Any, pg_dsn: str, store_path: Path, tmp_path: Path
+) -> None:
     playbook = tmp_path / "slow.yaml"
     playbook.write_text(SLOW_LOOP)
     pg_store.flush()
-    proc = subprocess.Popen([sys.executable, "-m", "noetl.cli", "run", str(playbook), "--db", str(store_path)],
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "noetl.cli", "run", str(playbook), "--db", str(store_path)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         time.sleep(0.1)

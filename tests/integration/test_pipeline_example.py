@@ -50,10 +50,13 @@ def weather_api() -> Iterator[str]:
     server.server_close()
 
 
-def test_pipeline_saves_three_rows_and_writes_parquet(store: Any, pg_dsn: str, weather_api: str,
-                                                      tmp_path: Path) -> None:
+def test_pipeline_saves_three_rows_and_writes_parquet(
+    store: Any, pg_dsn: str, weather_api: str, tmp_path: Path
+) -> None:
     store.put_credential("pg_local", "postgres", pg_fields(pg_dsn))
-    outcome, events = run_file(store, PIPELINE, {"base_url": weather_api, "output_dir": str(tmp_path / "out")})
+    outcome, events = run_file(
+        store, PIPELINE, {"base_url": weather_api, "output_dir": str(tmp_path / "out")}
+    )
     assert outcome.status == "COMPLETED", outcome.error
     assert outcome.result["pg_rows_saved"] == 3
     stats = {row["city"]: row for row in outcome.result["city_stats"]}
@@ -66,13 +69,18 @@ def test_pipeline_saves_three_rows_and_writes_parquet(store: Any, pg_dsn: str, w
     assert from_parquet == [("Berlin", 1), ("London", 1), ("Paris", 1)]
 
     with psycopg.connect(pg_dsn) as conn:
-        saved = conn.execute("SELECT pg_rows_saved FROM weather_pipeline_metrics WHERE execution_id = %s",
-                             (outcome.execution_id,)).fetchone()
-        raw = conn.execute("SELECT city, payload->'current'->>'temperature_2m' FROM weather_http_raw "
-                           "ORDER BY city").fetchall()
+        saved = conn.execute(
+            "SELECT pg_rows_saved FROM weather_pipeline_metrics WHERE execution_id = %s",
+            (outcome.execution_id,),
+        ).fetchone()
+        raw = conn.execute(
+            "SELECT city, payload->'current'->>'temperature_2m' FROM weather_http_raw ORDER BY city"
+        ).fetchall()
     assert saved == (3,)
-    assert raw == [(city, str(round(lat / 2, 2))) for city, lat in (("Berlin", 52.52), ("London", 51.51),
-                                                                        ("Paris", 48.85))]
+    assert raw == [
+        (city, str(round(lat / 2, 2)))
+        for city, lat in (("Berlin", 52.52), ("London", 51.51), ("Paris", 48.85))
+    ]
 
     loop = [e for e in events if e.node_name == "http_loop"]
     started = next(e for e in loop if e.event_type == "iterator_started")
@@ -80,11 +88,21 @@ def test_pipeline_saves_three_rows_and_writes_parquet(store: Any, pg_dsn: str, w
     assert next(e for e in loop if e.event_type == "iterator_completed").meta["rows_saved"] == 3
 
 
-def test_pipeline_runs_from_the_cli_twice_without_duplicates(store_path: Path, pg_dsn: str, weather_api: str,
-                                                             tmp_path: Path) -> None:
+def test_pipeline_runs_from_the_cli_twice_without_duplicates(
+    store_path: Path, pg_dsn: str, weather_api: str, tmp_path: Path
+) -> None:
     db = str(store_path)
-    added = cli("credential", "add", "pg_local", "--type", "postgres", "--data", json.dumps(pg_fields(pg_dsn)),
-                "--db", db)
+    added = cli(
+        "credential",
+        "add",
+        "pg_local",
+        "--type",
+        "postgres",
+        "--data",
+        json.dumps(pg_fields(pg_dsn)),
+        "--db",
+        db,
+    )
     assert added.returncode == 0, added.stderr
     payload = json.dumps({"base_url": weather_api, "output_dir": str(tmp_path / "out")})
     for _ in range(2):

@@ -18,7 +18,10 @@ metadata: {name: secrets_test}
 def test_secret_value_is_usable_but_never_stored(store: Any, monkeypatch: Any) -> None:
     monkeypatch.setenv("NOETL_SECRET_API_TOKEN", "tok-123456789")
     store.put_credential("db_pw", "secret", {"value": "hunter2-very-secret"})
-    outcome, events = run_text(store, HEAD + """
+    outcome, events = run_text(
+        store,
+        HEAD
+        + """
 workflow:
   - step: start
     next: [{step: get_pw}]
@@ -39,7 +42,8 @@ workflow:
           return {"pw_length": len(pw), "token_tail": token[-3:], "echo": "pw is " + pw}
     next: [{step: end}]
   - step: end
-""")
+""",
+    )
     assert outcome.status == "COMPLETED", outcome.error
     used = next(e for e in events if e.event_type == "action_completed" and e.node_name == "use").result
     assert used["pw_length"] == len("hunter2-very-secret") and used["token_tail"] == "789"
@@ -50,7 +54,9 @@ workflow:
 
 def test_credential_values_are_never_printed(store_path: Path) -> None:
     db = str(store_path)
-    added = cli("credential", "add", "api", "--type", "bearer", "--data", '{"token": "zzz-secret-zzz"}', "--db", db)
+    added = cli(
+        "credential", "add", "api", "--type", "bearer", "--data", '{"token": "zzz-secret-zzz"}', "--db", db
+    )
     assert added.returncode == 0 and "zzz-secret-zzz" not in added.stdout + added.stderr
     listed = cli("credential", "list", "--db", db)
     assert "api" in listed.stdout and "bearer" in listed.stdout and "zzz-secret-zzz" not in listed.stdout
@@ -60,7 +66,10 @@ def test_credential_values_are_never_printed(store_path: Path) -> None:
 
 def test_save_retries_are_events_with_attempt_and_whether_another_follows(store: Any, tmp_path: Path) -> None:
     counter = tmp_path / "attempts"
-    outcome, events = run_text(store, HEAD + f"""
+    outcome, events = run_text(
+        store,
+        HEAD
+        + f"""
 workflow:
   - step: start
     next: [{{step: produce}}]
@@ -84,7 +93,8 @@ workflow:
             return 1
     next: [{{step: end}}]
   - step: end
-""")
+""",
+    )
     assert outcome.status == "COMPLETED", outcome.error
     saves = [e for e in events if e.node_type == "save"]
     assert [e.event_type for e in saves] == ["save_started", "save_failed", "save_failed", "save_completed"]
@@ -92,5 +102,12 @@ workflow:
     assert saves[3].meta["attempt"] == 3 and saves[3].meta["rows"] == 1
     assert "target busy on attempt 1" in (saves[1].error or "")
     assert [e.event_type for e in events if e.node_name == "produce"] == [
-        "step_started", "action_started", "save_started", "save_failed", "save_failed", "save_completed",
-        "action_completed", "step_completed"]
+        "step_started",
+        "action_started",
+        "save_started",
+        "save_failed",
+        "save_failed",
+        "save_completed",
+        "action_completed",
+        "step_completed",
+    ]

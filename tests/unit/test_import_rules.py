@@ -8,8 +8,19 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "noetl"
-DRIVERS = {"httpx", "psycopg", "duckdb", "sqlite3", "fastapi", "uvicorn", "typer", "threading", "concurrent",
-           "subprocess", "socket"}
+DRIVERS = {
+    "httpx",
+    "psycopg",
+    "duckdb",
+    "sqlite3",
+    "fastapi",
+    "uvicorn",
+    "typer",
+    "threading",
+    "concurrent",
+    "subprocess",
+    "socket",
+}
 
 # layer -> the noetl subpackages it may import (besides itself)
 ALLOWED = {

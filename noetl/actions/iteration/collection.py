@@ -24,25 +24,37 @@ def as_list(value: Any, step: str) -> list[Any]:
         return list(value)
     if isinstance(value, str | int | float | bool | dict):
         return [value]
-    raise ActionError(f"step '{step}': collection must be a list, got {type(value).__name__}", non_retryable=True)
+    raise ActionError(
+        f"step '{step}': collection must be a list, got {type(value).__name__}", non_retryable=True
+    )
 
 
 def resolve(spec: IteratorSpec, collection: Any, scope: Mapping[str, Any], step: str) -> list[WorkItem]:
     items = as_list(collection, step)
     if spec.where:
-        items = [v for v in items if truthy(render(spec.where, _bind(scope, spec, v), where=f"step '{step}' where"))]
+        items = [
+            v
+            for v in items
+            if truthy(render(spec.where, _bind(scope, spec, v), where=f"step '{step}' where"))
+        ]
     if spec.order_by:
-        keyed = [(render(spec.order_by, _bind(scope, spec, v), where=f"step '{step}' order_by"), v) for v in items]
+        keyed = [
+            (render(spec.order_by, _bind(scope, spec, v), where=f"step '{step}' order_by"), v) for v in items
+        ]
         try:
             keyed.sort(key=lambda pair: pair[0])  # stable: equal keys keep collection order
         except TypeError as exc:
-            raise ActionError(f"step '{step}': order_by gives values that cannot be compared ({exc})",
-                              non_retryable=True) from None
+            raise ActionError(
+                f"step '{step}': order_by gives values that cannot be compared ({exc})", non_retryable=True
+            ) from None
         items = [v for _, v in keyed]
     if spec.limit is not None:
         items = items[: spec.limit]
     if spec.chunk:
-        return [WorkItem(i, items[start : start + spec.chunk]) for i, start in enumerate(range(0, len(items), spec.chunk))]
+        return [
+            WorkItem(i, items[start : start + spec.chunk])
+            for i, start in enumerate(range(0, len(items), spec.chunk))
+        ]
     return [WorkItem(i, v) for i, v in enumerate(items)]
 
 

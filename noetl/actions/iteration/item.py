@@ -23,7 +23,11 @@ _ITEM_PREVIEW_CHARS = 2000
 def preview(value: Any) -> Any:
     """Large items are truncated in events; the full value is in the collection the step rendered."""
     if isinstance(value, str | int | float | bool) or value is None:
-        return value if not isinstance(value, str) or len(value) <= _ITEM_PREVIEW_CHARS else value[:_ITEM_PREVIEW_CHARS]
+        return (
+            value
+            if not isinstance(value, str) or len(value) <= _ITEM_PREVIEW_CHARS
+            else value[:_ITEM_PREVIEW_CHARS]
+        )
     text = json.dumps(value, default=str)
     if len(text) <= _ITEM_PREVIEW_CHARS:
         return value
@@ -39,13 +43,21 @@ class ItemRunner:
     tally: Tally
 
     def scope(self, item: WorkItem) -> dict[str, Any]:
-        loop = {"index": item.index, "count": self.count, "first": item.index == 0,
-                "last": item.index == self.count - 1}
+        loop = {
+            "index": item.index,
+            "count": self.count,
+            "first": item.index == 0,
+            "last": item.index == self.count - 1,
+        }
         own = self.ctx.scope.get(self.ctx.step)
         own_value = unwrap(own) if isinstance(own, StepView) else None
         own_view = dict(own_value) if isinstance(own_value, dict) else {}
-        scope = {**self.ctx.scope, self.spec.element: item.value, "_loop": loop,
-                 self.ctx.step: StepView({**own_view, "result_index": item.index})}
+        scope = {
+            **self.ctx.scope,
+            self.spec.element: item.value,
+            "_loop": loop,
+            self.ctx.step: StepView({**own_view, "result_index": item.index}),
+        }
         if self.spec.chunk:
             scope["batch"] = item.value
         return scope
@@ -54,53 +66,92 @@ class ItemRunner:
         """(succeeded, result). Never raises for the item's own failure: that is an event and a tally."""
         ctx, sink = self.ctx, self.ctx.sink
         node_id = f"{ctx.step}:iter_{item.index}"
-        base = {"node_name": ctx.step, "node_id": node_id, "node_type": "iteration", "current_index": item.index,
-                "attempt": ctx.attempt}
-        started = sink.new(T.ITERATION_STARTED, current_item=preview(item.value),
-                           parent_event_id=self.iterator_event_id, **base)
+        base = {
+            "node_name": ctx.step,
+            "node_id": node_id,
+            "node_type": "iteration",
+            "current_index": item.index,
+            "attempt": ctx.attempt,
+        }
+        started = sink.new(
+            T.ITERATION_STARTED,
+            current_item=preview(item.value),
+            parent_event_id=self.iterator_event_id,
+            **base,
+        )
         t0 = time.monotonic()
         scope = self.scope(item)
         nested = ctx.evolve(index=item.index, node_id=node_id, parent_event_id=started.event_id, scope=scope)
         stage = "task"
         attempts = Attempts()
         try:
-            result = call_with_retry(self.spec.task.retry,
-                                     lambda: ctx.services.run_action(self.spec.task, scope, nested), attempts)
+            result = call_with_retry(
+                self.spec.task.retry, lambda: ctx.services.run_action(self.spec.task, scope, nested), attempts
+            )
             rows = 0
             save = self.spec.task.result_save
             if save is not None:
                 stage = "save"
-                rows = ctx.services.run_save(save, nested, result, index=item.index, item=preview(item.value),
-                                             parent_event_id=started.event_id)
+                rows = ctx.services.run_save(
+                    save,
+                    nested,
+                    result,
+                    index=item.index,
+                    item=preview(item.value),
+                    parent_event_id=started.event_id,
+                )
         except Exception as exc:
             duration = time.monotonic() - t0
             explained = isinstance(exc, NoetlError)
-            error = f"item {item.index}: {stage} failed: {exc if explained else f'{type(exc).__name__}: {exc}'}"
-            meta = {"failed_in": stage, "error_type": getattr(exc, "error_type", type(exc).__name__),
-                    **attempts.meta()}
+            error = (
+                f"item {item.index}: {stage} failed: {exc if explained else f'{type(exc).__name__}: {exc}'}"
+            )
+            meta = {
+                "failed_in": stage,
+                "error_type": getattr(exc, "error_type", type(exc).__name__),
+                **attempts.meta(),
+            }
             if not explained:  # not a failure we explained: keep the traceback for the user
                 meta["traceback"] = traceback.format_exc(limit=8)
             if isinstance(exc, SaveFailed):
                 meta["reason"] = exc.reason
             elif isinstance(exc, SaveError):
                 meta["reason"] = "save_error"
-            sink.new(T.ITERATION_FAILED, duration=round(duration, 6), error=error,
-                     parent_event_id=self.iterator_event_id, meta=meta, **base)
+            sink.new(
+                T.ITERATION_FAILED,
+                duration=round(duration, 6),
+                error=error,
+                parent_event_id=self.iterator_event_id,
+                meta=meta,
+                **base,
+            )
             self.tally.fail(item.index, duration, error)
             return False, None
         duration = time.monotonic() - t0
-        sink.new(T.ITERATION_COMPLETED, duration=round(duration, 6), result=result,
-                 parent_event_id=self.iterator_event_id,
-                 meta={**({"rows": rows} if save is not None else {}), **attempts.meta()}, **base)
+        sink.new(
+            T.ITERATION_COMPLETED,
+            duration=round(duration, 6),
+            result=result,
+            parent_event_id=self.iterator_event_id,
+            meta={**({"rows": rows} if save is not None else {}), **attempts.meta()},
+            **base,
+        )
         self.tally.ok(duration, rows)
         return True, result
 
     def skip(self, item: WorkItem, reason: str) -> None:
         """An item that will not run is still accounted for: its own event says why."""
         self.ctx.sink.new(
-            T.ITERATION_FAILED, status="SKIPPED", node_name=self.ctx.step, node_id=f"{self.ctx.step}:iter_{item.index}",
-            node_type="iteration", current_index=item.index, attempt=self.ctx.attempt, duration=0.0,
-            error=f"item {item.index} not run: {reason}", parent_event_id=self.iterator_event_id,
+            T.ITERATION_FAILED,
+            status="SKIPPED",
+            node_name=self.ctx.step,
+            node_id=f"{self.ctx.step}:iter_{item.index}",
+            node_type="iteration",
+            current_index=item.index,
+            attempt=self.ctx.attempt,
+            duration=0.0,
+            error=f"item {item.index} not run: {reason}",
+            parent_event_id=self.iterator_event_id,
             meta={"reason": "skipped"},
         )
         self.tally.skip()

@@ -79,6 +79,10 @@ def breach(spec: IteratorSpec, tally: Tally) -> str | None:
         return "on_error is fail"
     if spec.max_failures is not None and tally.failed > spec.max_failures:
         return f"{tally.failed} items failed, more than max_failures {spec.max_failures}"
-    if spec.max_failure_ratio is not None and tally.count and tally.failed / tally.count > spec.max_failure_ratio:
+    if (
+        spec.max_failure_ratio is not None
+        and tally.count
+        and tally.failed / tally.count > spec.max_failure_ratio
+    ):
         return f"{tally.failed} of {tally.count} items failed, more than max_failure_ratio {spec.max_failure_ratio}"
     return None

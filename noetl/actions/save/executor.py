@@ -59,7 +59,9 @@ def execute_save(
         writer = storages.get(spec.storage)
     except (TemplateError, CredentialError, KeyError) as exc:
         message = f"save of step '{ctx.step}' could not be carried out: {exc}"
-        sink.new(T.SAVE_ERROR, error=message, duration=_since(t0), meta={"error_type": type(exc).__name__}, **base)
+        sink.new(
+            T.SAVE_ERROR, error=message, duration=_since(t0), meta={"error_type": type(exc).__name__}, **base
+        )
         raise SaveError(message, non_retryable=True) from None
     breaker = None
     if spec.circuit_breaker is not None:
@@ -68,18 +70,34 @@ def execute_save(
     for attempt in range(1, attempts + 1):
         will_retry = attempt < attempts
         if breaker is not None and not breaker.allow():
-            message = f"save of step '{ctx.step}' to {_target(spec, request)} skipped: the circuit breaker is open"
-            sink.new(T.SAVE_FAILED, error=message, duration=_since(t0),
-                     meta={"reason": "circuit_open", "attempt": attempt, "will_retry": False}, **base)
+            message = (
+                f"save of step '{ctx.step}' to {_target(spec, request)} skipped: the circuit breaker is open"
+            )
+            sink.new(
+                T.SAVE_FAILED,
+                error=message,
+                duration=_since(t0),
+                meta={"reason": "circuit_open", "attempt": attempt, "will_retry": False},
+                **base,
+            )
             raise SaveFailed(message, reason="circuit_open")
         try:
             rows = int(writer(request, ctx) or 0)
         except SaveFailed as exc:
             if breaker is not None:
                 breaker.failure()
-            sink.new(T.SAVE_FAILED, error=str(exc), duration=_since(t0),
-                     meta={"reason": exc.reason, "attempt": attempt, "will_retry": will_retry,
-                           "error_type": exc.error_type}, **base)
+            sink.new(
+                T.SAVE_FAILED,
+                error=str(exc),
+                duration=_since(t0),
+                meta={
+                    "reason": exc.reason,
+                    "attempt": attempt,
+                    "will_retry": will_retry,
+                    "error_type": exc.error_type,
+                },
+                **base,
+            )
             if not will_retry:
                 raise
             time.sleep(delay_for(spec.retry, attempt, 0.5) if spec.retry else 0)
@@ -94,8 +112,13 @@ def execute_save(
         if breaker is not None:
             breaker.success()
         shown = request.rows() if spec.storage == "event" else None
-        sink.new(T.SAVE_COMPLETED, duration=_since(t0), result=shown,
-                 meta={"rows": rows, "attempt": attempt, "storage": spec.storage}, **base)
+        sink.new(
+            T.SAVE_COMPLETED,
+            duration=_since(t0),
+            result=shown,
+            meta={"rows": rows, "attempt": attempt, "storage": spec.storage},
+            **base,
+        )
         return rows
     raise AssertionError("unreachable: the last attempt either returns or raises")
 
@@ -112,7 +135,10 @@ def _prepare(spec: SaveSpec, ctx: ActionContext, this: Any) -> SaveRequest:
         args=ctx.render(spec.args, extra),
         table=ctx.render(spec.table, extra),
         statement=spec.statement,
-        options={**ctx.render(options, extra), **({"code": spec.options["code"]} if "code" in spec.options else {})},
+        options={
+            **ctx.render(options, extra),
+            **({"code": spec.options["code"]} if "code" in spec.options else {}),
+        },
         credential=credential,
         this=this,
     )
