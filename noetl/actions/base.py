@@ -29,9 +29,15 @@ class CredentialSource(Protocol):
 class Services(Protocol):
     """The runtime's side of the contract; actions never see the store itself."""
 
-    sink: Sink
-    credentials: CredentialSource
-    workdir: Path
+    # Read-only properties, so that an implementation may hold more specific types (covariance).
+    @property
+    def sink(self) -> Sink: ...
+
+    @property
+    def credentials(self) -> CredentialSource: ...
+
+    @property
+    def workdir(self) -> Path: ...
 
     def run_playbook(self, path: str, data: Any, return_step: str | None, ctx: ActionContext) -> Any: ...
 

@@ -48,7 +48,10 @@ def run(ctx: ActionContext) -> Any:
     runner = ItemRunner(ctx, spec, len(work), started.event_id, tally)
     t0 = time.monotonic()
     results: dict[int, Any] = dict(done_before)
-    if spec.mode == "async" and len(todo) > 1:
+    distribute = getattr(ctx.services, "distribute", None)  # workers fan async items out as chunk jobs
+    if spec.mode == "async" and len(todo) > 1 and distribute is not None:
+        distribute(runner, spec, todo, tally, results)
+    elif spec.mode == "async" and len(todo) > 1:
         _run_async(runner, spec, todo, tally, results)
     else:
         _run_sequential(runner, spec, todo, tally, results)

@@ -65,7 +65,13 @@ def unwrap(view: StepView) -> Any:
 
 
 def plain(value: Any) -> Any:
-    """Strip StepView wrappers so that results and events hold only plain data."""
+    """Strip StepView wrappers so that results and events hold only plain data.
+
+    An Undefined nested in a native value (`{{ xs | map(attribute='missing') | list }}`) raises here:
+    it must not travel on into results and events.
+    """
+    if isinstance(value, jinja2.Undefined):
+        value._fail_with_undefined_error()
     if isinstance(value, StepView):
         return plain(unwrap(value))
     if isinstance(value, dict):

@@ -34,12 +34,16 @@ class EventSink:
         redactor: Redactor | None = None,
         on_event: Observer | None = None,
         observers: Iterable[Observer] = (),
+        allocate: Callable[[], int] | None = None,
+        meta_defaults: dict[str, Any] | None = None,
     ) -> None:
         self.store = store
         self.execution_id = execution_id
         self.parent_execution_id = parent_execution_id
         self.redactor = redactor or Redactor()
-        self._ids = itertools.count(start_id + 1)
+        # In one process a counter is enough; workers sharing an execution take ids from the store.
+        self._next_id = allocate or itertools.count(start_id + 1).__next__
+        self._meta_defaults = meta_defaults
         self._lock = threading.Lock()
         self._on_event = on_event
         self._observers = list(observers)
@@ -47,7 +51,7 @@ class EventSink:
     def emit(self, event: Event) -> Event:
         event = self.redactor.event(event)
         with self._lock:
-            stamped = event.stamped(next(self._ids), datetime.now(UTC).isoformat())
+            stamped = event.stamped(self._next_id(), datetime.now(UTC).isoformat())
             if self.parent_execution_id and stamped.parent_execution_id is None:
                 stamped = _with_parent(stamped, self.parent_execution_id)
             self.store.append((stamped,))
@@ -59,11 +63,13 @@ class EventSink:
     def new(self, event_type: str, **fields: Any) -> Event:
         """Build, stamp and emit an event of this execution (one Event built: this is per item)."""
         fields.setdefault("parent_execution_id", self.parent_execution_id)
+        if self._meta_defaults:  # e.g. the worker id on every event a worker writes
+            fields["meta"] = {**self._meta_defaults, **(fields.get("meta") or {})}
         with self._lock:
             event = Event(
                 execution_id=self.execution_id,
                 event_type=event_type,
-                event_id=next(self._ids),
+                event_id=self._next_id(),
                 created_at=datetime.now(UTC).isoformat(),
                 **fields,
             )

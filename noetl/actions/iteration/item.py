@@ -139,6 +139,23 @@ class ItemRunner:
         self.tally.ok(duration, rows)
         return True, result
 
+    def lost(self, item: WorkItem, reason: str) -> None:
+        """An item whose run was lost (its chunk job died for good): a failure, and its own event."""
+        error = f"item {item.index} failed: {reason}"
+        self.ctx.sink.new(
+            T.ITERATION_FAILED,
+            node_name=self.ctx.step,
+            node_id=f"{self.ctx.step}:iter_{item.index}",
+            node_type="iteration",
+            current_index=item.index,
+            attempt=self.ctx.attempt,
+            duration=0.0,
+            error=error,
+            parent_event_id=self.iterator_event_id,
+            meta={"reason": "chunk_lost", "failed_in": "task"},
+        )
+        self.tally.fail(item.index, 0.0, error)
+
     def skip(self, item: WorkItem, reason: str) -> None:
         """An item that will not run is still accounted for: its own event says why."""
         self.ctx.sink.new(

@@ -1,0 +1,48 @@
+"""`noetl worker start`: a worker process for the distributed runtime; stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from typing import Annotated, Any
+
+import typer
+
+worker_app = typer.Typer(no_args_is_help=True, help="Run workers that lease and run jobs from PostgreSQL.")
+
+
+@worker_app.command("start")
+def start(
+    db: Annotated[str | None, typer.Option("--db", help="postgresql://... (or NOETL_DB)")] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="Jobs run at once")] = 4,
+    name: Annotated[str | None, typer.Option(help="Worker id shown in events (default host-pid)")] = None,
+    lease: Annotated[float, typer.Option(min=1.0, help="Lease seconds; heartbeats extend it")] = 30.0,
+) -> None:
+    """Lease jobs, run them, write their events; SIGTERM or Ctrl-C finishes the jobs in hand, then exits."""
+    from noetl.errors import InputError
+    from noetl.runtime.worker import Worker
+    from noetl.store import resolve_url
+    from noetl.store.postgres import PostgresStore
+
+    url = resolve_url(db)
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise InputError("workers share a PostgreSQL store: pass --db postgresql://... (or set NOETL_DB)")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # A pool large enough for every job slot, the broker calls each makes, the heartbeat and the writer.
+    store: Any = PostgresStore(url, pool_size=concurrency * 3 + 4)
+    worker = Worker(store, name=name, concurrency=concurrency, lease_seconds=lease)
+
+    def _stop(signum: int, _frame: Any) -> None:
+        logging.getLogger("noetl.worker").info("signal %d: finishing the jobs in hand", signum)
+        worker.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        worker.run()
+    finally:
+        store.close()
+
+
+if __name__ == "__main__":  # `python -m noetl.cli_worker start ...`, the same as `noetl worker start`
+    worker_app()

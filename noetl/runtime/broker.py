@@ -1,0 +1,233 @@
+"""The broker: after events land, the same planner as `noetl run` decides what comes next.
+
+Every decision for an execution is taken under a PostgreSQL advisory lock on that execution, and jobs
+are unique by (execution, step, run, attempt, chunk): two brokers deciding at once cannot schedule a
+step twice, because the second one waits for the lock, then reads the first one's jobs and events.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+from noetl.dsl.models import Playbook
+from noetl.engine.events import Event
+from noetl.engine.events import EventType as T
+from noetl.engine.planner import Planner
+from noetl.engine.state import COMPLETED, PENDING, RUNNING, ExecutionState, fold
+from noetl.runtime.control import load_catalog_playbook
+from noetl.store.pg_queue import PostgresQueue, Reaped
+
+log = logging.getLogger("noetl.broker")
+_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+_MAX_ABANDONED_ATTEMPTS = 3  # a step whose worker dies this often fails instead of killing more workers
+_playbooks: dict[tuple[str, int], Playbook] = {}
+_playbooks_lock = threading.Lock()
+
+
+def playbook_of(store: Any, state: ExecutionState, events: list[Event]) -> Playbook:
+    """The catalog playbook an execution was started with (cached: versions never change)."""
+    context = events[0].context or {}
+    key = (str(context.get("path")), int(context.get("version") or 0))
+    with _playbooks_lock:
+        found = _playbooks.get(key)
+    if found is None:
+        found, _ = load_catalog_playbook(store, key[0], key[1] or None)
+        with _playbooks_lock:
+            _playbooks[key] = found
+    return found
+
+
+def _emit(store: Any, execution_id: str, parent: str | None, event_type: str, **fields: Any) -> None:
+    store.append(
+        [
+            Event(
+                execution_id=execution_id,
+                event_type=event_type,
+                parent_execution_id=parent,
+                event_id=store.allocate_event_id(execution_id),
+                created_at=datetime.now(UTC).isoformat(),
+                **fields,
+            )
+        ]
+    )
+
+
+def schedule(store: Any, execution_id: str) -> None:
+    """Enqueue the execution's next steps, or end it, exactly once whoever calls."""
+    queue = PostgresQueue(store)
+    with store.connection() as conn, conn.transaction():
+        conn.execute(_LOCK, (execution_id,))
+        events = store.read(execution_id)
+        if not events:
+            return
+        state = fold(events)
+        if state.finished or state.status == PENDING:
+            return
+        playbook = playbook_of(store, state, events)
+        plan = Planner(playbook).plan(state)
+        if plan.finish is not None:
+            if queue.open_jobs(conn, execution_id):
+                return  # a job still runs or waits: it will call schedule again when it ends
+            event_type = T.EXECUTION_COMPLETE if plan.finish.status == COMPLETED else T.EXECUTION_FAILED
+            _emit(
+                store,
+                execution_id,
+                state.parent_execution_id,
+                event_type,
+                node_name=playbook.name,
+                node_id=playbook.path,
+                node_type="playbook",
+                result=plan.finish.result,
+                error=plan.finish.error,
+                duration=_since(state.started_at),
+            )
+            store.flush()  # durable before the lock is released: the next broker sees the end
+            return
+        for cmd in plan.run:
+            queue.enqueue(conn, execution_id, cmd.step, cmd.run, cmd.attempt, not_before=cmd.not_before)
+
+
+def abandon(store: Any, job: Reaped) -> None:
+    """A worker lost the lease of a whole step: record the abandoned attempt, then schedule the next."""
+    with store.connection() as conn, conn.transaction():
+        conn.execute(_LOCK, (job.execution_id,))
+        events = store.read(job.execution_id)
+        state = fold(events)
+        step = state.steps.get(job.step)
+        started = step is not None and step.runs == job.run and step.status == RUNNING
+        if state.finished or not started or step is None or step.attempt != job.attempt:
+            # It never started (or already moved on): hand the same job to another worker.
+            conn.execute(
+                "UPDATE noetl_jobs SET status = 'queued', worker_id = NULL WHERE job_id = %s", (job.job_id,)
+            )
+            return
+        base = {
+            "node_name": job.step,
+            "node_id": job.step,
+            "node_type": _node_type(events, job.step),
+            "attempt": job.attempt,
+        }
+        message = (
+            f"worker {job.worker_id} stopped answering (its lease expired) during attempt "
+            f"{job.attempt}; the attempt was abandoned"
+        )
+        meta = {"reason": "lease_expired", "worker_id": job.worker_id}
+        _emit(
+            store,
+            job.execution_id,
+            state.parent_execution_id,
+            T.ACTION_ERROR,
+            error=message,
+            meta=meta,
+            duration=0.0,
+            **base,
+        )
+        if job.attempt < _MAX_ABANDONED_ATTEMPTS:
+            _emit(
+                store,
+                job.execution_id,
+                state.parent_execution_id,
+                T.ACTION_RETRY,
+                error=message,
+                meta={**meta, "delay": 0.0, "next_attempt": job.attempt + 1, "retry_at": None},
+                **base,
+            )
+        else:
+            _emit(
+                store,
+                job.execution_id,
+                state.parent_execution_id,
+                T.STEP_FAILED,
+                duration=0.0,
+                error=f"{message}; {job.attempt} attempts were abandoned, so the step fails",
+                meta=meta,
+                **base,
+            )
+        store.flush()
+    schedule(store, job.execution_id)
+
+
+def cancel(store: Any, execution_id: str, reason: str) -> bool:
+    queue = PostgresQueue(store)
+    with store.connection() as conn, conn.transaction():
+        conn.execute(_LOCK, (execution_id,))
+        events = store.read(execution_id)
+        if not events or fold(events).finished:
+            return False
+        queue.cancel(conn, execution_id)
+        _emit(
+            store,
+            execution_id,
+            events[0].parent_execution_id,
+            T.EXECUTION_FAILED,
+            node_name=events[0].node_name,
+            node_id=events[0].node_id,
+            node_type="playbook",
+            error=f"cancelled: {reason}",
+            meta={"reason": "cancelled"},
+            duration=_since(events[0].created_at),
+        )
+        store.flush()
+    return True
+
+
+def reap_once(store: Any) -> int:
+    """Return expired leases to the queue (chunks) or record them as abandoned attempts (steps)."""
+    reaped = PostgresQueue(store).reap_expired()
+    for job in reaped:
+        log.warning(
+            "lease of worker %s on job %s (%s/%s) expired",
+            job.worker_id,
+            job.job_id,
+            job.execution_id,
+            job.step,
+        )
+        if job.kind == "step":
+            abandon(store, job)
+    return len(reaped)
+
+
+def sweep(store: Any) -> None:
+    """Schedule running executions with no open job: a worker may have died between its events and
+    its call to `schedule`, and nothing else would wake the execution."""
+    with store.connection() as conn:
+        rows = conn.execute(
+            "SELECT e.execution_id FROM noetl_executions e WHERE e.status = 'RUNNING' AND NOT EXISTS "
+            "(SELECT 1 FROM noetl_jobs j WHERE j.execution_id = e.execution_id AND j.status IN ('queued', 'leased'))"
+        ).fetchall()
+    for (execution_id,) in rows:
+        schedule(store, execution_id)
+
+
+def run_broker_loop(store: Any, stop: threading.Event, interval: float = 1.0) -> None:
+    """The server's background duty: reap expired leases every second, sweep idle executions."""
+    ticks = 0
+    while not stop.wait(interval):
+        try:
+            reap_once(store)
+            ticks += 1
+            if ticks % 5 == 0:
+                sweep(store)
+        except Exception:  # the loop must outlive a database restart; the next tick tries again
+            log.exception("broker tick failed")
+
+
+def queue_depth(store: Any) -> dict[str, int]:
+    return PostgresQueue(store).depth()
+
+
+def lease_expiries(store: Any) -> int:
+    return PostgresQueue(store).counters().get("lease_expiries", 0)
+
+
+def _node_type(events: list[Event], step: str) -> str | None:
+    return next((e.node_type for e in events if e.node_name == step and e.event_type == T.STEP_STARTED), None)
+
+
+def _since(started_at: str) -> float | None:
+    if not started_at:
+        return None
+    return round((datetime.now(UTC) - datetime.fromisoformat(started_at)).total_seconds(), 6)

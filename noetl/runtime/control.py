@@ -1,0 +1,74 @@
+"""The control plane's entry points, shared by the server API and the CLI: start, cancel, look up.
+
+An execution run by workers always names a catalog entry (path + version), so that every worker loads
+exactly the playbook the execution was started with.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from noetl.dsl import parse_playbook
+from noetl.dsl.models import Playbook
+from noetl.engine.events import Event
+from noetl.engine.events import EventType as T
+from noetl.errors import InputError
+from noetl.runtime.scope import deep_merge
+
+
+def load_catalog_playbook(store: Any, path: str, version: int | None = None) -> tuple[Playbook, int]:
+    entry = store.get_playbook(path, version)
+    if entry is None:
+        which = f"{path} version {version}" if version else path
+        raise InputError(f"playbook {which} is not in the catalog; register it first (`noetl register FILE`)")
+    return parse_playbook(entry.content, source=f"catalog:{entry.path}@{entry.version}"), entry.version
+
+
+def start_execution(
+    store: Any,
+    path: str,
+    parameters: dict[str, Any] | None = None,
+    *,
+    merge: bool = False,
+    version: int | None = None,
+    parent_execution_id: str | None = None,
+) -> str:
+    """Append `execution_start` for a catalog playbook and enqueue its first steps; returns the id."""
+    from noetl.runtime.broker import schedule
+
+    playbook, version = load_catalog_playbook(store, path, version)
+    parameters = parameters or {}
+    workload = deep_merge(playbook.workload, parameters) if merge else {**playbook.workload, **parameters}
+    execution_id = str(uuid.uuid4())
+    store.append(
+        [
+            Event(
+                execution_id=execution_id,
+                event_type=T.EXECUTION_START,
+                event_id=store.allocate_event_id(execution_id),
+                created_at=_now(),
+                node_name=playbook.name,
+                node_id=playbook.path,
+                node_type="playbook",
+                parent_execution_id=parent_execution_id,
+                context={"workload": workload, "path": path, "version": version, "source": playbook.source},
+            )
+        ]
+    )
+    store.flush()
+    schedule(store, execution_id)
+    return execution_id
+
+
+def cancel_execution(store: Any, execution_id: str, reason: str = "cancelled by request") -> bool:
+    """Fail an unfinished execution and drop its queued jobs; False when it had already finished."""
+    from noetl.runtime.broker import cancel
+
+    return cancel(store, execution_id, reason)
+
+
+def _now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat()

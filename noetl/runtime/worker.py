@@ -1,0 +1,145 @@
+"""`noetl worker start`: lease jobs, run them with the same actions and sink as a local run, report.
+
+A worker holds at most `concurrency` jobs. It extends their leases by heartbeat; if it dies, the leases
+expire and the broker's reaper hands the work on. LISTEN/NOTIFY wakes it as soon as a job is queued.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import psycopg
+
+from noetl.actions.registry import default_actions, default_storages
+from noetl.actions.save.breaker import Breakers
+from noetl.engine.state import fold
+from noetl.runtime import broker
+from noetl.runtime.distributed import run_chunk_job, run_step_job
+from noetl.runtime.local import LocalRunner
+from noetl.store.pg_queue import CHANNEL, Job, PostgresQueue
+
+log = logging.getLogger("noetl.worker")
+
+
+class Worker:
+    def __init__(
+        self,
+        store: Any,
+        *,
+        name: str | None = None,
+        concurrency: int = 4,
+        lease_seconds: float = 30.0,
+        poll_seconds: float = 2.0,
+    ) -> None:
+        self.store = store
+        self.worker_id = name or f"{socket.gethostname()}-{os.getpid()}"
+        self.concurrency = concurrency
+        self.lease_seconds = lease_seconds
+        self.poll_seconds = poll_seconds
+        self.queue = PostgresQueue(store, lease_seconds)
+        self.actions = default_actions()
+        self.storages = default_storages()
+        self.breakers = Breakers()
+        self.child_runner = LocalRunner(store, actions=self.actions, storages=self.storages)
+        self.stop_event = threading.Event()
+        self._finished = threading.Event()  # set once the jobs in hand are done: heartbeats may stop
+        self._inflight: dict[int, Job] = {}
+        self._lock = threading.Lock()
+
+    # ---- the loop ----------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Lease and run jobs until `stop()`; then finish the jobs in hand and return."""
+        log.info("worker %s started (concurrency %d)", self.worker_id, self.concurrency)
+        heartbeat = threading.Thread(target=self._heartbeat_loop, name="noetl-heartbeat", daemon=True)
+        heartbeat.start()
+        with (
+            psycopg.connect(self.store.url, autocommit=True) as listener,
+            ThreadPoolExecutor(self.concurrency, thread_name_prefix="noetl-job") as pool,
+        ):
+            listener.execute(f"LISTEN {CHANNEL}")
+            while not self.stop_event.is_set():
+                free = self.concurrency - self._count()
+                jobs = self.queue.lease(self.worker_id, free) if free > 0 else []
+                for job in jobs:
+                    with self._lock:
+                        self._inflight[job.job_id] = job
+                    pool.submit(self._execute, job)
+                if not jobs:
+                    # Sleep until a job is queued (NOTIFY) or a slot frees up; the timeout is a safety net.
+                    for _ in listener.notifies(timeout=self.poll_seconds, stop_after=1):
+                        pass
+        self._finished.set()
+        log.info("worker %s stopped", self.worker_id)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        try:  # wake the loop from its LISTEN wait
+            with self.store.connection() as conn:
+                conn.execute("SELECT pg_notify(%s, 'stop')", (CHANNEL,))
+        except Exception:
+            log.exception("could not wake the worker loop; it stops after its poll timeout")
+
+    def _count(self) -> int:
+        with self._lock:
+            return len(self._inflight)
+
+    def _heartbeat_loop(self) -> None:
+        # Runs until the jobs in hand are finished, also after stop(): a stopping worker keeps its leases.
+        while not self._finished.wait(self.lease_seconds / 3):
+            with self._lock:
+                ids = list(self._inflight)
+            try:
+                held = self.queue.heartbeat(self.worker_id, ids)
+                for lost in set(ids) - held:
+                    log.warning("worker %s lost the lease of job %s", self.worker_id, lost)
+            except Exception:
+                log.exception("heartbeat failed; retrying")
+
+    # ---- one job -----------------------------------------------------------------------------------
+
+    def _execute(self, job: Job) -> None:
+        try:
+            self.run_leased(job)
+        finally:
+            with self._lock:
+                self._inflight.pop(job.job_id, None)
+            self._wake_others()
+
+    def run_leased(self, job: Job) -> None:
+        """Run a job this worker holds, report it, and let the broker decide what comes next."""
+        if job.job_id not in self._inflight:
+            with self._lock:
+                self._inflight[job.job_id] = job  # a chunk stolen by its own coordinator: heartbeat it too
+            stolen = True
+        else:
+            stolen = False
+        try:
+            events = self.store.read(job.execution_id)
+            state = fold(events)
+            if not state.finished:
+                playbook = broker.playbook_of(self.store, state, events)
+                run = run_step_job if job.kind == "step" else run_chunk_job
+                run(self, job, playbook, state, events)
+            self.queue.complete(job.job_id, self.worker_id)
+        except Exception as exc:  # the store or a bug, not the playbook: the job is tried again later
+            log.exception("job %s failed on worker %s", job.job_id, self.worker_id)
+            self.queue.fail(job.job_id, self.worker_id, f"{type(exc).__name__}: {exc}", delay=1.0)
+        finally:
+            if stolen:
+                with self._lock:
+                    self._inflight.pop(job.job_id, None)
+        if job.kind == "step":
+            broker.schedule(self.store, job.execution_id)
+
+    def _wake_others(self) -> None:
+        try:
+            with self.store.connection() as conn:
+                conn.execute("SELECT pg_notify(%s, 'slot')", (CHANNEL,))
+        except Exception:
+            log.exception("could not notify")
