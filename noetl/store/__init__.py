@@ -20,12 +20,19 @@ def open_store(url: str | None = None) -> Store:
     """`sqlite:///path`, a plain file path (SQLite), or `postgresql://...`."""
     target = resolve_url(url)
     if target.startswith(("postgresql://", "postgres://")):
-        raise InputError(
-            f"a PostgreSQL store ({target.split('@')[-1]}) is for the server and workers, which this "
-            "version does not have yet; use a SQLite path such as .noetl/noetl.db"
-        )
+        try:
+            from noetl.store.postgres import PostgresStore
+        except ImportError as exc:  # the message must not echo the URL: it may hold a password
+            raise InputError(
+                f"a PostgreSQL store needs the psycopg driver ({exc.name} is missing); "
+                "install it with: pip install 'noetl[postgres]'"
+            ) from None
+        return PostgresStore(target)
     if "://" in target and not target.startswith("sqlite:///"):
-        raise InputError(f"unknown store URL {target!r}; use a file path, sqlite:///path or postgresql://...")
+        scheme = target.split("://", 1)[0]  # only the scheme: the rest may hold a password
+        raise InputError(
+            f"unknown store URL scheme {scheme}://; use a file path, sqlite:///path or postgresql://..."
+        )
     from noetl.store.sqlite import SQLiteStore
 
     return SQLiteStore(Path(target.removeprefix("sqlite:///")))

@@ -48,6 +48,14 @@ class EventStore(Protocol):
 
     def last_event_id(self, execution_id: str) -> int: ...
 
+    def allocate_event_id(self, execution_id: str) -> int:
+        """The next event id of the execution, unique and increasing across every process sharing the store.
+
+        Ids above every event already written (flushed), and never handed out twice. Writers that share an
+        execution (broker, workers, control plane) must take each id from here; only a sole local writer may
+        number its own events, and must flush them before anyone allocates ids for that execution.
+        """
+
     def executions(self, limit: int = 50) -> list[ExecutionRecord]: ...
 
     def execution(self, execution_id: str) -> ExecutionRecord | None: ...

@@ -19,6 +19,15 @@ from noetl.store.ports import CatalogEntry, CredentialRecord, ExecutionRecord
 
 _INSERT_EVENT = f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 _FINAL = {EventType.EXECUTION_COMPLETE, EventType.EXECUTION_FAILED}
+# allocate_event_id's counter: written at once (not batched) so every process on the file sees it.
+_COUNTERS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS event_counters (execution_id TEXT PRIMARY KEY, last_id INTEGER NOT NULL)"
+)
+_ALLOCATE_EVENT_ID = (
+    "INSERT INTO event_counters (execution_id, last_id) "
+    "VALUES (?1, COALESCE((SELECT MAX(event_id) FROM events WHERE execution_id = ?1), 0) + 1) "
+    "ON CONFLICT (execution_id) DO UPDATE SET last_id = MAX(last_id + 1, excluded.last_id) RETURNING last_id"
+)
 
 
 def _now() -> str:
@@ -37,8 +46,11 @@ class SQLiteStore:
             self._conn.execute("PRAGMA busy_timeout=10000")
             schema = resources.files("noetl.store").joinpath("sql/sqlite_schema.sql").read_text()
             self._conn.executescript(schema)
+            self._conn.execute(_COUNTERS_TABLE)
         except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"cannot open the store at {self.path}: {exc}; check the path and permissions") from exc
+            raise StoreError(
+                f"cannot open the store at {self.path}: {exc}; check the path and permissions"
+            ) from exc
         self._lock = threading.Lock()
         self._writer = BatchWriter(self._write_batch)
         self._cipher: Any = None
@@ -62,7 +74,12 @@ class SQLiteStore:
                         cur.execute(
                             "INSERT OR REPLACE INTO executions (execution_id, parent_execution_id, "
                             "playbook_path, status, created_at) VALUES (?, ?, ?, 'RUNNING', ?)",
-                            (e.execution_id, e.parent_execution_id, (e.context or {}).get("path"), e.created_at),
+                            (
+                                e.execution_id,
+                                e.parent_execution_id,
+                                (e.context or {}).get("path"),
+                                e.created_at,
+                            ),
                         )
                     elif e.event_type in _FINAL:
                         cur.execute(
@@ -92,6 +109,16 @@ class SQLiteStore:
                 "SELECT COALESCE(MAX(event_id), 0) FROM events WHERE execution_id = ?", (execution_id,)
             ).fetchone()
         return int(row[0])
+
+    def allocate_event_id(self, execution_id: str) -> int:
+        """The next event id of the execution, above every id written and unique across processes."""
+        # No flush: workers call this for every event, and waiting for a commit each time would undo the
+        # group commit. Ids appended but not yet flushed are therefore not stepped over (see the port).
+        with self._lock:
+            # One statement in autocommit: SQLite's write lock serializes it against other processes.
+            # fetchall, not fetchone: RETURNING commits only once the statement has run to its end.
+            rows = self._conn.execute(_ALLOCATE_EVENT_ID, (execution_id,)).fetchall()
+        return int(rows[0][0])
 
     def executions(self, limit: int = 50) -> list[ExecutionRecord]:
         self.flush()
@@ -143,7 +170,9 @@ class SQLiteStore:
 
     def list_credentials(self) -> list[tuple[str, str]]:
         with self._lock:
-            return [(r[0], r[1]) for r in self._conn.execute("SELECT name, type FROM credentials ORDER BY name")]
+            return [
+                (r[0], r[1]) for r in self._conn.execute("SELECT name, type FROM credentials ORDER BY name")
+            ]
 
     # ---- catalog -----------------------------------------------------------------------------------
 
@@ -152,7 +181,9 @@ class SQLiteStore:
             cur = self._conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
-                row = cur.execute("SELECT COALESCE(MAX(version), 0) FROM catalog WHERE path = ?", (path,)).fetchone()
+                row = cur.execute(
+                    "SELECT COALESCE(MAX(version), 0) FROM catalog WHERE path = ?", (path,)
+                ).fetchone()
                 version = int(row[0]) + 1
                 cur.execute(
                     "INSERT INTO catalog (path, version, name, content, created_at) VALUES (?, ?, ?, ?, ?)",
@@ -182,6 +213,9 @@ class SQLiteStore:
         return [CatalogEntry(*r) for r in rows]
 
     def close(self) -> None:
-        self._writer.close()
-        with self._lock:
-            self._conn.close()
+        """Flush and close the file; a failed write is still raised, after the file is closed."""
+        try:
+            self._writer.close()
+        finally:
+            with self._lock:
+                self._conn.close()

@@ -1,0 +1,62 @@
+"""Event rows as PostgreSQL accepts them: codec rows minus what jsonb and text refuse (NaN, NUL)."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from noetl.engine.events import Event
+from noetl.store.codec import COLUMNS, JSON_COLUMNS, event_to_row
+
+_JSON_AT = tuple(i for i, c in enumerate(COLUMNS) if c in JSON_COLUMNS)
+_TEXT_AT = tuple(i for i, c in enumerate(COLUMNS) if c not in JSON_COLUMNS)
+_NUL = "\x00"
+_REPLACEMENT = "\ufffd"
+
+# Read back as text so that codec.loads parses every JSON column the same way on both stores (psycopg
+# would hand back a JSON string value already decoded, which loads() would then try to parse again).
+SELECT_EVENTS = (
+    f"SELECT {', '.join(f'{c}::text' if c in JSON_COLUMNS else c for c in COLUMNS)} FROM noetl_events "
+    "WHERE execution_id = %(execution_id)s AND event_id > %(after)s ORDER BY event_id"
+)
+COPY_EVENTS = f"COPY noetl_events ({', '.join(COLUMNS)}) FROM STDIN"
+
+
+def event_row(event: Event) -> list[Any]:
+    """codec.event_to_row, made acceptable to PostgreSQL; a refused value would fail its whole batch."""
+    row = list(event_to_row(event))
+    for i in _JSON_AT:
+        row[i] = jsonb_text(row[i])
+    for i in _TEXT_AT:
+        if isinstance(row[i], str):
+            row[i] = clean_text(row[i])
+    return row
+
+
+def clean_text(text: str | None) -> str | None:
+    """Text a PostgreSQL text column accepts: NUL becomes U+FFFD."""
+    return text.replace(_NUL, _REPLACEMENT) if text and _NUL in text else text
+
+
+def jsonb_text(text: str | None) -> str | None:
+    """JSON text jsonb accepts: Python's json writes NaN, Infinity and \\u0000, which jsonb refuses.
+
+    Non-finite numbers become the strings "NaN", "Infinity", "-Infinity"; NUL becomes U+FFFD. The
+    common case (none of them present) costs three substring searches.
+    """
+    if text is None or ("NaN" not in text and "Infinity" not in text and "\\u0000" not in text):
+        return text
+    return json.dumps(_safe(json.loads(text)), allow_nan=False)
+
+
+def _safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, str):
+        return value.replace(_NUL, _REPLACEMENT)
+    if isinstance(value, list):
+        return [_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {_safe(k): _safe(v) for k, v in value.items()}
+    return value

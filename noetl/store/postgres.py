@@ -1,0 +1,207 @@
+"""The server store: events, executions, credentials and the catalog in one PostgreSQL shared by every host.
+
+Event ids: a single local writer (`noetl run`) may number its own events, as with SQLite. Writers that
+share an execution across processes or hosts (the broker, workers, the control plane) must take every id
+from `allocate_event_id`, which is unique across all of them and never reuses an id already written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+from noetl.engine.events import Event, EventType
+from noetl.errors import StoreError
+from noetl.store import crypto
+from noetl.store.batching import BatchWriter
+from noetl.store.codec import dumps, loads, row_to_event
+from noetl.store.migrations import migrate
+from noetl.store.pg_codec import COPY_EVENTS, SELECT_EVENTS, clean_text, event_row, jsonb_text
+from noetl.store.pg_pool import Connection, ConnectionPool, display_url, scrub
+from noetl.store.ports import CatalogEntry, CredentialRecord, ExecutionRecord
+from noetl.store.sqlfiles import named_queries
+
+Q = named_queries("postgres", "store.sql")
+_FINAL = {EventType.EXECUTION_COMPLETE, EventType.EXECUTION_FAILED}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class PostgresStore:
+    """The same ports as SQLiteStore, plus `allocate_event_id`, `connection()` and `migrate()`."""
+
+    def __init__(self, url: str, *, migrate: bool = True, pool_size: int = 8) -> None:
+        self.url = url  # kept whole for LISTEN connections; never put it in a message: use `location`
+        self.location = display_url(url)
+        self._pool = ConnectionPool(url, max_size=pool_size)
+        # The batch writer has a connection of its own: a caller that holds pooled connections while it
+        # flushes (the broker does, under its lock) must never wait for a connection the writer needs.
+        self._writer_pool = ConnectionPool(url, max_size=1)
+        self._cipher: Any = None
+        if migrate:
+            try:
+                self.migrate()
+            except BaseException:
+                self._pool.close()
+                self._writer_pool.close()
+                raise
+        self._writer = BatchWriter(self._write_batch)
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """A pooled autocommit connection; wrap several statements in `with conn.transaction():`."""
+        with self._pool.connection() as conn:
+            yield conn
+
+    def migrate(self) -> list[str]:
+        """Apply the schema files not yet applied (see noetl.store.migrations); returns their names."""
+        with self._failing_as_store_error("migrating the schema"):
+            return migrate(self._pool)
+
+    @contextmanager
+    def _failing_as_store_error(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except psycopg.Error as exc:
+            raise StoreError(
+                f"{doing} failed in the PostgreSQL store at {self.location}: {scrub(str(exc), self.url)}"
+            ) from exc
+
+    @contextmanager
+    def _conn(self, doing: str) -> Iterator[Connection]:
+        with self._failing_as_store_error(doing), self._pool.connection() as conn:
+            yield conn
+
+    # ---- events ------------------------------------------------------------------------------------
+
+    def append(self, events: Sequence[Event]) -> None:
+        self._writer.append(events)
+
+    def flush(self) -> None:
+        self._writer.flush()
+
+    def _write_batch(self, events: Sequence[Event]) -> None:
+        rows = [event_row(e) for e in events]
+        with self._writer_pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            with cur.copy(COPY_EVENTS) as copy:
+                for row in rows:
+                    copy.write_row(row)
+            # In order, in the same transaction: an execution is listed finished only with its events.
+            for e in events:
+                if e.event_type == EventType.EXECUTION_START:
+                    cur.execute(
+                        Q["start_execution"],
+                        {
+                            "execution_id": e.execution_id,
+                            "parent_execution_id": e.parent_execution_id,
+                            "playbook_path": (e.context or {}).get("path"),
+                            "created_at": e.created_at,
+                        },
+                    )
+                elif e.event_type in _FINAL:
+                    cur.execute(
+                        Q["finish_execution"],
+                        {
+                            "execution_id": e.execution_id,
+                            "status": e.status,
+                            "finished_at": e.created_at,
+                            "result": jsonb_text(dumps(e.result)),
+                            "error": clean_text(e.error),
+                        },
+                    )
+
+    def read(self, execution_id: str, after: int = 0) -> list[Event]:
+        self.flush()
+        with self._conn("reading events") as conn:
+            rows = conn.execute(SELECT_EVENTS, {"execution_id": execution_id, "after": after}).fetchall()
+        return [row_to_event(r) for r in rows]
+
+    def last_event_id(self, execution_id: str) -> int:
+        self.flush()
+        with self._conn("reading the last event id") as conn:
+            row = conn.execute(Q["last_event_id"], {"execution_id": execution_id}).fetchone()
+        return int(row[0]) if row else 0
+
+    def allocate_event_id(self, execution_id: str) -> int:
+        """The next event id of the execution: unique and increasing across every process on this database."""
+        # No flush: workers call this for every event, and waiting for a commit each time would undo the
+        # group commit. Ids appended but not yet flushed are therefore not stepped over (see the port).
+        with self._conn("allocating an event id") as conn:
+            row = conn.execute(Q["allocate_event_id"], {"execution_id": execution_id}).fetchone()
+        assert row is not None  # INSERT ... RETURNING always returns the row
+        return int(row[0])
+
+    def executions(self, limit: int = 50) -> list[ExecutionRecord]:
+        self.flush()
+        with self._conn("listing executions") as conn:
+            rows = conn.execute(Q["list_executions"], {"limit": limit}).fetchall()
+        return [_record(r) for r in rows]
+
+    def execution(self, execution_id: str) -> ExecutionRecord | None:
+        self.flush()
+        with self._conn("reading an execution") as conn:
+            row = conn.execute(Q["get_execution"], {"execution_id": execution_id}).fetchone()
+        return _record(row) if row else None
+
+    # ---- credentials -------------------------------------------------------------------------------
+
+    def _crypto(self) -> Any:
+        # No folder beside the database, and every host must decrypt: the key comes from the environment.
+        if self._cipher is None:
+            self._cipher = crypto.load_cipher(None)
+        return self._cipher
+
+    def put_credential(self, name: str, type_: str, data: dict[str, Any]) -> None:
+        token = crypto.encrypt(self._crypto(), data)
+        with self._conn(f"storing credential {name!r}") as conn:
+            conn.execute(Q["put_credential"], {"name": name, "type": type_, "data": token})
+
+    def get_credential(self, name: str) -> CredentialRecord | None:
+        cipher = self._crypto()
+        with self._conn(f"reading credential {name!r}") as conn:
+            row = conn.execute(Q["get_credential"], {"name": name}).fetchone()
+        if row is None:
+            return None
+        return CredentialRecord(name, row[0], crypto.decrypt(cipher, bytes(row[1]), name))
+
+    def list_credentials(self) -> list[tuple[str, str]]:
+        with self._conn("listing credentials") as conn:
+            return [(r[0], r[1]) for r in conn.execute(Q["list_credentials"]).fetchall()]
+
+    # ---- catalog -----------------------------------------------------------------------------------
+
+    def register(self, path: str, name: str, content: str) -> int:
+        params = {"path": path, "name": name, "content": content, "created_at": _now()}
+        with self._conn(f"registering {path}") as conn, conn.transaction():
+            conn.execute(Q["lock_catalog_path"], params)
+            row = conn.execute(Q["register_playbook"], params).fetchone()
+        assert row is not None  # INSERT ... SELECT of an aggregate always inserts one row
+        return int(row[0])
+
+    def get_playbook(self, path: str, version: int | None = None) -> CatalogEntry | None:
+        query = Q["latest_playbook"] if version is None else Q["playbook_version"]
+        with self._conn(f"reading {path} from the catalog") as conn:
+            row = conn.execute(query, {"path": path, "version": version}).fetchone()
+        return CatalogEntry(*row) if row else None
+
+    def list_playbooks(self) -> list[CatalogEntry]:
+        with self._conn("listing the catalog") as conn:
+            return [CatalogEntry(*r) for r in conn.execute(Q["list_playbooks"]).fetchall()]
+
+    def close(self) -> None:
+        """Flush and release every connection; a failed write is still raised, after the release."""
+        try:
+            self._writer.close()
+        finally:
+            self._pool.close()
+            self._writer_pool.close()
+
+
+def _record(row: Any) -> ExecutionRecord:
+    return ExecutionRecord(row[0], row[1] or "", row[2], row[3], row[4], row[5], loads(row[6]), row[7])

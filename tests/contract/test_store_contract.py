@@ -1,0 +1,472 @@
+"""One contract for every store: each test runs on SQLite and on PostgreSQL (see conftest.py)."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from noetl.engine.events import Event
+from noetl.engine.events import EventType as T
+from noetl.errors import CredentialError, InputError, StoreError
+from noetl.store import open_store
+from noetl.store.ports import Store
+from noetl.store.sqlfiles import migrations
+from tests.contract.backends import Backend
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def ev(
+    execution_id: str, event_id: int, event_type: str = T.STEP_STARTED, second: int = 0, **fields: Any
+) -> Event:
+    fields.setdefault("node_name", "step")
+    return Event(
+        execution_id=execution_id,
+        event_type=event_type,
+        event_id=event_id,
+        created_at=f"2024-05-01T10:00:{second:02d}.000001+00:00",
+        **fields,
+    )
+
+
+def in_threads(n: int, work: Callable[[int], Any]) -> list[Any]:
+    """Run work(i) on n threads started together; re-raise the first failure."""
+    results: list[Any] = [None] * n
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(n)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = work(i)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
+# ---- events ----------------------------------------------------------------------------------------
+
+
+def test_read_returns_events_in_id_order_and_after_skips(store: Store) -> None:
+    x, other = new_id(), new_id()
+    store.append([ev(x, 3), ev(x, 1)])
+    store.append([ev(other, 1), ev(x, 2)])
+    store.flush()
+    assert [e.event_id for e in store.read(x)] == [1, 2, 3]
+    assert [e.event_id for e in store.read(x, after=1)] == [2, 3]
+    assert store.read(x, after=3) == []
+    assert store.read(new_id()) == []
+    assert [e.execution_id for e in store.read(other)] == [other]
+
+
+def test_read_sees_appended_events_without_an_explicit_flush(store: Store) -> None:
+    x = new_id()
+    store.append([ev(x, 1)])
+    assert [e.event_id for e in store.read(x)] == [1]
+
+
+LARGE = [{"row": i, "text": "é" * 50, "values": list(range(20))} for i in range(5000)]  # ~600 kB of JSON
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        pytest.param({}, id="defaults-and-nones"),
+        pytest.param(
+            dict(
+                event_type=T.ITERATION_COMPLETED,
+                node_name="fetch ☃",
+                node_id="fetch/1",
+                node_type="iterator",
+                parent_execution_id="parent-1",
+                parent_event_id=7,
+                duration=0.125,
+                current_index=41,
+                current_item={"city": "Zürich", "tags": ["a", "b"], "n": None},
+                attempt=3,
+                context={"workload": {"nested": {"deep": [1, 2.5, True, False, None]}}, "path": "a/b"},
+                result={"rows": [{"id": 1}], "emoji": "🚀🧪", "cjk": "漢字", "rtl": "שלום"},
+                error=None,
+                meta={"worker": "w-1", "lease": 2},
+            ),
+            id="every-field",
+        ),
+        pytest.param(
+            dict(
+                event_type=T.ACTION_ERROR,
+                error="boom\n\ttab \\ back 'q' \"dq\" 🙂",
+                result="a plain string",
+                current_item="just a string",
+                context=0,
+                meta={},
+            ),
+            id="escapes-and-scalar-json",
+        ),
+        pytest.param(
+            dict(
+                event_type=T.ACTION_COMPLETED, result=[1, -2, 3.5, 2**62, "x"], current_item=False, context=[]
+            ),
+            id="json-scalars-and-lists",
+        ),
+        pytest.param(dict(event_type=T.ACTION_COMPLETED, result={"rows": LARGE}), id="large-result"),
+    ],
+)
+def test_every_event_field_round_trips(store: Store, fields: dict[str, Any]) -> None:
+    x = new_id()
+    written = ev(x, 1, **fields)
+    store.append([written])
+    store.flush()
+    [read] = store.read(x)
+    assert read == written
+    assert read.to_dict() == written.to_dict()
+
+
+def test_last_event_id(store: Store) -> None:
+    x = new_id()
+    assert store.last_event_id(x) == 0
+    store.append([ev(x, 1), ev(x, 5), ev(x, 3)])
+    assert store.last_event_id(x) == 5
+    assert store.last_event_id(new_id()) == 0
+
+
+# ---- executions ------------------------------------------------------------------------------------
+
+
+def start(x: str, second: int, path: str = "demo/hello", parent: str | None = None) -> Event:
+    return ev(
+        x,
+        1,
+        T.EXECUTION_START,
+        second,
+        node_name="hello",
+        node_type="playbook",
+        parent_execution_id=parent,
+        context={"workload": {}, "path": path},
+    )
+
+
+def test_executions_are_derived_from_events(store: Store) -> None:
+    done, failed, parent = new_id(), new_id(), new_id()
+    store.append([start(done, 1, parent=parent), start(failed, 2, path="demo/fails")])
+    store.flush()
+    running = store.execution(done)
+    assert running is not None
+    assert (running.status, running.playbook_path, running.parent_execution_id) == (
+        "RUNNING",
+        "demo/hello",
+        parent,
+    )
+    assert (running.created_at, running.finished_at, running.result, running.error) == (
+        "2024-05-01T10:00:01.000001+00:00",
+        None,
+        None,
+        None,
+    )
+
+    store.append([ev(done, 2, T.EXECUTION_COMPLETE, 5, result={"answer": 42, "who": "wörld"})])
+    store.append([ev(failed, 2, T.EXECUTION_FAILED, 6, error="step 'x' failed: boom")])
+    completed, failure = store.execution(done), store.execution(failed)
+    assert completed is not None and failure is not None
+    assert (completed.status, completed.result, completed.error) == (
+        "COMPLETED",
+        {"answer": 42, "who": "wörld"},
+        None,
+    )
+    assert completed.finished_at == "2024-05-01T10:00:05.000001+00:00"
+    assert (failure.status, failure.error, failure.playbook_path) == (
+        "FAILED",
+        "step 'x' failed: boom",
+        "demo/fails",
+    )
+    assert failure.parent_execution_id is None
+
+
+def test_start_and_finish_in_one_batch(store: Store) -> None:
+    x = new_id()
+    store.append([start(x, 1), ev(x, 2, T.EXECUTION_COMPLETE, 2, result="done")])
+    record = store.execution(x)
+    assert record is not None
+    assert (record.status, record.result) == ("COMPLETED", "done")
+
+
+def test_executions_list_newest_first_with_a_limit(store: Store) -> None:
+    ids = [new_id() for _ in range(5)]
+    for second, x in enumerate(ids):
+        store.append([start(x, second)])
+    assert [r.execution_id for r in store.executions()] == ids[::-1]
+    assert [r.execution_id for r in store.executions(limit=2)] == ids[:-3:-1]
+
+
+def test_unknown_execution_is_none(store: Store) -> None:
+    assert store.execution(new_id()) is None
+    assert store.executions() == []
+
+
+# ---- event ids -------------------------------------------------------------------------------------
+
+
+def test_allocate_event_id_increases_and_steps_over_written_ids(store: Store) -> None:
+    x, y = new_id(), new_id()
+    assert [store.allocate_event_id(x) for _ in range(3)] == [1, 2, 3]
+    assert store.allocate_event_id(y) == 1
+    # A local-style writer numbered its own events (a resumed run); allocation continues above them.
+    z = new_id()
+    store.append([ev(z, 1), ev(z, 2), ev(z, 7)])
+    store.flush()
+    assert store.allocate_event_id(z) == 8
+    store.append([ev(x, 10)])
+    store.flush()
+    assert store.allocate_event_id(x) == 11
+    assert store.allocate_event_id(x) == 12
+
+
+def test_allocate_event_id_is_unique_across_threads_and_store_objects(backend: Backend) -> None:
+    stores = [backend.open(), backend.open()]
+    x = new_id()
+
+    def allocate(i: int) -> list[int]:
+        return [stores[i % 2].allocate_event_id(x) for _ in range(25)]
+
+    per_thread = in_threads(8, allocate)
+    every = [i for ids in per_thread for i in ids]
+    assert sorted(every) == list(range(1, 201))
+    assert all(ids == sorted(ids) for ids in per_thread)
+
+
+# ---- credentials -----------------------------------------------------------------------------------
+
+
+def test_credentials_round_trip_update_and_list(store: Store) -> None:
+    assert store.get_credential("pg") is None
+    store.put_credential("pg", "postgres", {"db_password": "s3cret-Ω", "db_port": 5432})
+    store.put_credential("api", "http", {"token": "t"})
+    got = store.get_credential("pg")
+    assert got is not None
+    assert (got.name, got.type, got.data) == ("pg", "postgres", {"db_password": "s3cret-Ω", "db_port": 5432})
+
+    store.put_credential("pg", "postgresql", {"db_password": "changed"})
+    got = store.get_credential("pg")
+    assert got is not None
+    assert (got.type, got.data) == ("postgresql", {"db_password": "changed"})
+    assert store.list_credentials() == [("api", "http"), ("pg", "postgresql")]
+
+
+def test_credentials_are_encrypted_at_rest(backend: Backend, store: Store) -> None:
+    plaintext = "plaintext-password-4711"
+    store.put_credential("pg", "postgres", {"db_password": plaintext})
+    raw = backend.raw_credential_bytes("pg")
+    assert plaintext.encode() not in raw
+    assert b"db_password" not in raw
+
+
+# ---- catalog ---------------------------------------------------------------------------------------
+
+
+def test_catalog_versions_per_path(store: Store) -> None:
+    assert [store.register("a/flow", f"flow v{i}", f"content {i}") for i in (1, 2, 3)] == [1, 2, 3]
+    assert store.register("b/other", "other", "other content") == 1
+
+    latest = store.get_playbook("a/flow")
+    assert latest is not None
+    assert (latest.path, latest.version, latest.name, latest.content) == ("a/flow", 3, "flow v3", "content 3")
+    assert latest.created_at
+    second = store.get_playbook("a/flow", 2)
+    assert second is not None
+    assert (second.version, second.name, second.content) == (2, "flow v2", "content 2")
+    assert store.get_playbook("a/flow", 9) is None
+    assert store.get_playbook("missing") is None
+
+    listed = store.list_playbooks()
+    assert [(e.path, e.version, e.name) for e in listed] == [
+        ("a/flow", 3, "flow v3"),
+        ("b/other", 1, "other"),
+    ]
+
+
+def test_concurrent_registers_of_one_path_get_distinct_versions(backend: Backend) -> None:
+    stores = [backend.open(), backend.open()]
+    versions = in_threads(8, lambda i: stores[i % 2].register("race/path", f"n{i}", "content"))
+    assert sorted(versions) == list(range(1, 9))
+
+
+# ---- failures and durability -----------------------------------------------------------------------
+
+
+def test_a_failed_write_is_raised_on_flush(store: Store) -> None:
+    x = new_id()
+    store.append([ev(x, 1)])
+    store.flush()
+    store.append([ev(x, 1, T.STEP_COMPLETED)])  # the same (execution_id, event_id) again
+    with pytest.raises(StoreError, match="writing events to the store failed"):
+        store.flush()
+    with pytest.raises(StoreError):
+        store.append([ev(x, 2)])
+
+
+def test_close_then_reopen_keeps_everything(backend: Backend) -> None:
+    first = backend.open()
+    x = new_id()
+    first.append([start(x, 1), ev(x, 2, T.EXECUTION_COMPLETE, 2, result=[1, 2])])
+    first.put_credential("c", "http", {"token": "t"})
+    first.register("p", "p", "content")
+    first.close()
+
+    again = backend.open()
+    assert [e.event_id for e in again.read(x)] == [1, 2]
+    record = again.execution(x)
+    assert record is not None and record.status == "COMPLETED" and record.result == [1, 2]
+    credential = again.get_credential("c")
+    assert credential is not None and credential.data == {"token": "t"}
+    entry = again.get_playbook("p")
+    assert entry is not None and entry.version == 1
+    assert again.allocate_event_id(x) == 3
+
+
+def test_url_names_the_backend(backend: Backend, store: Store) -> None:
+    assert store.url.startswith({"sqlite": "sqlite:///", "postgres": "postgresql://"}[backend.name])
+
+
+# ---- PostgreSQL only -------------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+class TestPostgresOnly:
+    def test_migrate_twice_is_harmless(self, pg_dsn: str) -> None:
+        from noetl.store.postgres import PostgresStore
+
+        store = PostgresStore(pg_dsn, migrate=False)
+        try:
+            assert "001_core.sql" in store.migrate()
+            assert store.migrate() == []
+            store.register("p", "p", "c")
+            assert store.migrate() == []
+            assert store.register("p", "p", "c") == 2
+        finally:
+            store.close()
+
+    def test_servers_starting_at_once_migrate_once(self, pg_dsn: str) -> None:
+        from noetl.store.postgres import PostgresStore
+
+        stores = [PostgresStore(pg_dsn, migrate=False) for _ in range(4)]
+        try:
+            applied = in_threads(4, lambda i: stores[i].migrate())
+            every = [name for names in applied for name in names]
+            # Each file applied once, by exactly one of the servers.
+            assert sorted(every) == [name for name, _ in migrations("postgres")]
+        finally:
+            for s in stores:
+                s.close()
+
+    def test_open_store_picks_postgres(self, pg_dsn: str) -> None:
+        from noetl.store.postgres import PostgresStore
+
+        store = open_store(pg_dsn)
+        try:
+            assert isinstance(store, PostgresStore)
+            assert store.url == pg_dsn
+        finally:
+            store.close()
+
+    def test_credentials_need_the_shared_key(self, pg_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.delenv("NOETL_SECRET_KEY", raising=False)
+        store = open_store(pg_dsn)
+        try:
+            with pytest.raises(CredentialError, match="NOETL_SECRET_KEY"):
+                store.put_credential("c", "http", {"token": "t"})
+            with pytest.raises(CredentialError, match="NOETL_SECRET_KEY"):
+                store.get_credential("c")
+        finally:
+            store.close()
+
+    def test_a_password_never_reaches_an_error_message(self, pg_dsn: str) -> None:
+        from urllib.parse import urlsplit
+
+        host = urlsplit(pg_dsn).hostname
+        closed_port = 1  # nothing listens there
+        url = f"postgresql://someone:Hunter2-secret@{host}:{closed_port}/somedb"
+        with pytest.raises(StoreError) as caught:
+            open_store(url)
+        message = str(caught.value)
+        assert "Hunter2-secret" not in message and "someone" not in message
+        assert f"{host}:{closed_port}/somedb" in message
+        with pytest.raises(InputError) as unknown:
+            open_store("mysql://someone:Hunter2-secret@host/db")
+        assert "Hunter2-secret" not in str(unknown.value)
+
+    def test_values_jsonb_refuses_are_stored_not_fatal(self, pg_dsn: str) -> None:
+        store = open_store(pg_dsn)
+        try:
+            x = new_id()
+            store.append(
+                [
+                    ev(
+                        x,
+                        1,
+                        T.ACTION_COMPLETED,
+                        result={"nan": float("nan"), "inf": float("-inf"), "nul": "a\x00b"},
+                        error="e\x00",
+                    )
+                ]
+            )
+            [read] = store.read(x)
+            assert read.result == {"nan": "NaN", "inf": "-Infinity", "nul": "a\ufffdb"}
+            assert read.error == "e\ufffd"
+        finally:
+            store.close()
+
+    def test_pooled_connections_come_back_clean(self, pg_dsn: str) -> None:
+        from noetl.store.postgres import PostgresStore
+
+        store = PostgresStore(pg_dsn, pool_size=1)
+        try:
+            with store.connection() as conn:
+                conn.execute("BEGIN")
+                conn.execute("CREATE TABLE left_open (id int)")
+            with store.connection() as conn:  # the same single connection, its transaction rolled back
+                assert conn.execute("SELECT to_regclass('left_open')").fetchone() == (None,)
+                with conn.transaction():
+                    conn.execute("CREATE TABLE committed (id int)")
+            with store.connection() as conn:
+                assert conn.execute("SELECT to_regclass('committed')::text").fetchone() == ("committed",)
+        finally:
+            store.close()
+
+    def test_a_flush_never_waits_for_the_connections_its_caller_holds(self, pg_dsn: str) -> None:
+        from noetl.store.postgres import PostgresStore
+
+        store = PostgresStore(pg_dsn, pool_size=1)
+        try:
+            x = new_id()
+            with store.connection() as conn, conn.transaction():  # the broker's shape: hold, emit, flush
+                conn.execute("SELECT 1")
+                store.append([ev(x, 1)])
+                store.flush()
+            assert store.last_event_id(x) == 1
+        finally:
+            store.close()
+
+    def test_an_exhausted_pool_says_so(self, pg_dsn: str) -> None:
+        from noetl.store.pg_pool import ConnectionPool
+
+        pool = ConnectionPool(pg_dsn, max_size=1, timeout=0.2)
+        try:
+            with pool.connection(), pytest.raises(StoreError, match="no free connection"):
+                in_threads(1, lambda i: pool.connection().__enter__())
+            with pool.connection() as conn:  # the held one came back
+                assert conn.execute("SELECT 1").fetchone() == (1,)
+        finally:
+            pool.close()
