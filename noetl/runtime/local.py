@@ -87,7 +87,7 @@ class LocalRunner:
         events = self.store.read(execution_id)
         if not events:
             raise InputError(
-                f"execution {execution_id} has no events in {getattr(self.store, "location", self.store.url)}; check the id and --db"
+                f"execution {execution_id} has no events in {getattr(self.store, 'location', self.store.url)}; check the id and --db"
             )
         state = fold(events)
         if state.finished:
