@@ -11,6 +11,11 @@ import typer
 worker_app = typer.Typer(no_args_is_help=True, help="Run workers that lease and run jobs from PostgreSQL.")
 
 
+@worker_app.callback()
+def _group() -> None:
+    """Workers of the distributed runtime (a callback keeps `start` a subcommand)."""
+
+
 @worker_app.command("start")
 def start(
     db: Annotated[str | None, typer.Option("--db", help="postgresql://... (or NOETL_DB)")] = None,

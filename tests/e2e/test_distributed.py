@@ -1,0 +1,384 @@
+"""Workers on PostgreSQL: real worker processes, a real PostgreSQL, HTTP on 127.0.0.1.
+
+The broker loop (reaping expired leases) runs in this test process, as the same code the server runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from noetl.engine.events import Event
+from noetl.runtime.broker import run_broker_loop, schedule
+from noetl.runtime.control import start_execution
+from noetl.store.postgres import PostgresStore
+from tests.conftest import pg_fields
+from tests.helpers import REPO
+
+SECRET = {"NOETL_SECRET_KEY": "distributed-test-key"}
+
+
+@pytest.fixture
+def pg_store(pg_dsn: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[PostgresStore]:
+    monkeypatch.setenv("NOETL_SECRET_KEY", SECRET["NOETL_SECRET_KEY"])
+    store = PostgresStore(pg_dsn, pool_size=16)
+    store.put_credential("pg_local", "postgres", pg_fields(pg_dsn))
+    yield store
+    store.close()
+
+
+class Workers:
+    """Worker processes started with the real CLI module; stopped (or killed) by the test."""
+
+    def __init__(self, dsn: str, tmp: Path) -> None:
+        self.dsn, self.tmp = dsn, tmp
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.logs: list[Any] = []
+
+    def start(self, name: str, concurrency: int = 2, lease: float = 30.0) -> None:
+        log = open(self.tmp / f"{name}.log", "wb")  # noqa: SIM115 - closed in stop_all
+        self.logs.append(log)
+        self.procs[name] = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "noetl.cli_worker",
+                "start",
+                "--db",
+                self.dsn,
+                "--name",
+                name,
+                "--concurrency",
+                str(concurrency),
+                "--lease",
+                str(lease),
+            ],
+            cwd=REPO,
+            env={**os.environ, **SECRET},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def kill(self, name: str) -> None:
+        self.procs[name].send_signal(signal.SIGKILL)
+        self.procs[name].wait(10)
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for name, proc in self.procs.items():
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                pytest.fail(f"worker {name} did not stop on SIGTERM")
+        for log in self.logs:
+            log.close()
+
+
+@pytest.fixture
+def workers(pg_dsn: str, tmp_path: Path) -> Iterator[Workers]:
+    group = Workers(pg_dsn, tmp_path)
+    yield group
+    group.stop_all()
+
+
+@pytest.fixture
+def broker(pg_store: PostgresStore) -> Iterator[None]:
+    stop = threading.Event()
+    thread = threading.Thread(target=run_broker_loop, args=(pg_store, stop, 0.5), daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join(5)
+
+
+def wait_finished(store: PostgresStore, execution_id: str, timeout: float = 90) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        record = store.execution(execution_id)
+        if record is not None and record.status in ("COMPLETED", "FAILED"):
+            return record.status
+        time.sleep(0.1)
+    pytest.fail(f"execution {execution_id} did not finish in {timeout} s")
+
+
+class _SlowAPI(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        time.sleep(0.05)
+        body = b'{"ok": true}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def slow_api() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowAPI)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+ASYNC_HTTP = """
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: async_http}
+workload: {base_url: "http://127.0.0.1:1", n: 200}
+workflow:
+  - step: start
+    next: [{step: calls}]
+  - step: calls
+    type: iterator
+    mode: async
+    concurrency: 8
+    collection: "{{ range(workload.n) | list }}"
+    element: i
+    task:
+      type: http
+      endpoint: "{{ workload.base_url }}/item"
+      data: {i: "{{ i }}"}
+    next: [{step: end}]
+  - step: end
+"""
+
+
+def _iterator_seconds(events: list[Event]) -> float:
+    done = next(e for e in events if e.event_type == "iterator_completed")
+    assert done.duration is not None
+    return done.duration
+
+
+def test_two_workers_share_an_async_iterator(
+    pg_store: PostgresStore, workers: Workers, slow_api: str
+) -> None:
+    pg_store.register("async_http", "async_http", ASYNC_HTTP)
+    workers.start("solo", concurrency=2)
+    alone = start_execution(pg_store, "async_http", {"base_url": slow_api})
+    assert wait_finished(pg_store, alone) == "COMPLETED"
+    workers.start("helper", concurrency=2)
+    time.sleep(1.0)  # let the second worker connect and LISTEN
+    shared = start_execution(pg_store, "async_http", {"base_url": slow_api})
+    assert wait_finished(pg_store, shared) == "COMPLETED"
+
+    events = pg_store.read(shared)
+    items = [e for e in events if e.event_type == "iteration_completed"]
+    assert len(items) == 200
+    assert {e.meta["worker_id"] for e in items} == {"solo", "helper"}, "both workers ran items"
+    t_one, t_two = _iterator_seconds(pg_store.read(alone)), _iterator_seconds(events)
+    assert t_two < 0.75 * t_one, f"two workers took {t_two:.2f} s, one took {t_one:.2f} s"
+    summary = next(e for e in events if e.event_type == "iterator_completed").meta
+    assert summary["succeeded"] == 200 and summary["count"] == 200
+
+
+KILL_LOOP = """
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: kill_loop}
+workload: {n: 1000}
+workflow:
+  - step: start
+    next: [{step: make_table}]
+  - step: make_table
+    type: postgres
+    auth: pg_local
+    command: CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, squared INTEGER)
+    next: [{step: loop}]
+  - step: loop
+    type: iterator
+    collection: "{{ range(workload.n) | list }}"
+    element: n
+    task:
+      type: python
+      data: {n: "{{ n }}"}
+      code: |
+        import time
+        def main(n):
+            time.sleep(0.002)
+            return n * n
+      save:
+        storage: postgres
+        auth: pg_local
+        table: items
+        mode: upsert
+        key: id
+        args: {id: "{{ n }}", squared: "{{ this }}"}
+    next: [{step: end}]
+  - step: end
+"""
+
+
+def _rows(dsn: str) -> int:
+    try:
+        with psycopg.connect(dsn) as conn:
+            return int(conn.execute("SELECT count(*) FROM items").fetchone()[0])  # type: ignore[index]
+    except psycopg.errors.UndefinedTable:
+        return 0
+
+
+def test_sigkilled_worker_loses_its_lease_and_another_finishes(
+    pg_store: PostgresStore, pg_dsn: str, workers: Workers, broker: None
+) -> None:
+    pg_store.register("kill_loop", "kill_loop", KILL_LOOP)
+    workers.start("doomed", concurrency=1, lease=3)
+    execution_id = start_execution(pg_store, "kill_loop")
+    deadline = time.monotonic() + 60
+    while _rows(pg_dsn) < 200 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    workers.kill("doomed")
+    rows_at_kill = _rows(pg_dsn)
+    assert 200 <= rows_at_kill < 1000, "killed in the middle of the loop"
+    workers.start("rescuer", concurrency=1, lease=3)
+    assert wait_finished(pg_store, execution_id, timeout=120) == "COMPLETED"
+
+    with psycopg.connect(pg_dsn) as conn:
+        count, distinct = conn.execute("SELECT count(*), count(DISTINCT id) FROM items").fetchone()  # type: ignore[misc]
+        wrong = conn.execute("SELECT count(*) FROM items WHERE squared <> id * id").fetchone()
+    assert (count, distinct) == (1000, 1000) and wrong == (0,)
+
+    events = pg_store.read(execution_id)
+    loop = [e for e in events if e.node_name == "loop"]
+    abandoned = [e for e in loop if e.event_type == "action_error"]
+    assert len(abandoned) == 1 and abandoned[0].meta["reason"] == "lease_expired"
+    assert abandoned[0].meta["worker_id"] == "doomed"
+    attempts = [(e.attempt, e.meta.get("worker_id")) for e in loop if e.event_type == "action_started"]
+    assert attempts == [(1, "doomed"), (2, "rescuer")]
+    assert [e.event_type for e in loop][-3:] == ["iterator_completed", "action_completed", "step_completed"]
+    completed = [e.current_index for e in loop if e.event_type == "iteration_completed"]
+    assert sorted(completed) == list(range(1000)), "every item completed exactly once in the log"
+    second = [e for e in loop if e.event_type == "iterator_started"][1]
+    assert second.meta["resumed"] >= 190 and second.meta["count"] + second.meta["resumed"] == 1000
+
+
+FAN_OUT = """
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: fan_out}
+workflow:
+  - step: start
+    next: [{step: a}, {step: b}, {step: c}]
+  - step: a
+    type: python
+    code: |
+      def main():
+          return 1
+    next: [{step: end}]
+  - step: b
+    type: python
+    code: |
+      def main():
+          return 2
+    next: [{step: end}]
+  - step: c
+    type: python
+    code: |
+      def main():
+          return 3
+    next: [{step: end}]
+  - step: end
+    type: python
+    data: {total: "{{ a.result + b.result + c.result }}"}
+    code: |
+      def main(total):
+          return {"total": total}
+"""
+
+
+def test_concurrent_brokers_never_schedule_a_step_twice(
+    pg_store: PostgresStore, pg_dsn: str, workers: Workers
+) -> None:
+    """Many deciders at once (threads and a second store, as two servers would be) on each event."""
+    pg_store.register("fan_out", "fan_out", FAN_OUT)
+    other = PostgresStore(pg_dsn, pool_size=16)
+    stop = threading.Event()
+
+    def hammer(store: PostgresStore) -> None:
+        while not stop.is_set():
+            with store.connection() as conn:
+                ids = [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT execution_id FROM noetl_executions WHERE status = 'RUNNING'"
+                    ).fetchall()
+                ]
+            for execution_id in ids:
+                schedule(store, execution_id)
+
+    threads = [threading.Thread(target=hammer, args=(s,)) for s in (pg_store, other, pg_store, other)]
+    for t in threads:
+        t.start()
+    try:
+        workers.start("w1", concurrency=3)
+        workers.start("w2", concurrency=3)
+        ids = [start_execution(pg_store, "fan_out") for _ in range(5)]
+        for execution_id in ids:
+            assert wait_finished(pg_store, execution_id) == "COMPLETED"
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+        other.close()
+    for execution_id in ids:
+        events = pg_store.read(execution_id)
+        started = [e.node_name for e in events if e.event_type == "step_started"]
+        assert sorted(started) == ["a", "b", "c", "end", "start"], "every step ran exactly once"
+        assert [e.event_type for e in events].count("execution_complete") == 1
+        assert events[-1].result == {"total": 6}
+    with psycopg.connect(pg_dsn) as conn:
+        duplicates = conn.execute(
+            "SELECT execution_id, step, count(*) FROM noetl_jobs GROUP BY 1, 2, run, attempt, "
+            "chunk HAVING count(*) > 1"
+        ).fetchall()
+    assert duplicates == []
+
+
+def test_sigterm_lets_a_worker_finish_its_job(pg_store: PostgresStore, workers: Workers) -> None:
+    pg_store.register(
+        "slow_step",
+        "slow_step",
+        """
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: slow_step}
+workflow:
+  - step: start
+    next: [{step: nap}]
+  - step: nap
+    type: python
+    code: |
+      import time
+      def main():
+          time.sleep(2)
+          return "rested"
+""",
+    )
+    workers.start("polite", concurrency=1)
+    execution_id = start_execution(pg_store, "slow_step")
+    deadline = time.monotonic() + 30
+    while not [e for e in pg_store.read(execution_id) if e.event_type == "action_started"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    workers.procs["polite"].send_signal(signal.SIGTERM)
+    assert workers.procs["polite"].wait(30) == 0
+    events = pg_store.read(execution_id)
+    assert [e.event_type for e in events if e.node_name == "nap"][-1] == "step_completed"
+    assert json.dumps(events[-1].result) == '"rested"' or events[-1].event_type == "step_completed"
