@@ -54,3 +54,10 @@ def cli(
         cwd=cwd or REPO,
         timeout=timeout,
     )
+
+
+def one(events: list[Event], event_type: str, node: str) -> Event:
+    """The single event of a type for a node; fails with the node's event types otherwise."""
+    found = [e for e in events if e.event_type == event_type and e.node_name == node]
+    assert len(found) == 1, f"expected one {event_type} of {node}, got {types_of(events, node)}"
+    return found[0]

@@ -13,7 +13,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from noetl.runtime.control import start_execution
 from noetl.store.postgres import PostgresStore
 from tests.conftest import pg_fields
 from tests.helpers import REPO
+from tests.httpd import JSONHandler, serve
 
 SECRET = {"NOETL_SECRET_KEY": "distributed-test-key"}
 
@@ -116,27 +116,16 @@ def wait_finished(store: PostgresStore, execution_id: str, timeout: float = 90) 
     pytest.fail(f"execution {execution_id} did not finish in {timeout} s")
 
 
-class _SlowAPI(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
+class _SlowAPI(JSONHandler):
+    def answer(self) -> Any:
         time.sleep(0.05)
-        body = b'{"ok": true}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+        return {"ok": True}
 
 
 @pytest.fixture
 def slow_api() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowAPI)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve(_SlowAPI) as url:
+        yield url
 
 
 ASYNC_HTTP = """

@@ -21,36 +21,12 @@ from werkzeug import Request, Response
 from noetl.actions import http_action, http_client
 from noetl.actions.base import ActionContext
 from noetl.dsl.models import Task
-from noetl.engine.events import Event
 from noetl.errors import ActionError
 from noetl.runtime.credentials import CredentialResolver
 from noetl.runtime.redact import Redactor
-from tests.helpers import run_text, types_of
+from tests.helpers import one, run_text, types_of
 
 TOKEN = "s3cr3t-token"
-
-
-@pytest.fixture(scope="module")
-def loopback() -> Iterator[HTTPServer]:
-    """One real HTTP server on 127.0.0.1 for the module (pytest-httpserver's own listens on localhost)."""
-    server = HTTPServer(host="127.0.0.1", port=0)
-    server.start()
-    yield server
-    http_client.close()  # pooled connections to this server would outlive it
-    server.stop()
-
-
-@pytest.fixture
-def server(loopback: HTTPServer) -> Iterator[HTTPServer]:
-    """The loopback server, its handlers and request log cleared after each test."""
-    yield loopback
-    loopback.clear()
-
-
-def one(events: list[Event], event_type: str, node: str) -> Event:
-    found = [e for e in events if e.event_type == event_type and e.node_name == node]
-    assert len(found) == 1, f"expected one {event_type} of {node}, got {types_of(events, node)}"
-    return found[0]
 
 
 def closed_port() -> int:

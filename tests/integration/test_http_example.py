@@ -3,35 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from noetl.actions import http_client
 from tests.conftest import EXAMPLES
 from tests.helpers import run_file
 
 EXAMPLE = EXAMPLES / "http" / "http_get_post.yaml"
-
-
-@pytest.fixture(scope="module")
-def loopback() -> Iterator[HTTPServer]:
-    """One real HTTP server on 127.0.0.1 for the module (pytest-httpserver's own listens on localhost)."""
-    server = HTTPServer(host="127.0.0.1", port=0)
-    server.start()
-    yield server
-    http_client.close()  # pooled connections to this server would outlive it
-    server.stop()
-
-
-@pytest.fixture
-def server(loopback: HTTPServer) -> Iterator[HTTPServer]:
-    """The loopback server, its handlers and request log cleared after each test."""
-    yield loopback
-    loopback.clear()
 
 
 def httpbin(request: Request) -> Response:

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from noetl.actions import http_client
-from noetl.engine.events import Event
-from tests.helpers import run_text, types_of
+from tests.helpers import one, run_text, types_of
 
 TOKEN = "s4ve-token-value"
 
@@ -37,29 +33,6 @@ workflow:
   - step: end
     result: {count: "{{ start.rows | length }}"}
 """
-
-
-@pytest.fixture(scope="module")
-def loopback() -> Iterator[HTTPServer]:
-    """One real HTTP server on 127.0.0.1 for the module (pytest-httpserver's own listens on localhost)."""
-    server = HTTPServer(host="127.0.0.1", port=0)
-    server.start()
-    yield server
-    http_client.close()  # pooled connections to this server would outlive it
-    server.stop()
-
-
-@pytest.fixture
-def server(loopback: HTTPServer) -> Iterator[HTTPServer]:
-    """The loopback server, its handlers and request log cleared after each test."""
-    yield loopback
-    loopback.clear()
-
-
-def one(events: list[Event], event_type: str, node: str) -> Event:
-    found = [e for e in events if e.event_type == event_type and e.node_name == node]
-    assert len(found) == 1, f"expected one {event_type} of {node}, got {types_of(events, node)}"
-    return found[0]
 
 
 def test_each_row_is_posted_as_json(store: Any, server: HTTPServer) -> None:

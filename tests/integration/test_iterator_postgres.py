@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from noetl.dsl import parse_playbook
 from noetl.runtime.local import LocalRunner
 from tests.conftest import pg_fields
 from tests.helpers import REPO, cli, run_text, types_of
+from tests.httpd import JSONHandler, serve
 
 HEAD = """
 apiVersion: noetl.io/v1
@@ -253,28 +253,16 @@ def test_open_breaker_fails_saves_at_once_without_touching_the_target(
     assert all("pw-not-shown" not in json.dumps(e.to_dict(), default=str) for e in events)
 
 
-class _SlowAPI(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
+class _SlowAPI(JSONHandler):
+    def answer(self) -> Any:
         time.sleep(0.1)
-        body = json.dumps({"path": self.path}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+        return {"path": self.path}
 
 
 @pytest.fixture
 def slow_api() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowAPI)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve(_SlowAPI) as url:
+        yield url
 
 
 def test_async_http_items_overlap_and_counts_match(pg_store: Any, pg_dsn: str, slow_api: str) -> None:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -16,38 +14,26 @@ import pytest
 
 from tests.conftest import pg_fields
 from tests.helpers import REPO, cli, run_file
+from tests.httpd import JSONHandler, serve
 
 PIPELINE = REPO / "examples/http_duckdb_postgres/http_duckdb_postgres.yaml"
 
 
-class _WeatherAPI(BaseHTTPRequestHandler):
+class WeatherAPI(JSONHandler):
     """A stand-in for a forecast API: temperature derived from the latitude, so results are checkable."""
 
-    def do_GET(self) -> None:
+    def answer(self) -> Any:
         url = urlparse(self.path)
         query = parse_qs(url.query)
-        if url.path != "/forecast" or "latitude" not in query:
-            self.send_error(404)
-            return
+        assert url.path == "/forecast" and "latitude" in query, self.path
         lat = float(query["latitude"][0])
-        body = json.dumps({"latitude": lat, "current": {"temperature_2m": round(lat / 2, 2)}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+        return {"latitude": lat, "current": {"temperature_2m": round(lat / 2, 2)}}
 
 
 @pytest.fixture
 def weather_api() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _WeatherAPI)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve(WeatherAPI) as url:
+        yield url
 
 
 def test_pipeline_saves_three_rows_and_writes_parquet(
