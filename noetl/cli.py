@@ -5,62 +5,44 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 
+from noetl import cli_server
+from noetl.cli_common import (
+    DbOption,
+    HostOption,
+    JsonOption,
+    PortOption,
+    TokenOption,
+    announce_start,
+    close_observers,
+    fail,
+    open_local_store,
+    parse_payload,
+    print_events,
+    print_outcome,
+    print_status,
+    progress_observers,
+)
 from noetl.errors import CredentialError, InputError, NoetlError, PlaybookError, StoreError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="NoETL: run noetl.io/v1 playbooks.")
 credential_app = typer.Typer(no_args_is_help=True, help="Manage credentials (stored encrypted).")
 app.add_typer(credential_app, name="credential")
 
-DbOption = Annotated[str | None, typer.Option("--db", help="Store URL or path (default .noetl/noetl.db, or NOETL_DB)")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
-
-
-def _fail(message: str, code: int = 2) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def _parse_payload(payload: str | None, input_file: Path | None) -> dict[str, Any]:
-    merged: dict[str, Any] = {}
-    for label, text in (("--input", _read(input_file)), ("--payload", payload)):
-        if text is None:
-            continue
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{label} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
-                             "pass a JSON object such as '{\"key\": \"value\"}'") from None
-        if not isinstance(value, dict):
-            raise InputError(f"{label} must be a JSON object, got {type(value).__name__}")
-        merged.update(value)
-    return merged
-
-
-def _read(path: Path | None) -> str | None:
-    if path is None:
-        return None
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"--input {path}: {exc.strerror}") from None
-
-
-def _store(db: str | None) -> Any:
-    from noetl.store import open_store
-
-    return open_store(db)
-
 
 @app.command()
 def run(
     playbook: Annotated[Path, typer.Argument(help="Playbook YAML file")],
     payload: Annotated[str | None, typer.Option(help="JSON object merged over the workload")] = None,
-    input_file: Annotated[Path | None, typer.Option("--input", help="JSON file merged over the workload")] = None,
-    merge: Annotated[bool, typer.Option("--merge", help="Deep-merge the payload instead of a shallow update")] = False,
+    input_file: Annotated[
+        Path | None, typer.Option("--input", help="JSON file merged over the workload")
+    ] = None,
+    merge: Annotated[
+        bool, typer.Option("--merge", help="Deep-merge the payload instead of a shallow update")
+    ] = False,
     db: DbOption = None,
     as_json: JsonOption = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress output")] = False,
@@ -72,58 +54,30 @@ def run(
     from noetl.runtime.local import LocalRunner
 
     pb = load_playbook(playbook)
-    data = _parse_payload(payload, input_file)
-    store = _store(db)
+    data = parse_payload(payload, input_file)
+    store = open_local_store(db)
     try:
-        observers = [] if (quiet or as_json) else [_announce_start, *_progress_observers()]
+        observers = [] if (quiet or as_json) else [announce_start, *progress_observers()]
         runner = LocalRunner(store, observers=observers)
         outcome = runner.resume(resume, pb) if resume else runner.run(pb, data, merge=merge)
         events = store.read(outcome.execution_id) if timeline else []
     except KeyboardInterrupt:
         store.flush()
-        _fail(f"interrupted; continue with `noetl run {playbook} --resume <execution id>` "
-              "(the id is printed above and listed by `noetl executions`)", 130)
+        fail(
+            f"interrupted; continue with `noetl run {playbook} --resume <execution id>` "
+            "(the id is printed above and listed by `noetl executions`)",
+            130,
+        )
     finally:
-        _close_observers()
+        close_observers()
         store.close()
-    if as_json:
-        typer.echo(json.dumps({"execution_id": outcome.execution_id, "status": outcome.status,
-                               "result": outcome.result, "error": outcome.error}, default=str))
-    else:
-        if timeline:
-            from noetl.timeline import format_timeline
+    if timeline and not as_json:
+        from noetl.timeline import format_timeline
 
-            typer.echo(format_timeline(events))
-            typer.echo("")
-        typer.echo(f"execution {outcome.execution_id}: {outcome.status}")
-        if outcome.error:
-            typer.echo(f"error: {outcome.error}")
-        typer.echo("result: " + json.dumps(outcome.result, indent=2, default=str))
+        typer.echo(format_timeline(events))
+        typer.echo("")
+    print_outcome(outcome.execution_id, outcome.status, outcome.result, outcome.error, as_json)
     raise typer.Exit(0 if outcome.status == "COMPLETED" else 1)
-
-
-_ACTIVE_OBSERVERS: list[Any] = []
-
-
-def _announce_start(event: Any) -> None:
-    """Say the execution id at once, so an interrupted run can be resumed or inspected."""
-    if event.event_type == "execution_start" and event.parent_execution_id is None:
-        typer.echo(f"execution {event.execution_id} started", err=True)
-
-
-def _progress_observers() -> list[Any]:
-    from noetl.progress import ProgressObserver
-
-    if not sys.stderr.isatty():
-        return []
-    observer = ProgressObserver(sys.stderr)
-    _ACTIVE_OBSERVERS.append(observer)
-    return [observer]
-
-
-def _close_observers() -> None:
-    while _ACTIVE_OBSERVERS:
-        _ACTIVE_OBSERVERS.pop().close()
 
 
 @app.command()
@@ -135,54 +89,62 @@ def validate(playbook: Annotated[Path, typer.Argument(help="Playbook YAML file")
     typer.echo(f"{playbook}: valid ({len(pb.steps)} steps)")
 
 
+def _remote(host: str | None, port: int | None) -> bool:
+    """A server is asked when --host or --port is given; otherwise the local store is read, as always."""
+    return host is not None or port is not None
+
+
 @app.command()
 def events(
     execution_id: str,
     db: DbOption = None,
     as_json: JsonOption = False,
     show_all: Annotated[bool, typer.Option("--all", help="Show every iteration, not the first 20")] = False,
+    host: HostOption = None,
+    port: PortOption = None,
+    token: TokenOption = None,
 ) -> None:
     """Show an execution's events as a timeline (or one JSON object per line)."""
-    store = _store(db)
+    if _remote(host, port):
+        cli_server.remote_events(execution_id, host, port, token, as_json, show_all)
+        return
+    store = open_local_store(db)
     try:
         found = store.read(execution_id)
     finally:
         store.close()
     if not found:
-        _fail(f"no events for execution {execution_id}; list executions with `noetl executions`")
-    if as_json:
-        for event in found:
-            typer.echo(json.dumps(event.to_dict(), default=str))
-        return
-    from noetl.timeline import format_timeline
-
-    typer.echo(format_timeline(found, max_items=10**9 if show_all else 20))
+        fail(f"no events for execution {execution_id}; list executions with `noetl executions`")
+    print_events(found, as_json, show_all)
 
 
 @app.command()
-def status(execution_id: str, db: DbOption = None, as_json: JsonOption = False) -> None:
+def status(
+    execution_id: str,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    host: HostOption = None,
+    port: PortOption = None,
+    token: TokenOption = None,
+) -> None:
     """Show an execution's status, result and error."""
-    store = _store(db)
+    if _remote(host, port):
+        cli_server.remote_status(execution_id, host, port, token, as_json)
+        return
+    store = open_local_store(db)
     try:
         record = store.execution(execution_id)
     finally:
         store.close()
     if record is None:
-        _fail(f"execution {execution_id} not found; list executions with `noetl executions`")
-    if as_json:
-        typer.echo(json.dumps(record.__dict__, default=str))
-        return
-    typer.echo(f"execution {record.execution_id}\n  playbook: {record.playbook_path}\n  status:   {record.status}\n"
-               f"  started:  {record.created_at}\n  finished: {record.finished_at or '-'}")
-    if record.error:
-        typer.echo(f"  error:    {record.error}")
-    typer.echo("  result:   " + json.dumps(record.result, default=str))
+        fail(f"execution {execution_id} not found; list executions with `noetl executions`")
+    print_status(record.__dict__, as_json)
 
 
 @app.command()
 def executions(db: DbOption = None, limit: int = 20, as_json: JsonOption = False) -> None:
     """List recent executions."""
-    store = _store(db)
+    store = open_local_store(db)
     try:
         records = store.executions(limit)
     finally:
@@ -207,11 +169,12 @@ def credential_add(
     try:
         fields = json.loads(data)
     except json.JSONDecodeError as exc:
-        raise InputError(f"--data is not valid JSON ({exc.msg}); pass an object such as "
-                         "'{\"db_host\": \"localhost\"}'") from None
+        raise InputError(
+            f'--data is not valid JSON ({exc.msg}); pass an object such as \'{{"db_host": "localhost"}}\''
+        ) from None
     if not isinstance(fields, dict):
         raise InputError("--data must be a JSON object")
-    store = _store(db)
+    store = open_local_store(db)
     try:
         store.put_credential(name, type_, fields)
     finally:
@@ -222,7 +185,7 @@ def credential_add(
 @credential_app.command("list")
 def credential_list(db: DbOption = None) -> None:
     """List credentials by name and type (never their values)."""
-    store = _store(db)
+    store = open_local_store(db)
     try:
         rows = store.list_credentials()
     finally:
@@ -231,6 +194,9 @@ def credential_list(db: DbOption = None) -> None:
         typer.echo(f"{name}  ({kind})")
     if not rows:
         typer.echo("(no credentials)")
+
+
+cli_server.install(app)
 
 
 def main() -> None:
@@ -251,15 +217,15 @@ def main() -> None:
         _exit(str(exc), 1)
     except NoetlError as exc:
         _exit(str(exc), 1)
-    except Exception as exc:
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(2)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(130)
-        raise
+    except typer.Abort:
+        sys.exit(130)
+    except typer.TyperException as exc:
+        # Usage mistakes (unknown option, missing argument): click's own message, exit 2, no traceback.
+        show = getattr(exc, "show", None)
+        if show is None:
+            raise
+        show()
+        sys.exit(2)
 
 
 def _exit(message: str, code: int) -> NoReturn:

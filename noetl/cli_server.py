@@ -1,0 +1,180 @@
+"""The `noetl` commands that start a server or talk to one: server, db, register, catalog, execute."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from noetl.cli_common import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    DbOption,
+    HostOption,
+    JsonOption,
+    PortOption,
+    TokenOption,
+    announce_start,
+    api_client,
+    close_observers,
+    parse_payload,
+    print_events,
+    print_outcome,
+    print_status,
+    progress_observers,
+)
+from noetl.engine.events import EventType as T
+
+server_app = typer.Typer(no_args_is_help=True, help="Run the NoETL API server.")
+db_app = typer.Typer(no_args_is_help=True, help="Manage the store's schema.")
+catalog_app = typer.Typer(no_args_is_help=True, help="The server's playbook catalog.")
+execute_app = typer.Typer(no_args_is_help=True, help="Start executions on a server.")
+
+POLL_SECONDS = 0.2
+_FINAL = frozenset({T.EXECUTION_COMPLETE, T.EXECUTION_FAILED})
+
+
+@server_app.command("start")
+def server_start(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = DEFAULT_HOST,
+    port: Annotated[int, typer.Option(help="Port to listen on")] = DEFAULT_PORT,
+    db: DbOption = None,
+) -> None:
+    """Serve the API (/api, /docs, /health, /metrics). NOETL_API_TOKEN, when set, is required by clients."""
+    from noetl.server.serve import serve
+
+    serve(host, port, db)
+
+
+@db_app.command("init")
+def db_init(db: DbOption = None) -> None:
+    """Create the store's schema or bring it up to date (safe to run again)."""
+    from noetl.server.schema import open_migrated, store_label
+
+    store = open_migrated(db)
+    store.close()
+    typer.echo(f"store {store_label(store)}: schema up to date")
+
+
+def register(
+    playbook: Annotated[Path, typer.Argument(help="Playbook YAML file")],
+    host: HostOption = None,
+    port: PortOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Validate a playbook here, then add it to the server's catalog as a new version."""
+    entry = _register(playbook, host, port, token)
+    typer.echo(f"registered {entry['path']} version {entry['version']} ({entry['name']})")
+
+
+def _register(playbook: Path, host: str | None, port: int | None, token: str | None) -> dict[str, Any]:
+    from noetl.dsl import load_playbook
+
+    load_playbook(playbook)  # a bad playbook is exit 2 here, with the local file's line numbers
+    with api_client(host, port, token) as client:
+        return client.register(playbook.read_text(encoding="utf-8"))
+
+
+@catalog_app.command("list")
+def catalog_list(
+    host: HostOption = None, port: PortOption = None, token: TokenOption = None, as_json: JsonOption = False
+) -> None:
+    """List the catalog's playbooks with their latest versions."""
+    with api_client(host, port, token) as client:
+        entries = client.catalog()
+    for e in entries:
+        typer.echo(
+            json.dumps(e) if as_json else f"{e['path']}  v{e['version']}  {e['name']}  {e['created_at']}"
+        )
+    if not entries and not as_json:
+        typer.echo("(the catalog is empty; add a playbook with `noetl register FILE`)")
+
+
+@execute_app.command("playbook")
+def execute_playbook(
+    path: Annotated[str, typer.Argument(help="Catalog path, or a playbook file (registered first)")],
+    host: HostOption = None,
+    port: PortOption = None,
+    token: TokenOption = None,
+    payload: Annotated[str | None, typer.Option(help="JSON object merged over the workload")] = None,
+    input_file: Annotated[
+        Path | None, typer.Option("--input", help="JSON file merged over the workload")
+    ] = None,
+    merge: Annotated[
+        bool, typer.Option("--merge", help="Deep-merge the payload instead of a shallow update")
+    ] = False,
+    version: Annotated[int | None, typer.Option(help="Catalog version (default: the latest)")] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Follow the execution to its end; exit 0/1 like run")
+    ] = False,
+    as_json: JsonOption = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output")] = False,
+) -> None:
+    """Start an execution on a server; with --wait follow it and exit 0 when it completes, 1 when it fails."""
+    data = parse_payload(payload, input_file)
+    if Path(path).is_file():
+        entry = _register(Path(path), host, port, token)
+        path, version = entry["path"], entry["version"]
+    with api_client(host, port, token) as client:
+        started = client.execute(path, data, merge=merge, version=version)
+        execution_id = started["execution_id"]
+        if not wait:
+            typer.echo(json.dumps(started) if as_json else f"execution {execution_id}: {started['status']}")
+            return
+        observers = [] if (quiet or as_json) else [announce_start, *progress_observers()]
+        final = _follow(client, execution_id, observers, host, port)
+    print_outcome(execution_id, final.status or "", final.result, final.error, as_json)
+    raise typer.Exit(0 if final.status == "COMPLETED" else 1)
+
+
+def _follow(client: Any, execution_id: str, observers: list[Any], host: str | None, port: int | None) -> Any:
+    """Poll the events endpoint with after= until the execution's final event; feed each to the observers."""
+    after = 0
+    try:
+        while True:
+            for event in client.events(execution_id, after):
+                after = event.event_id
+                for observer in observers:
+                    observer(event)
+                if event.event_type in _FINAL:
+                    return event
+            time.sleep(POLL_SECONDS)
+    except KeyboardInterrupt:
+        where = f" --host {host or DEFAULT_HOST} --port {port or DEFAULT_PORT}"
+        typer.echo(
+            f"\nerror: stopped waiting; the execution goes on: `noetl status {execution_id}{where}`", err=True
+        )
+        raise typer.Exit(130) from None
+    finally:
+        close_observers()
+
+
+def remote_status(
+    execution_id: str, host: str | None, port: int | None, token: str | None, as_json: bool
+) -> None:
+    """`noetl status --host`: the same output, read from the server."""
+    with api_client(host, port, token) as client:
+        print_status(client.execution(execution_id), as_json)
+
+
+def remote_events(
+    execution_id: str, host: str | None, port: int | None, token: str | None, as_json: bool, show_all: bool
+) -> None:
+    """`noetl events --host`: the same timeline, read from the server."""
+    with api_client(host, port, token) as client:
+        print_events(client.events(execution_id), as_json, show_all)
+
+
+def install(app: typer.Typer) -> None:
+    """Add these commands to the `noetl` app."""
+    from noetl.cli_worker import worker_app
+
+    app.add_typer(server_app, name="server")
+    app.add_typer(worker_app, name="worker")
+    app.add_typer(db_app, name="db")
+    app.command()(register)
+    app.add_typer(catalog_app, name="catalog")
+    app.add_typer(execute_app, name="execute")

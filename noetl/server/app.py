@@ -1,0 +1,54 @@
+"""The FastAPI app factory: routes, error handlers, the token guard, and the dispatcher's lifetime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from noetl.server import errors
+from noetl.server.auth import BearerAuth
+from noetl.server.dispatch import Dispatcher, dispatcher_for
+from noetl.server.routes import catalog, credentials, events, executions, health
+from noetl.server.schema import store_label
+
+
+def create_app(store: Any, *, token: str | None = None, dispatcher: Dispatcher | None = None) -> FastAPI:
+    """An app serving `store`, which it closes on shutdown; `token` guards every path but /health."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Started with the server, not the factory, so a broker thread never outlives uvicorn.
+        app.state.dispatcher = dispatcher or dispatcher_for(store)
+        try:
+            yield
+        finally:
+            app.state.dispatcher.close()
+            store.close()
+
+    app = FastAPI(
+        title="NoETL",
+        summary="Catalog, executions, events and credentials of a NoETL server",
+        version=_version(),
+        lifespan=lifespan,
+    )
+    app.state.store = store
+    app.state.token = token or None
+    app.state.store_label = store_label(store)
+    for module in (catalog, executions, events, credentials, health):
+        app.include_router(module.router)
+    errors.install(app)
+    if token:
+        app.add_middleware(BearerAuth, token=token)
+    return app
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("noetl")
+    except PackageNotFoundError:
+        return "0"

@@ -1,0 +1,47 @@
+"""Event routes: an execution's events (paged by event id, for polling) and their summary."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from noetl.server import schemas
+from noetl.server.errors import not_found
+from noetl.server.routes import deps
+from noetl.server.summary import summarize
+
+router = APIRouter(tags=["events"])
+Store = Annotated[Any, Depends(deps.store)]
+
+
+@router.get("/api/executions/{execution_id}/events", response_model=schemas.EventsPage)
+def events(
+    execution_id: str,
+    store: Store,
+    after: Annotated[int, Query(ge=0, description="Only events with a larger event_id")] = 0,
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
+) -> schemas.EventsPage:
+    """Events in order; to follow a running execution, ask again with `after=last_event_id`."""
+    # Read the status first: events read after it include everything that status implies.
+    record = store.execution(execution_id)
+    found = store.read(execution_id, after=after)
+    if record is None and not found and after == 0:
+        raise not_found(f"execution {execution_id}", "GET /api/executions lists recent ones")
+    page = found[:limit]
+    return schemas.EventsPage(
+        execution_id=execution_id,
+        events=[e.to_dict() for e in page],
+        last_event_id=page[-1].event_id if page else after,
+        more=len(found) > limit,
+        status=record.status if record else None,
+    )
+
+
+@router.get("/api/events/summary/{execution_id}")
+def summary(execution_id: str, store: Store) -> dict[str, Any]:
+    """Counts by type and status, each step's status and duration, each iterator's items and timing."""
+    found = store.read(execution_id)
+    if not found:
+        raise not_found(f"execution {execution_id}", "GET /api/executions lists recent ones")
+    return summarize(found)

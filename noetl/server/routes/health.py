@@ -1,0 +1,41 @@
+"""`/health` (always open: says whether the database answers) and `/metrics` (Prometheus text)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+
+from noetl.server import metrics, schemas
+from noetl.server.routes import deps
+
+router = APIRouter(tags=["health"])
+Store = Annotated[Any, Depends(deps.store)]
+
+
+@router.get("/health", response_model=schemas.Health, responses={503: {"model": schemas.Health}})
+def health(request: Request, store: Store) -> Any:
+    """200 when the database answers, 503 (with the reason) when it does not."""
+    try:
+        store.executions(1)
+        database = "ok"
+    except Exception as exc:  # any failure here is the answer, not an error of the endpoint
+        database = f"not answering: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    body = schemas.Health(
+        status="ok" if database == "ok" else "degraded",
+        database=database,
+        store=request.app.state.store_label,
+        runner=request.app.state.dispatcher.kind,
+    )
+    return JSONResponse(body.model_dump(), status_code=200 if database == "ok" else 503)
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+)
+def prometheus(store: Store) -> Response:
+    """Counters and histograms built from the event log, and the queue's depth on PostgreSQL."""
+    return Response(metrics.render(store), media_type=metrics.CONTENT_TYPE)
