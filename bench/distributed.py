@@ -10,6 +10,7 @@ of trivial python items with 1 and with 2 workers.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import subprocess
@@ -30,10 +31,16 @@ def chain_playbook(n: int) -> str:
     steps = ["  - step: start\n    next: [{step: s0}]"]
     for i in range(n):
         nxt = f"s{i + 1}" if i + 1 < n else "end"
-        steps.append(f"  - step: s{i}\n    type: python\n    code: |\n      def main():\n          return {i}\n"
-                     f"    next: [{{step: {nxt}}}]")
+        steps.append(
+            f"  - step: s{i}\n    type: python\n    code: |\n      def main():\n          return {i}\n"
+            f"    next: [{{step: {nxt}}}]"
+        )
     steps.append("  - step: end")
-    return "apiVersion: noetl.io/v1\nkind: Playbook\nmetadata: {name: chain}\nworkflow:\n" + "\n".join(steps) + "\n"
+    return (
+        "apiVersion: noetl.io/v1\nkind: Playbook\nmetadata: {name: chain}\nworkflow:\n"
+        + "\n".join(steps)
+        + "\n"
+    )
 
 
 ITEMS = """apiVersion: noetl.io/v1
@@ -72,9 +79,26 @@ def wait(store: PostgresStore, execution_id: str) -> None:
 
 
 def start_workers(dsn: str, n: int) -> list[subprocess.Popen[bytes]]:
-    procs = [subprocess.Popen([sys.executable, "-m", "noetl.cli_worker", "start", "--db", dsn, "--name", f"w{i}",
-                               "--concurrency", "4"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-             for i in range(n)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "noetl.cli_worker",
+                "start",
+                "--db",
+                dsn,
+                "--name",
+                f"w{i}",
+                "--concurrency",
+                "4",
+            ],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for i in range(n)
+    ]
     time.sleep(1.5)  # connected and listening
     return procs
 
@@ -89,7 +113,7 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
 def latencies(store: PostgresStore, execution_id: str) -> list[float]:
     events = store.read(execution_id)
     out = []
-    for done, nxt in zip(events, events[1:], strict=False):
+    for done, nxt in itertools.pairwise(events):
         if done.event_type == "step_completed" and nxt.event_type == "step_started":
             gap = datetime.fromisoformat(nxt.created_at) - datetime.fromisoformat(done.created_at)
             out.append(gap.total_seconds() * 1000)
@@ -113,8 +137,10 @@ def main() -> None:
         execution_id = start_execution(store, "chain")
         wait(store, execution_id)
         gaps = sorted(latencies(store, execution_id))
-        print(f"step-to-step scheduling latency over {len(gaps)} transitions, 1 worker: "
-              f"p50 {statistics.median(gaps):.1f} ms, p95 {gaps[int(0.95 * (len(gaps) - 1))]:.1f} ms")
+        print(
+            f"step-to-step scheduling latency over {len(gaps)} transitions, 1 worker: "
+            f"p50 {statistics.median(gaps):.1f} ms, p95 {gaps[int(0.95 * (len(gaps) - 1))]:.1f} ms"
+        )
         rates = {}
         for count in (1, 2):
             if count == 2:
@@ -123,7 +149,9 @@ def main() -> None:
             execution_id = start_execution(store, "items", {"n": args.items})
             wait(store, execution_id)
             rates[count] = args.items / (time.perf_counter() - t0)
-            print(f"async iterator, {args.items} items of 5 ms, {count} worker(s): {rates[count]:.0f} items/s")
+            print(
+                f"async iterator, {args.items} items of 5 ms, {count} worker(s): {rates[count]:.0f} items/s"
+            )
         print(f"speed-up with 2 workers: {rates[2] / rates[1]:.2f}x")
         stop(procs)
         store.close()

@@ -8,9 +8,24 @@ from typing import Any
 from noetl.engine.events import Event
 
 COLUMNS = (
-    "execution_id", "event_id", "parent_execution_id", "parent_event_id", "event_type", "node_name",
-    "node_id", "node_type", "status", "created_at", "duration", "current_index", "current_item", "attempt",
-    "context", "result", "error", "meta",
+    "execution_id",
+    "event_id",
+    "parent_execution_id",
+    "parent_event_id",
+    "event_type",
+    "node_name",
+    "node_id",
+    "node_type",
+    "status",
+    "created_at",
+    "duration",
+    "current_index",
+    "current_item",
+    "attempt",
+    "context",
+    "result",
+    "error",
+    "meta",
 )
 JSON_COLUMNS = frozenset({"current_item", "context", "result", "meta"})
 
@@ -34,8 +49,18 @@ def event_to_row(event: Event) -> tuple[Any, ...]:
     # Spelled out, not a loop over COLUMNS: this runs for every event and is on the benchmark's hot path.
     e = event
     return (
-        e.execution_id, e.event_id, e.parent_execution_id, e.parent_event_id, e.event_type, e.node_name,
-        e.node_id, e.node_type, e.status, e.created_at, e.duration, e.current_index,
+        e.execution_id,
+        e.event_id,
+        e.parent_execution_id,
+        e.parent_event_id,
+        e.event_type,
+        e.node_name,
+        e.node_id,
+        e.node_type,
+        e.status,
+        e.created_at,
+        e.duration,
+        e.current_index,
         None if e.current_item is None else _dumps(e.current_item, default=str),
         e.attempt,
         None if e.context is None else _dumps(e.context, default=str),
