@@ -55,6 +55,12 @@ def run(
 
     pb = load_playbook(playbook)
     data = parse_payload(payload, input_file)
+    if resume and (data or merge):
+        # A resumed execution keeps the workload it started with; a new payload would silently not apply.
+        raise InputError(
+            "--resume continues an execution with its original workload; drop --payload, "
+            "--input and --merge, or start a new run"
+        )
     store = open_local_store(db)
     try:
         observers = [] if (quiet or as_json) else [announce_start, *progress_observers()]
@@ -63,8 +69,9 @@ def run(
         events = store.read(outcome.execution_id) if timeline else []
     except KeyboardInterrupt:
         store.flush()
+        where = f" --db {db}" if db else ""
         fail(
-            f"interrupted; continue with `noetl run {playbook} --resume <execution id>` "
+            f"interrupted; continue with `noetl run {playbook}{where} --resume <execution id>` "
             "(the id is printed above and listed by `noetl executions`)",
             130,
         )

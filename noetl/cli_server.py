@@ -72,10 +72,11 @@ def register(
 
 def _register(playbook: Path, host: str | None, port: int | None, token: str | None) -> dict[str, Any]:
     from noetl.dsl import load_playbook
+    from noetl.dsl.loader import playbook_file
 
     load_playbook(playbook)  # a bad playbook is exit 2 here, with the local file's line numbers
     with api_client(host, port, token) as client:
-        return client.register(playbook.read_text(encoding="utf-8"))
+        return client.register(playbook_file(playbook).read_text(encoding="utf-8"))
 
 
 @catalog_app.command("list")
@@ -115,7 +116,7 @@ def execute_playbook(
 ) -> None:
     """Start an execution on a server; with --wait follow it and exit 0 when it completes, 1 when it fails."""
     data = parse_payload(payload, input_file)
-    if Path(path).is_file():
+    if Path(path).exists():  # a file, or a folder holding one playbook: register it first
         entry = _register(Path(path), host, port, token)
         path, version = entry["path"], entry["version"]
     with api_client(host, port, token) as client:

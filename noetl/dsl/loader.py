@@ -16,8 +16,8 @@ from noetl.errors import PlaybookError, Problem
 API_VERSION = "noetl.io/v1"
 
 
-def load_playbook(path: str | Path) -> Playbook:
-    """Read and validate a playbook file; raises PlaybookError listing every problem found."""
+def playbook_file(path: str | Path) -> Path:
+    """The playbook file a path names: the file itself, or the one YAML file of a folder."""
     file = Path(path)
     if file.is_dir():
         candidates = sorted(file.glob("*.yaml")) + sorted(file.glob("*.yml"))
@@ -26,6 +26,13 @@ def load_playbook(path: str | Path) -> Playbook:
                 [Problem(f"folder holds {len(candidates)} YAML files; name the playbook file", str(file))]
             )
         file = candidates[0]
+    return file
+
+
+def load_playbook(path: str | Path) -> Playbook:
+    """Read and validate a playbook file (or a folder's one YAML file); raises PlaybookError listing
+    every problem found."""
+    file = playbook_file(path)
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:

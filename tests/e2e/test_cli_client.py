@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_server_api import REPO, TINY, TOKEN, ServerProcess, free_port, running_server
+from tests.e2e.test_server_api import REPO, TINY, TOKEN
 from tests.helpers import cli
+from tests.processes import ServerProcess, free_port, running_server
 
 
 @pytest.fixture

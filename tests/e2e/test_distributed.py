@@ -6,10 +6,7 @@ The broker loop (reaping expired leases) runs in this test process, as the same 
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,69 +21,17 @@ from noetl.runtime.broker import run_broker_loop, schedule
 from noetl.runtime.control import start_execution
 from noetl.store.postgres import PostgresStore
 from tests.conftest import pg_fields
-from tests.helpers import REPO
 from tests.httpd import JSONHandler, serve
-
-SECRET = {"NOETL_SECRET_KEY": "distributed-test-key"}
+from tests.processes import SECRET_KEY, Workers
 
 
 @pytest.fixture
 def pg_store(pg_dsn: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[PostgresStore]:
-    monkeypatch.setenv("NOETL_SECRET_KEY", SECRET["NOETL_SECRET_KEY"])
+    monkeypatch.setenv("NOETL_SECRET_KEY", SECRET_KEY)
     store = PostgresStore(pg_dsn, pool_size=16)
     store.put_credential("pg_local", "postgres", pg_fields(pg_dsn))
     yield store
     store.close()
-
-
-class Workers:
-    """Worker processes started with the real CLI module; stopped (or killed) by the test."""
-
-    def __init__(self, dsn: str, tmp: Path) -> None:
-        self.dsn, self.tmp = dsn, tmp
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.logs: list[Any] = []
-
-    def start(self, name: str, concurrency: int = 2, lease: float = 30.0) -> None:
-        log = open(self.tmp / f"{name}.log", "wb")  # noqa: SIM115 - closed in stop_all
-        self.logs.append(log)
-        self.procs[name] = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "noetl.cli_worker",
-                "start",
-                "--db",
-                self.dsn,
-                "--name",
-                name,
-                "--concurrency",
-                str(concurrency),
-                "--lease",
-                str(lease),
-            ],
-            cwd=REPO,
-            env={**os.environ, **SECRET},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def kill(self, name: str) -> None:
-        self.procs[name].send_signal(signal.SIGKILL)
-        self.procs[name].wait(10)
-
-    def stop_all(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for name, proc in self.procs.items():
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                pytest.fail(f"worker {name} did not stop on SIGTERM")
-        for log in self.logs:
-            log.close()
 
 
 @pytest.fixture

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import re
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +16,10 @@ import pytest
 from noetl.engine.events import Event
 from noetl.engine.events import EventType as T
 from noetl.store import open_store
+from tests.processes import ServerProcess, running_server
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "s3cret-api-token"
-SECRET_KEY = "test-credential-key"
 TINY = """\
 apiVersion: noetl.io/v1
 kind: Playbook
@@ -52,79 +49,6 @@ workflow:
     result:
       squared: "{{ square.squared }}"
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class ServerProcess:
-    """`noetl server start` on a free port, its stdout and stderr kept in a file the tests can read."""
-
-    def __init__(self, db: str, workdir: Path, env: dict[str, str] | None = None) -> None:
-        self.db = db
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / f"server-{self.port}.log"
-        inherited = {k: v for k, v in os.environ.items() if k != "NOETL_API_TOKEN"}
-        self.env = {**inherited, "NOETL_SECRET_KEY": SECRET_KEY, **(env or {})}
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 30) -> ServerProcess:
-        args = [
-            sys.executable,
-            "-m",
-            "noetl.cli",
-            "server",
-            "start",
-            "--port",
-            str(self.port),
-            "--db",
-            self.db,
-        ]
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=REPO)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"the server exited with {self.proc.returncode}:\n{self.output()}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise AssertionError(f"the server did not answer /health in {timeout}s:\n{self.output()}")
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def client(self, token: str | None = None) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
-
-
-@contextmanager
-def running_server(db: str, workdir: Path, env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
-    """A started server, always stopped afterwards."""
-    server = ServerProcess(db, workdir, env)
-    try:
-        yield server.start()
-    finally:
-        server.stop()
 
 
 def wait_for_end(api: httpx.Client, execution_id: str, timeout: float = 60) -> list[dict[str, Any]]:

@@ -1,0 +1,143 @@
+"""Processes the end-to-end tests start as a user would: `noetl server start` and `noetl worker start`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SECRET_KEY = "test-credential-key"  # shared by the test, the server and the workers: one credential key
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerProcess:
+    """`noetl server start` on a free port, its stdout and stderr kept in a file the tests can read."""
+
+    def __init__(self, db: str, workdir: Path, env: dict[str, str] | None = None) -> None:
+        self.db = db
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = workdir / f"server-{self.port}.log"
+        inherited = {k: v for k, v in os.environ.items() if k != "NOETL_API_TOKEN"}
+        self.env = {**inherited, "NOETL_SECRET_KEY": SECRET_KEY, **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30) -> ServerProcess:
+        args = [
+            sys.executable,
+            "-m",
+            "noetl.cli",
+            "server",
+            "start",
+            "--port",
+            str(self.port),
+            "--db",
+            self.db,
+        ]
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=REPO)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"the server exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise AssertionError(f"the server did not answer /health in {timeout}s:\n{self.output()}")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+
+@contextmanager
+def running_server(db: str, workdir: Path, env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
+    """A started server, always stopped afterwards."""
+    server = ServerProcess(db, workdir, env)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+class Workers:
+    """Worker processes started with the real CLI module; stopped (or killed) by the test."""
+
+    def __init__(self, dsn: str, tmp: Path) -> None:
+        self.dsn, self.tmp = dsn, tmp
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.logs: list[Any] = []
+
+    def start(self, name: str, concurrency: int = 2, lease: float = 30.0) -> None:
+        log = open(self.tmp / f"{name}.log", "wb")  # noqa: SIM115 - closed in stop_all
+        self.logs.append(log)
+        self.procs[name] = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "noetl.cli_worker",
+                "start",
+                "--db",
+                self.dsn,
+                "--name",
+                name,
+                "--concurrency",
+                str(concurrency),
+                "--lease",
+                str(lease),
+            ],
+            cwd=REPO,
+            env={**os.environ, "NOETL_SECRET_KEY": SECRET_KEY},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def kill(self, name: str) -> None:
+        self.procs[name].send_signal(signal.SIGKILL)
+        self.procs[name].wait(10)
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for name, proc in self.procs.items():
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                pytest.fail(f"worker {name} did not stop on SIGTERM")
+        for log in self.logs:
+            log.close()
