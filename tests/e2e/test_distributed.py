@@ -22,7 +22,7 @@ from noetl.runtime.control import start_execution
 from noetl.store.postgres import PostgresStore
 from tests.conftest import pg_fields
 from tests.httpd import JSONHandler, serve
-from tests.processes import SECRET_KEY, Workers
+from tests.processes import SECRET_KEY, Workers, running_server
 
 
 @pytest.fixture
@@ -238,9 +238,10 @@ workflow:
 
 
 def test_concurrent_brokers_never_schedule_a_step_twice(
-    pg_store: PostgresStore, pg_dsn: str, workers: Workers
+    pg_store: PostgresStore, pg_dsn: str, workers: Workers, tmp_path: Path
 ) -> None:
-    """Many deciders at once (threads and a second store, as two servers would be) on each event."""
+    """Two server processes (each with its broker loop, each starting executions) plus four threads
+    deciding on every running execution as fast as they can: every step still runs exactly once."""
     pg_store.register("fan_out", "fan_out", FAN_OUT)
     other = PostgresStore(pg_dsn, pool_size=16)
     stop = threading.Event()
@@ -261,11 +262,17 @@ def test_concurrent_brokers_never_schedule_a_step_twice(
     for t in threads:
         t.start()
     try:
-        workers.start("w1", concurrency=3)
-        workers.start("w2", concurrency=3)
-        ids = [start_execution(pg_store, "fan_out") for _ in range(5)]
-        for execution_id in ids:
-            assert wait_finished(pg_store, execution_id) == "COMPLETED"
+        with running_server(pg_dsn, tmp_path) as one, running_server(pg_dsn, tmp_path) as two:
+            workers.start("w1", concurrency=3)
+            workers.start("w2", concurrency=3)
+            ids = [start_execution(pg_store, "fan_out") for _ in range(2)]
+            for server in (one, two, one):
+                with server.client() as api:
+                    answer = api.post("/api/executions/run", json={"path": "fan_out", "parameters": {}})
+                    assert answer.status_code == 202, answer.text
+                    ids.append(answer.json()["execution_id"])
+            for execution_id in ids:
+                assert wait_finished(pg_store, execution_id) == "COMPLETED"
     finally:
         stop.set()
         for t in threads:
