@@ -102,18 +102,8 @@ class Normalizer:
         )
         if task is not None:
             body["task"] = task
-        carried = (
-            "mode",
-            "concurrency",
-            "where",
-            "order_by",
-            "limit",
-            "chunk",
-            "on_error",
-            "max_failures",
-            "max_failure_ratio",
-            "save",
-        )
+        # Every iterator setting may sit inside the legacy `loop` too (`in`/`iterator` name two of them).
+        carried = (*sorted(keys.ACTION_KEYS["iterator"] - {"collection", "element", "task"}), "save")
         for key in carried:
             if key in loop:
                 body[key] = loop[key]
