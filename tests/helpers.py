@@ -61,3 +61,29 @@ def one(events: list[Event], event_type: str, node: str) -> Event:
     found = [e for e in events if e.event_type == event_type and e.node_name == node]
     assert len(found) == 1, f"expected one {event_type} of {node}, got {types_of(events, node)}"
     return found[0]
+
+
+def cli_on_terminal(*args: str, timeout: float = 60) -> tuple[int, str]:
+    """Run `noetl ARGS` with its stderr on a pseudo-terminal, as a person at a shell sees it:
+    (exit code, everything drawn on the terminal)."""
+    import pty
+    import time
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "noetl.cli", *args], stdout=subprocess.DEVNULL, stderr=slave, cwd=REPO
+    )
+    os.close(slave)
+    chunks = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            data = os.read(master, 4096)
+        except OSError:  # the terminal closes when the process exits
+            break
+        if not data:
+            break
+        chunks.append(data.decode(errors="replace"))
+    code = proc.wait(timeout=timeout)
+    os.close(master)
+    return code, "".join(chunks)

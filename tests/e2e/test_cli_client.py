@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_server_api import REPO, TINY, TOKEN
-from tests.helpers import cli
+from tests.helpers import cli, cli_on_terminal
 from tests.processes import ServerProcess, free_port, running_server
 
 
@@ -198,35 +198,11 @@ def test_db_init_creates_the_schema_and_is_safe_to_run_again(pg_dsn: str, tmp_pa
 def test_execute_wait_draws_the_progress_line_of_noetl_run_on_a_terminal(
     server: ServerProcess, worker: object, tmp_path: Path
 ) -> None:
-    import os
-    import pty
-    import time
-
     from tests.e2e.test_progress import PLAYBOOK
 
     playbook = tmp_path / "progress.yaml"
     playbook.write_text(PLAYBOOK)
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "noetl.cli", "execute", "playbook", str(playbook), *at(server), "--wait"],
-        stdout=subprocess.DEVNULL,
-        stderr=slave,
-        cwd=REPO,
-    )
-    os.close(slave)
-    chunks = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            data = os.read(master, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data.decode(errors="replace"))
-    proc.wait(timeout=60)
-    os.close(master)
-    screen = "".join(chunks)
-    assert proc.returncode == 0, screen
+    code, screen = cli_on_terminal("execute", "playbook", str(playbook), *at(server), "--wait")
+    assert code == 0, screen
     final = [line for line in screen.split("\r") if "/30" in line][-1]
     assert "30/30" in final and "done=27" in final and "failed=3" in final and "items/s" in final

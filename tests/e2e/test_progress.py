@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import pty
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-from tests.helpers import REPO, cli
+from tests.helpers import cli, cli_on_terminal
 
 PLAYBOOK = """
 apiVersion: noetl.io/v1
@@ -41,28 +36,8 @@ workflow:
 def test_progress_line_on_a_terminal(tmp_path: Path) -> None:
     playbook = tmp_path / "progress.yaml"
     playbook.write_text(PLAYBOOK)
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "noetl.cli", "run", str(playbook), "--db", str(tmp_path / "db")],
-        stdout=subprocess.DEVNULL,
-        stderr=slave,
-        cwd=REPO,
-    )
-    os.close(slave)
-    chunks = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            data = os.read(master, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data.decode(errors="replace"))
-    proc.wait(timeout=60)
-    os.close(master)
-    screen = "".join(chunks)
-    assert proc.returncode == 0
+    code, screen = cli_on_terminal("run", str(playbook), "--db", str(tmp_path / "db"))
+    assert code == 0, screen
     assert "\r" in screen, "the line is redrawn in place"
     drawn = [line for line in screen.split("\r") if "/30" in line]
     assert len(drawn) >= 2, "drawn more than once while running"
