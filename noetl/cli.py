@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -65,7 +66,9 @@ def run(
     try:
         observers = [] if (quiet or as_json) else [announce_start, *progress_observers()]
         runner = LocalRunner(store, observers=observers)
-        outcome = runner.resume(resume, pb) if resume else runner.run(pb, data, merge=merge)
+        # With --json, stdout is one JSON object: what steps print goes to stderr instead.
+        with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+            outcome = runner.resume(resume, pb) if resume else runner.run(pb, data, merge=merge)
         events = store.read(outcome.execution_id) if timeline else []
     except KeyboardInterrupt:
         store.flush()

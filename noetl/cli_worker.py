@@ -46,7 +46,12 @@ def start(
     try:
         worker.run()
     finally:
-        store.close()
+        try:
+            store.close()
+        except Exception:  # the store may be the reason we stop; the exit code says so below
+            logging.getLogger("noetl.worker").exception("closing the store failed")
+    if worker.failed:
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":  # `python -m noetl.cli_worker start ...`, the same as `noetl worker start`

@@ -18,6 +18,7 @@ import psycopg
 from noetl.actions.registry import default_actions, default_storages
 from noetl.actions.save.breaker import Breakers
 from noetl.engine.state import fold
+from noetl.errors import StoreError
 from noetl.runtime import broker
 from noetl.runtime.distributed import run_chunk_job, run_step_job
 from noetl.runtime.local import LocalRunner
@@ -47,6 +48,7 @@ class Worker:
         self.breakers = Breakers()
         self.child_runner = LocalRunner(store, actions=self.actions, storages=self.storages)
         self.stop_event = threading.Event()
+        self.failed = False  # set when the store refused a write: the process should exit non-zero
         self._finished = threading.Event()  # set once the jobs in hand are done: heartbeats may stop
         self._inflight: dict[int, Job] = {}
         self._lock = threading.Lock()
@@ -129,13 +131,28 @@ class Worker:
             self.queue.complete(job.job_id, self.worker_id)
         except Exception as exc:  # the store or a bug, not the playbook: the job is tried again later
             log.exception("job %s failed on worker %s", job.job_id, self.worker_id)
-            self.queue.fail(job.job_id, self.worker_id, f"{type(exc).__name__}: {exc}", delay=1.0)
+            self._give_back(job, exc)
         finally:
             if stolen:
                 with self._lock:
                     self._inflight.pop(job.job_id, None)
         if job.kind == "step":
-            broker.schedule(self.store, job.execution_id)
+            try:
+                broker.schedule(self.store, job.execution_id)
+            except Exception:  # the server's sweep schedules idle executions: nothing waits forever
+                log.exception("scheduling after job %s failed", job.job_id)
+
+    def _give_back(self, job: Job, exc: Exception) -> None:
+        try:
+            self.queue.fail(job.job_id, self.worker_id, f"{type(exc).__name__}: {exc}", delay=1.0)
+        except Exception:
+            log.exception("could not give job %s back; its lease will expire", job.job_id)
+        if isinstance(exc, StoreError):
+            # The event writer stops at its first failed write so that no event is silently lost; a
+            # worker that cannot write events must not take more jobs. Exit non-zero: a supervisor
+            # restarts it with a fresh connection, and the reaper hands its jobs on.
+            self.failed = True
+            self.stop()
 
     def _wake_others(self) -> None:
         try:

@@ -323,3 +323,42 @@ workflow:
     events = pg_store.read(execution_id)
     assert [e.event_type for e in events if e.node_name == "nap"][-1] == "step_completed"
     assert json.dumps(events[-1].result) == '"rested"' or events[-1].event_type == "step_completed"
+
+
+def test_a_worker_that_cannot_write_events_stops_with_exit_1(
+    pg_store: PostgresStore, pg_dsn: str, workers: Workers
+) -> None:
+    pg_store.register(
+        "nap",
+        "nap",
+        """
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: nap}
+workflow:
+  - step: start
+    next: [{step: nap}]
+  - step: nap
+    type: python
+    code: |
+      import time
+      def main():
+          time.sleep(1.5)
+          return "rested"
+""",
+    )
+    workers.start("fragile", concurrency=1)
+    execution_id = start_execution(pg_store, "nap")
+    deadline = time.monotonic() + 30
+    while not [e for e in pg_store.read(execution_id) if e.event_type == "action_started"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("ALTER TABLE noetl_events RENAME TO noetl_events_away")
+    try:
+        assert workers.procs["fragile"].wait(30) == 1, "the worker stops, loudly"
+    finally:
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute("ALTER TABLE noetl_events_away RENAME TO noetl_events")
+    log = (workers.tmp / "fragile.log").read_text()
+    assert "StoreError" in log or "writing events" in log
