@@ -86,8 +86,44 @@ def schedule(store: Any, execution_id: str) -> None:
             )
             store.flush()  # durable before the lock is released: the next broker sees the end
             return
+        waiting = []
         for cmd in plan.run:
-            queue.enqueue(conn, execution_id, cmd.step, cmd.run, cmd.attempt, not_before=cmd.not_before)
+            if not queue.enqueue(
+                conn, execution_id, cmd.step, cmd.run, cmd.attempt, not_before=cmd.not_before
+            ):
+                waiting.append((cmd.step, cmd.run, cmd.attempt))
+        running = [(name, s.runs, s.attempt) for name, s in state.steps.items() if s.status == RUNNING]
+        failed = _fail_dead_jobs(store, queue, conn, state, waiting + running)
+    if failed:
+        schedule(store, execution_id)  # the step failure ends the execution now
+
+
+def _fail_dead_jobs(
+    store: Any, queue: PostgresQueue, conn: Any, state: ExecutionState, steps: list[tuple[str, int, int]]
+) -> bool:
+    """A step whose job was given up on (dead after its last try) fails, instead of hanging for ever."""
+    failed = False
+    for step, run, attempt in steps:
+        dead = queue.dead_job(conn, state.execution_id, step, run, attempt)
+        if dead is None:
+            continue
+        _emit(
+            store,
+            state.execution_id,
+            state.parent_execution_id,
+            T.STEP_FAILED,
+            node_name=step,
+            node_id=step,
+            node_type="step",
+            attempt=attempt,
+            duration=0.0,
+            meta={"reason": "job_dead"},
+            error=f"the job of step '{step}' failed {dead[0]} times on workers and was given up: {dead[1]}",
+        )
+        failed = True
+    if failed:
+        store.flush()
+    return failed
 
 
 def abandon(store: Any, job: Reaped) -> None:

@@ -131,13 +131,22 @@ class PostgresQueue:
             return len(conn.execute(_q("release"), {"ids": job_ids, "worker": worker_id}).fetchall())
 
     def reap_expired(self) -> list[Reaped]:
-        """Leases past their deadline: chunks go back to the queue, whole steps end dead (the broker
-        then schedules a new attempt of the step through the log, so the abandonment is visible)."""
+        """Leases past their deadline: chunks go back to the queue; whole steps end `expired`, and the
+        broker records the abandoned attempt in the log and schedules the next one (see broker.abandon)."""
         with self.store.connection() as conn, conn.transaction():
             rows = conn.execute(_q("reap")).fetchall()
             if rows:
                 conn.execute(_q("count_expiry"), {"n": len(rows)})
         return [Reaped(*r) for r in rows]
+
+    def dead_job(
+        self, conn: Connection[Any], execution_id: str, step: str, run: int, attempt: int
+    ) -> tuple[int, str] | None:
+        """(tries, last error) when that step's job was given up on, else None."""
+        row = conn.execute(
+            _q("dead_job"), {"execution_id": execution_id, "step": step, "run": run, "attempt": attempt}
+        ).fetchone()
+        return (int(row[0]), str(row[1] or "")) if row else None
 
     def open_jobs(self, conn: Connection[Any], execution_id: str) -> int:
         return int(conn.execute(_q("open_jobs"), {"execution_id": execution_id}).fetchone()[0])  # type: ignore[index]

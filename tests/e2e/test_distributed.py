@@ -362,3 +362,20 @@ workflow:
             conn.execute("ALTER TABLE noetl_events_away RENAME TO noetl_events")
     log = (workers.tmp / "fragile.log").read_text()
     assert "StoreError" in log or "writing events" in log
+
+
+def test_a_job_given_up_on_fails_its_step_and_the_execution(pg_store: PostgresStore, pg_dsn: str) -> None:
+    pg_store.register("fan_out", "fan_out", FAN_OUT)
+    execution_id = start_execution(pg_store, "fan_out")  # no worker: the first job waits in the queue
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE noetl_jobs SET status = 'dead', tries = 5, last_error = 'OSError: disk full' "
+            "WHERE execution_id = %s",
+            (execution_id,),
+        )
+    schedule(pg_store, execution_id)
+    events = pg_store.read(execution_id)
+    failed = next(e for e in events if e.event_type == "step_failed")
+    assert failed.node_name == "start" and failed.meta["reason"] == "job_dead"
+    assert "5 times" in (failed.error or "") and "disk full" in (failed.error or "")
+    assert events[-1].event_type == "execution_failed" and "start" in (events[-1].error or "")

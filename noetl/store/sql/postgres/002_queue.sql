@@ -9,7 +9,7 @@ CREATE TABLE IF NOT EXISTS noetl_jobs (
     chunk         INTEGER     NOT NULL DEFAULT -1,  -- -1: the whole step; >= 0: a chunk of an iterator's items
     kind          TEXT        NOT NULL,             -- step | chunk
     payload       JSONB       NOT NULL DEFAULT '{}'::jsonb,
-    status        TEXT        NOT NULL DEFAULT 'queued',  -- queued | leased | done | dead | cancelled
+    status        TEXT        NOT NULL DEFAULT 'queued',  -- queued | leased | done | dead | expired | cancelled
     worker_id     TEXT,
     lease_until   TIMESTAMPTZ,
     available_at  TIMESTAMPTZ NOT NULL DEFAULT now(),

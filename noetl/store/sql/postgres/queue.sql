@@ -35,7 +35,8 @@ WHERE job_id = ANY(%(ids)s) AND worker_id = %(worker)s AND status = 'leased'
 RETURNING job_id;
 
 -- name: reap
-UPDATE noetl_jobs SET status = CASE WHEN kind = 'step' OR tries >= max_tries THEN 'dead' ELSE 'queued' END,
+UPDATE noetl_jobs SET status = CASE WHEN kind = 'step' THEN 'expired' WHEN tries >= max_tries THEN 'dead'
+                               ELSE 'queued' END,
        last_error = 'lease of worker ' || coalesce(worker_id, '?') || ' expired',
        lease_until = NULL, updated_at = now()
 WHERE job_id IN (SELECT job_id FROM noetl_jobs WHERE status = 'leased' AND lease_until < now()
@@ -71,3 +72,8 @@ SELECT status, count(*) FROM noetl_jobs GROUP BY status;
 
 -- name: counters
 SELECT name, value FROM noetl_queue_counters;
+
+-- name: dead_job
+SELECT tries, last_error FROM noetl_jobs
+WHERE execution_id = %(execution_id)s AND step = %(step)s AND run = %(run)s AND attempt = %(attempt)s
+  AND chunk = -1 AND status = 'dead';
