@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from noetl.actions.base import ActionContext
+from noetl.actions.iteration.item import preview
 from noetl.actions.retrying import not_retryable
 from noetl.dsl.models import Playbook, Step
 from noetl.dsl.render import render
@@ -54,12 +55,19 @@ class StepRunner:
         if step.is_router:
             self._run_router(step, snap, base, started_at, step_event_id)
             return
+        prepared, problem = self._prepare(step, snap)
         action_started = sink.new(
-            T.ACTION_STARTED, attempt=cmd.attempt, parent_event_id=step_event_id, **base
+            T.ACTION_STARTED,
+            attempt=cmd.attempt,
+            parent_event_id=step_event_id,
+            context=_shown(prepared) if prepared else None,
+            **base,
         )
         t0 = time.monotonic()
         try:
-            result = self._attempt(step, cmd, snap, action_started.event_id)
+            if problem is not None or prepared is None:
+                raise problem or AssertionError("unreachable: no inputs and no problem")
+            result = self._attempt(step, cmd, snap, prepared, action_started.event_id)
             sink.new(
                 T.ACTION_COMPLETED,
                 attempt=cmd.attempt,
@@ -83,14 +91,31 @@ class StepRunner:
         except Exception as exc:
             self._fail(step, cmd, exc, t0, started_at, step_event_id, action_started.event_id, base)
 
-    def _attempt(self, step: Step, cmd: RunStep, snap: StepSnapshot, action_event_id: int) -> Any:
+    def _prepare(
+        self, step: Step, snap: StepSnapshot
+    ) -> tuple[tuple[Any, dict[str, Any]] | None, Exception | None]:
+        """The step's rendered inputs and config, or the error that rendering them raised."""
         where = f"step '{step.name}'"
-        inputs = merge_inputs(render(step.task.data, snap.scope, where=where), snap.edge_data)
-        self._check_expects(step, inputs)
-        config = {
-            k: (v if k in _RENDERED_LATER else render(v, snap.scope, where=f"{where} {k}"))
-            for k, v in step.task.config.items()
-        }
+        try:
+            inputs = merge_inputs(render(step.task.data, snap.scope, where=where), snap.edge_data)
+            self._check_expects(step, inputs)
+            config = {
+                k: (v if k in _RENDERED_LATER else render(v, snap.scope, where=f"{where} {k}"))
+                for k, v in step.task.config.items()
+            }
+        except Exception as exc:
+            return None, exc
+        return (inputs, config), None
+
+    def _attempt(
+        self,
+        step: Step,
+        cmd: RunStep,
+        snap: StepSnapshot,
+        prepared: tuple[Any, dict[str, Any]],
+        action_event_id: int,
+    ) -> Any:
+        inputs, config = prepared
         ctx = ActionContext(
             execution_id=self.services.sink.execution_id,
             step=step.name,
@@ -223,6 +248,14 @@ class StepRunner:
                     raise ActionError(
                         f"assert.returns: the result has no {path!r}", result=result, non_retryable=True
                     )
+
+
+def _shown(prepared: tuple[Any, dict[str, Any]]) -> dict[str, Any]:
+    """What `action_started.context` records: the rendered inputs and settings, large values truncated
+    (the sink masks credential values); never the step's code, which is in the playbook."""
+    inputs, config = prepared
+    shown = {k: preview(v) for k, v in config.items() if k not in ("code", "task")}
+    return {"inputs": preview(inputs), **({"config": shown} if shown else {})}
 
 
 def _since(t0: float) -> float:

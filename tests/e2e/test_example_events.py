@@ -38,6 +38,8 @@ def test_hello_world_with_edge_payload(store: Any) -> None:
     assert types_of(events) == ["execution_start", *ROUTER, *ACTION, *ROUTER, "execution_complete"]
     assert_well_formed(events)
     assert [e.node_name for e in events[1:-1:2]] == ["start", "greet", "greet", "end"]
+    started = next(e for e in events if e.event_type == "action_started")
+    assert started.context == {"inputs": {"name": "world", "greeting": "Hello from NoETL"}}
 
 
 def test_hot_path_fans_out_and_joins_at_end_once(store: Any) -> None:
