@@ -18,6 +18,7 @@ from noetl.engine.events import EventType as T
 from noetl.engine.planner import Planner
 from noetl.engine.state import COMPLETED, PENDING, RUNNING, ExecutionState, fold
 from noetl.runtime.control import load_catalog_playbook
+from noetl.runtime.step_runner import seconds_since
 from noetl.store.pg_queue import PostgresQueue, Reaped
 
 log = logging.getLogger("noetl.broker")
@@ -82,7 +83,7 @@ def schedule(store: Any, execution_id: str) -> None:
                 node_type="playbook",
                 result=plan.finish.result,
                 error=plan.finish.error,
-                duration=_since(state.started_at),
+                duration=seconds_since(state.started_at),
             )
             store.flush()  # durable before the lock is released: the next broker sees the end
             return
@@ -204,7 +205,7 @@ def cancel(store: Any, execution_id: str, reason: str) -> bool:
             node_type="playbook",
             error=f"cancelled: {reason}",
             meta={"reason": "cancelled"},
-            duration=_since(events[0].created_at),
+            duration=seconds_since(events[0].created_at),
         )
         store.flush()
     return True
@@ -261,9 +262,3 @@ def lease_expiries(store: Any) -> int:
 
 def _node_type(events: list[Event], step: str) -> str | None:
     return next((e.node_type for e in events if e.node_name == step and e.event_type == T.STEP_STARTED), None)
-
-
-def _since(started_at: str) -> float | None:
-    if not started_at:
-        return None
-    return round((datetime.now(UTC) - datetime.fromisoformat(started_at)).total_seconds(), 6)

@@ -24,8 +24,6 @@ from noetl.runtime.sink import EventSink
 from noetl.runtime.step_runner import StepRunner, StepSnapshot
 from noetl.store.pg_queue import Job, PostgresQueue
 
-_RENDERED_LATER = frozenset({"code", "task", "where", "order_by"})
-
 
 class WorkerServices(RunServices):
     """RunServices whose finished items come from the log, and whose async iterators fan out as jobs."""

@@ -26,7 +26,7 @@ from noetl.runtime.redact import Redactor
 from noetl.runtime.scope import build_scope, deep_merge
 from noetl.runtime.services import RunServices
 from noetl.runtime.sink import EventSink
-from noetl.runtime.step_runner import StepRunner, StepSnapshot
+from noetl.runtime.step_runner import StepRunner, StepSnapshot, seconds_since
 from noetl.store.ports import Store
 
 
@@ -271,8 +271,6 @@ class _Execution:
     def _finish(self, status: str, result: Any, error: str | None) -> Outcome:
         event_type = T.EXECUTION_COMPLETE if status == "completed" else T.EXECUTION_FAILED
         started = self.state.started_at
-        from noetl.runtime.step_runner import _since_iso
-
         self.sink.new(
             event_type,
             node_name=self.playbook.name,
@@ -280,7 +278,7 @@ class _Execution:
             node_type="playbook",
             result=result,
             error=error,
-            duration=_since_iso(started),
+            duration=seconds_since(started),
         )
         self.runner.store.flush()  # durable before anyone is told the execution finished
         return Outcome(self.sink.execution_id, status.upper(), result, error)

@@ -19,7 +19,15 @@ from noetl.runtime.sink import EventSink
 if TYPE_CHECKING:
     from noetl.runtime.local import LocalRunner
 
+# Config keys an action renders itself (per item, or never: `code` is Python, not a template).
 _RENDERED_LATER = frozenset({"code", "task", "where", "order_by"})
+
+
+def render_config(config: dict[str, Any], scope: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """A task's action settings rendered in `scope`, except those its action renders itself."""
+    return {
+        k: (v if k in _RENDERED_LATER else render(v, scope, where=f"{where} {k}")) for k, v in config.items()
+    }
 
 
 class RunServices:
@@ -53,10 +61,7 @@ class RunServices:
         """Run a nested task (a workbook entry, an iterator's body) in `scope`; its save is the caller's."""
         where = f"step '{ctx.step}'"
         rendered = render(task.data, scope, where=where)
-        config = {
-            k: (v if k in _RENDERED_LATER else render(v, scope, where=f"{where} {k}"))
-            for k, v in task.config.items()
-        }
+        config = render_config(task.config, scope, where)
         nested = ctx.evolve(task=task, config=config, inputs=merge_inputs(rendered, [inputs]), scope=scope)
         return self.actions.get(task.type or "")(nested)
 

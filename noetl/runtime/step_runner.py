@@ -19,9 +19,7 @@ from noetl.engine.events import EventType as T
 from noetl.engine.planner import RunStep
 from noetl.errors import ActionError, NoetlError
 from noetl.runtime.scope import merge_inputs
-
-# Config keys an action renders itself (per item, or never: `code` is Python, not a template).
-_RENDERED_LATER = frozenset({"code", "task", "where", "order_by"})
+from noetl.runtime.services import render_config
 
 
 @dataclass(frozen=True)
@@ -82,7 +80,7 @@ class StepRunner:
             sink.new(
                 T.STEP_COMPLETED,
                 attempt=cmd.attempt,
-                duration=_since_iso(started_at),
+                duration=seconds_since(started_at),
                 result=final,
                 parent_event_id=step_event_id,
                 meta={"next": chosen},
@@ -99,10 +97,7 @@ class StepRunner:
         try:
             inputs = merge_inputs(render(step.task.data, snap.scope, where=where), snap.edge_data)
             self._check_expects(step, inputs)
-            config = {
-                k: (v if k in _RENDERED_LATER else render(v, snap.scope, where=f"{where} {k}"))
-                for k, v in step.task.config.items()
-            }
+            config = render_config(step.task.config, snap.scope, where)
         except Exception as exc:
             return None, exc
         return (inputs, config), None
@@ -149,7 +144,7 @@ class StepRunner:
             sink.new(
                 T.STEP_FAILED,
                 error=str(exc),
-                duration=_since_iso(started_at),
+                duration=seconds_since(started_at),
                 parent_event_id=step_event_id,
                 meta={"error_type": type(exc).__name__},
                 **base,
@@ -157,7 +152,7 @@ class StepRunner:
             return
         sink.new(
             T.STEP_COMPLETED,
-            duration=_since_iso(started_at),
+            duration=seconds_since(started_at),
             result=result,
             parent_event_id=step_event_id,
             meta={"next": chosen},
@@ -218,7 +213,7 @@ class StepRunner:
         sink.new(
             T.STEP_FAILED,
             attempt=cmd.attempt,
-            duration=_since_iso(started_at),
+            duration=seconds_since(started_at),
             error=message,
             parent_event_id=step_event_id,
             meta={**meta, "reason": decision.reason},
@@ -262,7 +257,8 @@ def _since(t0: float) -> float:
     return round(time.monotonic() - t0, 6)
 
 
-def _since_iso(started_at: str) -> float | None:
+def seconds_since(started_at: str) -> float | None:
+    """Seconds from an event's ISO `created_at` until now (None when there is no start)."""
     if not started_at:
         return None
     start = datetime.fromisoformat(started_at)
