@@ -91,12 +91,26 @@ def run(
 
 
 @app.command()
-def validate(playbook: Annotated[Path, typer.Argument(help="Playbook YAML file")]) -> None:
-    """Check a playbook without running it: exit 0, or 2 with every problem listed."""
+def validate(
+    playbook: Annotated[Path, typer.Argument(help="Playbook YAML file")],
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Treat warnings (forms with a clearer spelling) as errors")
+    ] = False,
+) -> None:
+    """Check a playbook without running it: exit 0, or 2 with every problem listed.
+
+    Warnings name forms that work but have a clearer spelling; they do not change the exit code
+    unless --strict is given.
+    """
     from noetl.dsl import load_playbook
 
     pb = load_playbook(playbook)
-    typer.echo(f"{playbook}: valid ({len(pb.steps)} steps)")
+    for warning in pb.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    if strict and pb.warnings:
+        raise PlaybookError(list(pb.warnings))
+    counted = f", {len(pb.warnings)} warning(s)" if pb.warnings else ""
+    typer.echo(f"{playbook}: valid ({len(pb.steps)} steps{counted})")
 
 
 def _remote(host: str | None, port: int | None) -> bool:

@@ -65,18 +65,19 @@ def register(
     port: PortOption = None,
     token: TokenOption = None,
 ) -> None:
-    """Validate a playbook here, then add it to the server's catalog as a new version."""
-    entry = _register(playbook, host, port, token)
-    typer.echo(f"registered {entry['path']} version {entry['version']} ({entry['name']})")
+    """Validate a playbook here, then add it to the server's catalog as a new version (with the
+    sub-playbook files it names, so that workers find them)."""
+    for entry in _register(playbook, host, port, token):
+        typer.echo(f"registered {entry['path']} version {entry['version']} ({entry['name']})")
 
 
-def _register(playbook: Path, host: str | None, port: int | None, token: str | None) -> dict[str, Any]:
-    from noetl.dsl import load_playbook
-    from noetl.dsl.loader import playbook_file
+def _register(playbook: Path, host: str | None, port: int | None, token: str | None) -> list[dict[str, Any]]:
+    """Register the playbook after the sub-playbook files it names; the playbook's entry is the last."""
+    from noetl.runtime.subplaybooks import files_to_register
 
-    load_playbook(playbook)  # a bad playbook is exit 2 here, with the local file's line numbers
+    files = files_to_register(playbook)  # all validated here first: exit 2 with the local line numbers
     with api_client(host, port, token) as client:
-        return client.register(playbook_file(playbook).read_text(encoding="utf-8"))
+        return [client.register(file.read_text(encoding="utf-8")) for file in files]
 
 
 @catalog_app.command("list")
@@ -117,7 +118,7 @@ def execute_playbook(
     """Start an execution on a server; with --wait follow it and exit 0 when it completes, 1 when it fails."""
     data = parse_payload(payload, input_file)
     if Path(path).exists():  # a file, or a folder holding one playbook: register it first
-        entry = _register(Path(path), host, port, token)
+        entry = _register(Path(path), host, port, token)[-1]
         path, version = entry["path"], entry["version"]
     with api_client(host, port, token) as client:
         started = client.execute(path, data, merge=merge, version=version)

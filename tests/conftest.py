@@ -70,3 +70,26 @@ def store(store_path: Path) -> Iterator[Any]:
     s = open_store(str(store_path))
     yield s
     s.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """The endpoint `127.0.0.1:PORT` of a real S3-compatible server (moto), started on first use."""
+    from tests.s3server import ThrowawayS3
+
+    server = ThrowawayS3()
+    endpoint = server.start()
+    try:
+        yield endpoint
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: str) -> str:
+    """A new, empty bucket on the S3 server for one test; its name."""
+    from tests.s3server import create_bucket
+
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    create_bucket(s3_server, name)
+    return name

@@ -2,19 +2,59 @@
 
 from __future__ import annotations
 
+import contextvars
+import datetime
 import inspect
+import json
+import os
+import uuid
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 
 from noetl.actions.base import ActionContext
+from noetl.dsl.render import plain
 from noetl.errors import ActionError
 
 _WHOLE_INPUT_NAMES = frozenset({"input_data", "data", "inputs", "input", "payload", "context"})
+_SCOPE: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
+    "noetl_step_scope", default=MappingProxyType({})
+)
+
+
+class _StepContext(Mapping[str, Any]):
+    """The global `context` of step code (NoETL 0.x): the step's template scope, read-only.
+
+    One object shared by every compiled `main`; it reads the scope of the call running in this thread
+    (a context variable), so concurrent items each see their own. Values are plain copies: changing
+    one cannot change a result the engine holds.
+    """
+
+    def __getitem__(self, name: str) -> Any:
+        scope = _SCOPE.get()
+        if name.startswith("_") or name not in scope:
+            raise KeyError(name)
+        return plain(scope[name])
+
+    def __iter__(self) -> Iterator[str]:
+        return (k for k in _SCOPE.get() if not k.startswith("_"))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __repr__(self) -> str:
+        return f"context({', '.join(sorted(self))})"
+
+
+_CONTEXT = _StepContext()
+# Names NoETL 0.x step code used without importing them; `datetime` is the module, as `import datetime`.
+_GLOBALS = {"context": _CONTEXT, "os": os, "json": json, "datetime": datetime, "uuid": uuid}
 
 
 @lru_cache(maxsize=512)
 def _compile_main(code: str) -> Any:
-    namespace: dict[str, Any] = {"__name__": "noetl_step"}
+    namespace: dict[str, Any] = {"__name__": "noetl_step", **_GLOBALS}
     exec(compile(code, "<step code>", "exec"), namespace)  # running the user's step is the point
     main = namespace.get("main")
     if not callable(main):
@@ -57,7 +97,11 @@ def call_main(main: Any, inputs: Any, step: str) -> Any:
 def run(ctx: ActionContext) -> Any:
     code = ctx.config.get("code") or ctx.task.config.get("code")
     main = _compile_main(str(code))
-    result = call_main(main, ctx.inputs, ctx.step)
+    token = _SCOPE.set(ctx.scope)
+    try:
+        result = call_main(main, ctx.inputs, ctx.step)
+    finally:
+        _SCOPE.reset(token)
     if isinstance(result, dict) and str(result.get("status", "")).lower() == "error":
         message = result.get("message") or result.get("error") or "main returned status error"
         raise ActionError(f"step '{ctx.step}': {message}", result=result)

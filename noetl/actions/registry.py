@@ -53,6 +53,7 @@ def default_actions() -> Registry:
         "http",
         "postgres",
         "duckdb",
+        "snowflake",
         "iterator",
         "playbook",
         "workbook",

@@ -5,15 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from noetl.actions.base import ActionContext
+from noetl.actions.secret_providers import GOOGLE, google_secret
 
 
 def run(ctx: ActionContext) -> Any:
     name = str(ctx.config["name"])
     provider = ctx.config.get("provider")
-    spec: Any = name if provider in (None, "credential", "noetl") else {"source": provider, "name": name}
-    record = ctx.services.credentials.resolve(spec, f"step '{ctx.step}'")
-    ctx.services.sink.redactor.add(record.data)  # type: ignore[attr-defined]
-    data = record.data
+    data: dict[str, Any]
+    if isinstance(provider, str) and provider in GOOGLE:
+        data = {"value": google_secret(ctx, name)}
+    else:
+        spec: Any = name if provider in (None, "credential", "noetl") else {"source": provider, "name": name}
+        data = ctx.services.credentials.resolve(spec, f"step '{ctx.step}'").data
+    ctx.services.sink.redactor.add(data)  # type: ignore[attr-defined]
     value = data["value"] if set(data) == {"value"} else data
     ctx.services.secret_results[ctx.step] = value  # type: ignore[attr-defined]
     return value

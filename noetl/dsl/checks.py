@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from noetl.dsl import keys
@@ -24,7 +25,9 @@ def suggest(word: str, choices: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def check_templates(n: Normalizer, raw: Any, step: str, key: str | None = None, parent: Any = None) -> None:
+def check_templates(
+    n: Normalizer, raw: Any, step: str | None, key: str | None = None, parent: Any = None
+) -> None:
     """Report every template syntax error inside a step, at the line of the key that holds it."""
     if isinstance(raw, dict):
         for k, v in raw.items():
@@ -55,7 +58,19 @@ def check_graph(steps: list[Step], workbook: dict[str, Task], n: Normalizer, lin
             )
         )
     allowed = keys.GLOBAL_NAMES | names | _element_names(steps, workbook)
+    received = _edge_keys(steps)
     for step in steps:
+        own = _input_names(step.task.data) | received.get(step.name, set())
+        for shadow in sorted(own & (names - {step.name})):
+            n.warnings.append(
+                Problem(
+                    f"input {shadow!r} has the name of a step: in this step's templates {shadow!r} is the "
+                    f"input, not step {shadow!r}'s result; rename the input to say which",
+                    n.source,
+                    step.line,
+                    step.name,
+                )
+            )
         for t in step.next:
             if t.step not in names:
                 hint = suggest(t.step, names) or f"; the steps are {', '.join(sorted(names))}"
@@ -68,7 +83,7 @@ def check_graph(steps: list[Step], workbook: dict[str, Task], n: Normalizer, lin
                     )
                 )
             if t.when and is_template(t.when) and check_syntax(t.when) is None:
-                unknown = sorted(root_names(t.when) - allowed)
+                unknown = sorted(root_names(t.when) - allowed - own)
                 if unknown:
                     n.problems.append(
                         Problem(
@@ -80,6 +95,50 @@ def check_graph(steps: list[Step], workbook: dict[str, Task], n: Normalizer, lin
                             step.name,
                         )
                     )
+
+
+def _input_names(data: Any) -> set[str]:
+    return {str(k) for k in data} if isinstance(data, dict) else set()
+
+
+def _edge_keys(steps: list[Step]) -> dict[str, set[str]]:
+    """For each step, the keys of the edge payloads that transitions may send it."""
+    found: dict[str, set[str]] = {}
+    for step in steps:
+        for t in step.next:
+            found.setdefault(t.step, set()).update(_input_names(t.data))
+    return found
+
+
+_JOB_ID = re.compile(r"\bjob\.(uuid|id)\b")
+
+
+def template_strings(
+    raw: Any, key: str | None = None, parent: Any = None
+) -> Iterator[tuple[Any, str | None, str]]:
+    """Every template string inside a parsed YAML value, with the mapping and key that hold it."""
+    if isinstance(raw, dict):
+        for k, v in raw.items():
+            if k not in _NOT_TEMPLATED:
+                yield from template_strings(v, k, raw)
+    elif isinstance(raw, list):
+        for v in raw:
+            yield from template_strings(v, key, parent)
+    elif is_template(raw):
+        yield parent, key, raw
+
+
+def warn_job_names(n: Normalizer, document: Any) -> None:
+    """`job.uuid`/`job.id` work (one id per execution), but `execution_id` says what they are."""
+    for parent, key, text in template_strings(document):
+        match = _JOB_ID.search(text)
+        if match:
+            n.warn(
+                f"`{match.group(0)}` is the execution's id here (the same in every step); "
+                "`execution_id` is the clearer name",
+                parent,
+                key,
+            )
 
 
 def _element_names(steps: list[Step], workbook: dict[str, Task]) -> set[str]:

@@ -7,13 +7,39 @@ from typing import Final
 # Step inputs: all of these mean "data"; when several are given they merge, `data` winning.
 DATA_ALIASES: Final = ("payload", "input", "params", "with", "args", "data")  # lowest priority first
 
+# `name` on a step is a label (NoETL 0.x: `step` wins); `pass: true` skips the step.
 STEP_COMMON_KEYS: Final = frozenset(
-    {"step", "desc", "description", "type", "next", "save", "retry", "auth", "result", "assert", "loop"}
+    {
+        "step",
+        "name",
+        "desc",
+        "description",
+        "type",
+        "next",
+        "save",
+        "retry",
+        "auth",
+        "result",
+        "assert",
+        "loop",
+        "pass",
+    }
     | set(DATA_ALIASES)
 )
 TASK_COMMON_KEYS: Final = frozenset(
-    {"type", "save", "retry", "auth", "desc", "description"} | set(DATA_ALIASES)
+    {"type", "name", "save", "retry", "auth", "desc", "description", "assert"} | set(DATA_ALIASES)
 )
+# SQL given as base64 (NoETL 0.x): decoded at load into the plain key.
+B64_KEYS: Final = {"command_b64": "command", "commands_b64": "commands"}
+SQL_TYPES: Final = frozenset({"postgres", "duckdb", "snowflake"})
+# Actions that use exactly one credential: a one-alias `auth` map means that alias.
+SINGLE_CREDENTIAL_TYPES: Final = frozenset({"postgres", "snowflake", "http", "secrets", "python", "playbook"})
+# Keys that mean something else here, and what to write instead (NoETL 0.x never read them).
+MISPLACED_HINTS: Final = {
+    "query": "; the SQL goes in `command` (NoETL 0.x never read `query`: every attempt failed)",
+    "sql": "; the SQL goes in `command`",
+    "script": "; the SQL goes in `command` (`commands` for a script)",
+}
 
 # Keys each action type reads; anything else on a step is an error (the old engine ignored typos).
 ACTION_KEYS: Final[dict[str, frozenset[str]]] = {
@@ -21,6 +47,7 @@ ACTION_KEYS: Final[dict[str, frozenset[str]]] = {
     "http": frozenset({"method", "endpoint", "url", "headers", "timeout"}),
     "postgres": frozenset({"command", "commands", "autocommit"}),
     "duckdb": frozenset({"command", "commands", "database"}),
+    "snowflake": frozenset({"command", "commands"}),
     "iterator": frozenset(
         {
             "collection",
@@ -37,7 +64,7 @@ ACTION_KEYS: Final[dict[str, frozenset[str]]] = {
             "task",
         }
     ),
-    "playbook": frozenset({"path", "return_step"}),
+    "playbook": frozenset({"path", "return_step", "task"}),  # `task`: a label for the child's parent_step
     "workbook": frozenset({"name", "task"}),
     "save": frozenset(
         {
@@ -54,9 +81,11 @@ ACTION_KEYS: Final[dict[str, frozenset[str]]] = {
             "code",
             "database",
             "timeout",
+            "commands",
         }
     ),
-    "secrets": frozenset({"name", "provider"}),
+    # `secret_name` is folded into `name` at load; `project_id` and `version` are Google Secret Manager's.
+    "secrets": frozenset({"name", "provider", "project_id", "version"}),
 }
 ROUTER_KEYS: Final[frozenset[str]] = frozenset()
 
@@ -80,17 +109,32 @@ SAVE_KEYS: Final = frozenset(
         "timeout",
         "code",
         "database",
+        "commands",
     }
 )
-SAVE_OPTION_KEYS: Final = frozenset({"endpoint", "url", "method", "headers", "timeout", "code", "database"})
+SAVE_OPTION_KEYS: Final = frozenset(
+    {"endpoint", "url", "method", "headers", "timeout", "code", "database", "commands"}
+)
 RETRY_KEYS: Final = frozenset(
     {"max_attempts", "initial_delay", "backoff_multiplier", "max_delay", "jitter", "retry_when", "stop_when"}
 )
 TRANSITION_KEYS: Final = frozenset(
-    {"step", "when", "then", "else", "desc", "description"} | set(DATA_ALIASES)
+    {"step", "when", "condition", "then", "else", "desc", "description"} | set(DATA_ALIASES)
 )
+# `name`, `path`, `description` beside `metadata`: NoETL 0.x read them there too.
 TOP_LEVEL_KEYS: Final = frozenset(
-    {"apiVersion", "kind", "metadata", "workload", "workbook", "workflow", "steps"}
+    {
+        "apiVersion",
+        "kind",
+        "metadata",
+        "workload",
+        "workbook",
+        "workflow",
+        "steps",
+        "name",
+        "path",
+        "description",
+    }
 )
 
 # Names every template may read, besides step names and iterator element names.
@@ -99,6 +143,8 @@ GLOBAL_NAMES: Final = frozenset(
         "workload",
         "work",
         "execution_id",
+        "job",
+        "env",
         "result",
         "this",
         "_loop",
@@ -115,4 +161,9 @@ GLOBAL_NAMES: Final = frozenset(
         "false",
         "none",
     }
+)
+
+# Names a step's inputs may not shadow when they become top-level template names.
+RESERVED_NAMES: Final = frozenset(
+    {"workload", "work", "execution_id", "job", "env", "result", "this", "_loop", "batch", "now", "uuid"}
 )

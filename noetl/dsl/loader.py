@@ -10,6 +10,7 @@ import yaml
 from noetl.dsl import checks, keys
 from noetl.dsl.models import Playbook, Step, Task
 from noetl.dsl.normalize import Normalizer
+from noetl.dsl.render import is_template
 from noetl.dsl.yaml_lines import describe_yaml_error, first_content_line, line_of, load_yaml, located
 from noetl.errors import PlaybookError, Problem
 
@@ -99,30 +100,64 @@ def build_playbook(document: Any, source: str) -> Playbook:
         )
     normalizer = Normalizer(source, problems)
     _check_header(document, normalizer)
-    metadata = document.get("metadata") or {}
-    if not isinstance(metadata, dict):
-        normalizer.report("metadata must be a mapping with name (and optionally path)", document, "metadata")
-        metadata = {}
-    name = str(metadata.get("name") or Path(source).stem)
+    identity = _identity(document, normalizer, source)
     workload = document.get("workload") or {}
     if not isinstance(workload, dict):
         normalizer.report("workload must be a mapping of default parameters", document, "workload")
         workload = {}
+    checks.check_templates(normalizer, workload, None)  # rendered once when an execution starts
     workbook = _workbook(document.get("workbook"), normalizer, document)
     steps = _steps(document, normalizer)
     if steps:
         checks.check_graph(steps, workbook, normalizer, _workflow_line(document))
+    checks.warn_job_names(normalizer, document)
     if problems:
         raise PlaybookError(_ordered(problems))
     return Playbook(
-        name=name,
-        path=str(metadata.get("path") or name),
+        name=identity[0],
+        path=identity[1],
         steps={s.name: s for s in steps},
         workload=_plain(workload),
         workbook=workbook,
         source=source,
         api_version=str(document.get("apiVersion", API_VERSION)),
+        description=identity[2],
+        warnings=tuple(_ordered(normalizer.warnings)),
     )
+
+
+def _identity(document: dict[str, Any], n: Normalizer, source: str) -> tuple[str, str, str | None]:
+    """(name, catalog path, description). NoETL 0.x read `name`/`path` beside `metadata` too: the path
+    is metadata.path, else top-level path, else metadata.name, else top-level name."""
+    metadata = document.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        n.report("metadata must be a mapping with name (and optionally path)", document, "metadata")
+        metadata = {}
+    for key in ("name", "path", "description"):
+        if key not in document:
+            continue
+        if key in metadata and metadata[key] != document[key]:
+            n.report(
+                f"`{key}` is given twice, as {document[key]!r} at the top and {metadata[key]!r} under "
+                "`metadata`; keep the one under `metadata`",
+                document,
+                key,
+            )
+        else:
+            n.warn(f"top-level `{key}`: prefer `metadata: {{{key}: ...}}`", document, key)
+    for where in (metadata, document):
+        for key in ("name", "path"):
+            value = where.get(key)
+            if value is not None and (not isinstance(value, str) or is_template(value)):
+                n.report(
+                    f"`{key}` must be fixed text (it names the playbook in the catalog), got {value!r}",
+                    where,
+                    key,
+                )
+    name = str(metadata.get("name") or document.get("name") or Path(source).stem)
+    path = str(metadata.get("path") or document.get("path") or metadata.get("name") or name)
+    description = metadata.get("description", document.get("description"))
+    return name, path, None if description is None else str(description)
 
 
 def _ordered(problems: list[Problem]) -> list[Problem]:
@@ -179,7 +214,7 @@ def _workbook(raw: Any, n: Normalizer, document: dict[str, Any]) -> dict[str, Ta
                 "a workbook entry needs a `type` (python, http, postgres, ...)", entry, "name", step=label
             )
         body = located({k: v for k, v in entry.items() if k != "name"}, entry)
-        entries[entry["name"]] = n.task(body, label, allowed=keys.TASK_COMMON_KEYS)
+        entries[entry["name"]] = n.task(body, label, allowed=keys.TASK_COMMON_KEYS, nested=True)
         checks.check_templates(n, body, label)
     return entries
 

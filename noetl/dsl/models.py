@@ -5,12 +5,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from noetl.errors import Problem
+
 ROUTER_TYPES = frozenset({"start", "end", "route", "router"})
 ACTION_TYPES = frozenset(
-    {"python", "http", "postgres", "duckdb", "iterator", "playbook", "workbook", "save", "secrets"}
+    {
+        "python",
+        "http",
+        "postgres",
+        "duckdb",
+        "snowflake",
+        "iterator",
+        "playbook",
+        "workbook",
+        "save",
+        "secrets",
+    }
 )
 STORAGES = frozenset({"event", "postgres", "duckdb", "http", "python"})
-SAVE_MODES = frozenset({"insert", "upsert", "statement"})
+SAVE_MODES = frozenset({"insert", "upsert", "statement", "script"})  # script: a duckdb save's `commands`
 
 
 @dataclass(frozen=True)
@@ -95,6 +108,7 @@ class Task:
     save: SaveSpec | None = None
     retry: RetryPolicy | None = None
     iterator: IteratorSpec | None = None
+    assertions: AssertSpec | None = None  # on nested tasks and workbook entries (a step's is on the Step)
     line: int | None = None
 
     @property
@@ -115,6 +129,7 @@ class Step:
     desc: str | None = None
     result: Any = None
     assertions: AssertSpec | None = None
+    skip: bool = False  # `pass: true`: the step is recorded as SKIPPED and its `next` is followed
     line: int | None = None
 
     @property
@@ -131,6 +146,8 @@ class Playbook:
     workbook: dict[str, Task] = field(default_factory=dict)
     source: str = "<playbook>"
     api_version: str = "noetl.io/v1"
+    description: str | None = None
+    warnings: tuple[Problem, ...] = ()  # forms that work but have a clearer spelling (`validate` shows them)
 
     def successors(self, name: str) -> tuple[str, ...]:
         return tuple(t.step for t in self.steps[name].next)

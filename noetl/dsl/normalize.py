@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 import ast
+import base64
+import binascii
 from typing import Any
 
 from noetl.dsl import keys, parts
+from noetl.dsl.auth import AuthProblem, canonical_auth
 from noetl.dsl.checks import check_templates, suggest
 from noetl.dsl.models import ACTION_TYPES, ROUTER_TYPES, RetryPolicy, SaveSpec, Step, Task, Transition
-from noetl.dsl.render import is_template
+from noetl.dsl.render import check_syntax, is_template
 from noetl.dsl.yaml_lines import line_of, located
 from noetl.errors import Problem
 
 _HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 # Keys of a legacy `loop` step that stay on the step; the rest is the per-item action.
-_STEP_ONLY_KEYS = frozenset({"loop", "step", "next", "desc", "description", "result", "assert"})
+_STEP_ONLY_KEYS = frozenset(
+    {"loop", "step", "name", "next", "desc", "description", "result", "assert", "pass"}
+)
 # What each action type cannot do without: (keys, any one of which is enough; what to add).
 _REQUIRED: dict[str, tuple[tuple[str, ...], str]] = {
     "python": (("code",), "`code` defining `def main(...)`"),
     "http": (("endpoint", "url"), "`endpoint` (or `url`): the URL to call"),
     "postgres": (("command", "commands"), "`command`: one or more SQL statements"),
     "duckdb": (("command", "commands"), "`command`: one or more SQL statements"),
+    "snowflake": (("command", "commands"), "`command`: one or more SQL statements"),
     "playbook": (("path",), "`path` of a registered playbook or a file"),
     "workbook": (("name", "task"), "`name` of a `workbook` entry"),
     "secrets": (("name",), "`name` of the credential or secret"),
@@ -33,6 +39,7 @@ class Normalizer:
     def __init__(self, source: str, problems: list[Problem]) -> None:
         self.source = source
         self.problems = problems
+        self.warnings: list[Problem] = []
         self.workbook_names: set[str] = set()
 
     def report(
@@ -40,6 +47,12 @@ class Normalizer:
     ) -> None:
         """Record a problem at the line of `key` in mapping `where` (or of `where` itself)."""
         self.problems.append(Problem(message, self.source, line_of(where, key), step))
+
+    def warn(
+        self, message: str, where: Any = None, key: str | None = None, *, step: str | None = None
+    ) -> None:
+        """A form that works but has a clearer spelling: `validate` shows it, `--strict` refuses it."""
+        self.warnings.append(Problem(message, self.source, line_of(where, key), step))
 
     # ---- steps -------------------------------------------------------------------------------------
 
@@ -56,6 +69,13 @@ class Normalizer:
         if not isinstance(name, str) or not name.strip():
             self._report_nameless(raw, name)
             return None
+        if is_template(name):
+            self.report(
+                f"step name {name!r} is a template; a step name is fixed text (templates are rendered "
+                "when a step runs, long after names are resolved)",
+                raw,
+                "step",
+            )
         body = self._legacy_loop(raw, name) if "loop" in raw else raw
         task = self.task(body, name, allowed=keys.STEP_COMMON_KEYS)
         check_templates(self, raw, name)
@@ -66,8 +86,17 @@ class Normalizer:
             desc=raw.get("desc") or raw.get("description"),
             result=raw.get("result"),
             assertions=parts.assertions(self, raw.get("assert"), raw, name),
+            skip=self._pass(raw, name),
             line=line_of(raw),
         )
+
+    def _pass(self, raw: dict[str, Any], name: str) -> bool:
+        """`pass: true` skips the step (documented by NoETL 0.x, never built there)."""
+        value = raw.get("pass")
+        if value is None or isinstance(value, bool):
+            return bool(value)
+        self.report(f"`pass` must be true (skip this step) or false, got {value!r}", raw, "pass", step=name)
+        return False
 
     def _report_nameless(self, raw: dict[str, Any], name: Any) -> None:
         if name is not None and not isinstance(name, str):
@@ -116,14 +145,20 @@ class Normalizer:
             )
         return body
 
-    def task(self, raw: dict[str, Any], where: str, *, allowed: frozenset[str]) -> Task:
-        """An action (step body, workbook entry or iterator task) as a Task."""
+    def task(self, raw: dict[str, Any], where: str, *, allowed: frozenset[str], nested: bool = False) -> Task:
+        """An action (step body, workbook entry or iterator task) as a Task.
+
+        `nested`: a workbook entry or an iterator's task, whose `assert` belongs to the task itself.
+        """
         kind = raw.get("type")
         if kind is not None and not isinstance(kind, str):
             self.report(
                 f"`type` must be a name such as python or http, got {kind!r}", raw, "type", step=where
             )
             kind = None
+        raw = self._fold_aliases(raw, kind, where)
+        if (kind is None or kind == "end") and where == "end" and raw.get("save") is not None:
+            return self._router_save(raw, where, allowed)
         known_kind = kind is None or kind in ACTION_TYPES or kind in ROUTER_TYPES
         if not known_kind:
             known = sorted(ACTION_TYPES | ROUTER_TYPES)
@@ -134,6 +169,8 @@ class Normalizer:
                 step=where,
             )
         action_keys = keys.ACTION_KEYS.get(kind or "", frozenset())
+        if not nested:
+            allowed = allowed - {"assert"} if allowed is keys.TASK_COMMON_KEYS else allowed
         if known_kind:  # with an unknown type we cannot tell which keys belong; the type is the error
             self._check_keys(raw, allowed | action_keys, kind, where)
         if kind is None or kind in ROUTER_TYPES:
@@ -149,6 +186,8 @@ class Normalizer:
         config = {k: raw[k] for k in action_keys if k in raw}
         self._check_action(kind, raw, config, where)
         data = self.data(raw, where)
+        self._check_data(kind, raw, data, where)
+        auth = self._auth(raw, kind, where)
         save = self.save(raw["save"], raw, where) if raw.get("save") is not None else None
         if kind == "save":  # the save block is written on the step itself; the inputs are the rows
             if raw.get("save") is not None:
@@ -165,17 +204,122 @@ class Normalizer:
             type=None if kind is None or kind in ROUTER_TYPES else kind,
             data=data,
             config=config,
-            auth=raw.get("auth"),
+            auth=auth,
             save=save,
             retry=self.retry(raw.get("retry"), raw, where),
             iterator=parts.iterator(self, raw, where) if kind == "iterator" else None,
+            assertions=parts.assertions(self, raw.get("assert"), raw, where) if nested else None,
             line=line_of(raw),
         )
+
+    def _router_save(self, raw: dict[str, Any], where: str, allowed: frozenset[str]) -> Task:
+        """`save` on a router `end` step: NoETL 0.x made the step a save action, and so do we."""
+        self._check_keys(raw, allowed, None, where)
+        return Task(
+            type="save",
+            data=self.data(raw, where),
+            save=self.save(raw["save"], raw, where),
+            retry=self.retry(raw.get("retry"), raw, where),
+            line=line_of(raw),
+        )
+
+    def _fold_aliases(self, raw: dict[str, Any], kind: str | None, where: str) -> dict[str, Any]:
+        """NoETL 0.x spellings with one meaning here: `command_b64`, `commands_b64`, `secret_name`."""
+        folded: dict[str, Any] = {}
+        if kind in keys.SQL_TYPES:
+            for encoded, plain in keys.B64_KEYS.items():
+                if encoded not in raw:
+                    continue
+                if plain in raw:
+                    self.report(
+                        f"both `{plain}` and `{encoded}` are given; keep one", raw, encoded, step=where
+                    )
+                    continue
+                folded[plain] = self._decode_b64(raw, encoded, where)
+        if kind == "secrets" and "secret_name" in raw:
+            if "name" in raw and raw["name"] != raw["secret_name"]:
+                self.report(
+                    "both `name` and `secret_name` are given (one is an alias of the other); keep one",
+                    raw,
+                    "secret_name",
+                    step=where,
+                )
+            folded["name"] = raw["secret_name"]
+        if not folded:
+            return raw
+        dropped = set(keys.B64_KEYS) | {"secret_name"}
+        out = located({k: v for k, v in raw.items() if k not in dropped}, raw)
+        out.key_lines = dict(out.key_lines)
+        for key in folded:  # the folded key is reported at the line where its alias was written
+            source = next((e for e, p in keys.B64_KEYS.items() if p == key and e in raw), "secret_name")
+            line = line_of(raw, source)
+            if line is not None:
+                out.key_lines[key] = line
+        out.update(folded)
+        return out
+
+    def _decode_b64(self, raw: dict[str, Any], key: str, where: str) -> Any:
+        value = raw[key]
+        texts = value if isinstance(value, list) else [value]
+        decoded: list[str] = []
+        for text in texts:
+            try:
+                sql = base64.b64decode(str(text), validate=True).decode("utf-8")
+            except (binascii.Error, ValueError):
+                self.report(
+                    f"`{key}` is not valid base64 of UTF-8 text; encode the SQL with `base64 -w0`",
+                    raw,
+                    key,
+                    step=where,
+                )
+                return ""
+            error = check_syntax(sql) if is_template(sql) else None
+            if error:
+                self.report(f"in the decoded `{key}`: {error}", raw, key, step=where)
+            decoded.append(sql)
+        return decoded if isinstance(value, list) else decoded[0]
+
+    def _check_data(self, kind: str | None, raw: dict[str, Any], data: Any, where: str) -> None:
+        """SQL written among the inputs was never read by NoETL 0.x: say where it goes."""
+        if kind not in keys.SQL_TYPES or not isinstance(data, dict):
+            return
+        given = next((k for k in keys.DATA_ALIASES if k in raw and isinstance(raw[k], dict)), "data")
+        for key in ("command", "commands", *keys.B64_KEYS):
+            if key in data:
+                self.report(
+                    f"`{key}` is written under `{given}:`, where it is an input, not the SQL to run; "
+                    f"move it up beside `type: {kind}`",
+                    data,
+                    key,
+                    step=where,
+                )
+        if kind == "postgres" and raw.get("auth") is None and "db_host" in data:
+            self.warn(
+                "the connection comes from db_host/db_user/db_password inputs; store it as a "
+                "credential (`noetl credential add NAME --type postgres`) and write `auth: NAME`",
+                data,
+                "db_host",
+                step=where,
+            )
+
+    def _auth(self, raw: dict[str, Any], kind: str | None, where: str) -> Any:
+        value = raw.get("auth")
+        if value is None:
+            return None
+        try:
+            return canonical_auth(value, single=kind in keys.SINGLE_CREDENTIAL_TYPES)
+        except AuthProblem as exc:
+            self.report(str(exc), raw, "auth", step=where)
+            return value
 
     def _check_keys(self, raw: dict[str, Any], valid: frozenset[str], kind: str | None, where: str) -> None:
         for key in raw:
             if key not in valid:
-                hint = suggest(key, valid) or f"; valid keys here: {', '.join(sorted(valid))}"
+                hint = (
+                    _misplaced_hint(key, kind)
+                    or suggest(key, valid)
+                    or f"; valid keys here: {', '.join(sorted(valid))}"
+                )
                 what = f"{_a(kind)} {kind} step" if kind else "a router step (no `type`)"
                 self.report(f"unknown key {key!r} for {what}{hint}", raw, key, step=where)
 
@@ -294,10 +438,27 @@ class Normalizer:
             if key not in keys.TRANSITION_KEYS:
                 hint = suggest(key, keys.TRANSITION_KEYS) or "; use step, when, then, else or data"
                 self.report(f"unknown key {key!r} in a `next` item{hint}", item, key, step=step)
-        when = item.get("when")
+        when_key = "when"
+        if "condition" in item:  # NoETL 0.x stored `condition` and never evaluated it: here it is `when`
+            if "when" in item:
+                self.report(
+                    "both `when` and `condition` are given (one is an alias of the other); keep `when`",
+                    item,
+                    "condition",
+                    step=step,
+                )
+            else:
+                when_key = "condition"
+                self.warn("`condition` is an alias of `when`; write `when:`", item, "condition", step=step)
+        when = item.get(when_key)
         if when is not None and not isinstance(when, str | bool):
-            self.report('`when` must be a template string such as "{{ result.ok }}"', item, "when", step=step)
-        when_line = line_of(item, "when")
+            self.report(
+                f'`{when_key}` must be a template string such as "{{{{ result.ok }}}}"',
+                item,
+                when_key,
+                step=step,
+            )
+        when_line = line_of(item, when_key)
         data = self.data(item, step)
         if "then" in item or "else" in item:
             return self._then_else(item, when, when_line, data, step)
@@ -340,6 +501,14 @@ class Normalizer:
     def save(self, raw: Any, where_raw: Any, step: str) -> SaveSpec | None:
         """A save block as a SaveSpec (storage aliases folded)."""
         return parts.save(self, raw, where_raw, step)
+
+
+def _misplaced_hint(key: str, kind: str | None) -> str:
+    if kind in keys.SQL_TYPES and key in keys.MISPLACED_HINTS:
+        return keys.MISPLACED_HINTS[key]
+    if kind == "http" and key in ("query", "params", "body", "json"):
+        return "; the request's inputs go under `data:` (`data: {query: ..., body: ...}` to be explicit)"
+    return ""
 
 
 def _a(word: str | None) -> str:

@@ -6,6 +6,7 @@ from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
 from noetl.dsl import keys
+from noetl.dsl.auth import AuthProblem, canonical_auth
 from noetl.dsl.checks import suggest
 from noetl.dsl.models import (
     SAVE_MODES,
@@ -131,10 +132,14 @@ def save(n: Normalizer, raw: Any, where_raw: Any, step: str) -> SaveSpec | None:
             "storage" if "storage" in raw else "type",
             step=step,
         )
-    mode = merged.get(
-        "mode", "statement" if merged.get("statement") and not merged.get("table") else "insert"
-    )
+    mode = merged.get("mode", _default_mode(merged))
     _check_save_mode(n, str(storage), mode, merged, raw, step)
+    auth = merged.get("auth")
+    if auth is not None:
+        try:
+            auth = canonical_auth(auth, single=True)
+        except AuthProblem as exc:
+            n.report(str(exc), raw, "auth", step=step)
     key_value = merged.get("key") or ()
     key_cols = [key_value] if isinstance(key_value, str) else key_value if isinstance(key_value, list) else []
     cb = merged.get("circuit_breaker")
@@ -144,7 +149,7 @@ def save(n: Normalizer, raw: Any, where_raw: Any, step: str) -> SaveSpec | None:
         table=merged.get("table"),
         key=tuple(str(k) for k in key_cols),
         args=merged.get("args", merged.get("data")),
-        auth=merged.get("auth"),
+        auth=auth,
         statement=merged.get("statement"),
         retry=retry(n, merged.get("retry"), raw, step),
         circuit_breaker=_breaker(n, cb, raw, step) if cb else None,
@@ -153,19 +158,37 @@ def save(n: Normalizer, raw: Any, where_raw: Any, step: str) -> SaveSpec | None:
     )
 
 
+def _default_mode(merged: dict[str, Any]) -> str:
+    if merged.get("table"):
+        return "insert"
+    if merged.get("statement"):
+        return "statement"
+    return "script" if merged.get("commands") else "insert"
+
+
 def _check_save_mode(
     n: Normalizer, storage: str, mode: Any, merged: dict[str, Any], raw: Any, step: str
 ) -> None:
     if not _one_of(mode, SAVE_MODES):
         hint = suggest(str(mode), SAVE_MODES)
         n.report(
-            f"unknown save mode {mode!r}{hint}; use insert, upsert (with key) or statement",
+            f"unknown save mode {mode!r}{hint}; use insert, upsert (with key), statement or "
+            "script (a duckdb save's `commands`)",
             raw,
             "mode",
             step=step,
         )
         return
-    if storage not in ("postgres", "duckdb"):
+    if (mode == "script") != bool(merged.get("commands")) or (mode == "script" and storage != "duckdb"):
+        n.report(
+            "the script form of a save is a duckdb save with `commands` (a SQL script run once, with "
+            "the save's data in scope); for other storages use `statement` or `table`",
+            raw,
+            "commands" if "commands" in merged else "mode",
+            step=step,
+        )
+        return
+    if storage not in ("postgres", "duckdb") or mode == "script":
         return
     table = merged.get("table")
     if mode == "statement":
@@ -249,7 +272,7 @@ def iterator(n: Normalizer, raw: dict[str, Any], step: str) -> IteratorSpec | No
             step=step,
         )
         return None
-    task = n.task(task_raw, step, allowed=keys.TASK_COMMON_KEYS)
+    task = n.task(task_raw, step, allowed=keys.TASK_COMMON_KEYS, nested=True)
     if task.is_router:
         n.report("the iterator's `task` needs a `type` (python, http, postgres, ...)", task_raw, step=step)
     mode = raw.get("mode", "sequential")

@@ -44,7 +44,17 @@ class StepView:
             return value
         if isinstance(value, list | tuple) and isinstance(name, int):
             return value[name]
+        inner = _envelope_data(value)
+        if inner is not None and name in inner:  # `{status, data: {...}}`: NoETL 0.x unwrapped one level
+            return inner[name]
         raise KeyError(name)
+
+    def fields(self) -> list[str]:
+        """The names a lookup on this result can reach, for error messages."""
+        value = self._value
+        found = [str(k) for k in value] if isinstance(value, Mapping) else []
+        inner = _envelope_data(value)
+        return found + [str(k) for k in inner if k not in found] if inner is not None else found
 
     def __iter__(self) -> Any:
         return iter(self._value)
@@ -57,6 +67,32 @@ class StepView:
 
     def __repr__(self) -> str:
         return f"StepView({self._value!r})"
+
+
+def _envelope_data(value: Any) -> Mapping[str, Any] | None:
+    """The `data` of a result envelope (`status` plus a mapping `data`), else None."""
+    if isinstance(value, Mapping) and "status" in value and isinstance(value.get("data"), Mapping):
+        return value["data"]
+    return None
+
+
+class _Undefined(jinja2.StrictUndefined):
+    """StrictUndefined whose message names the fields the value does have (`this.url`, not `this.data.url`)."""
+
+    __slots__ = ()
+
+    @property
+    def _undefined_message(self) -> str:
+        message = super()._undefined_message
+        owner = self._undefined_obj
+        if isinstance(owner, StepView):
+            fields = owner.fields()
+        elif isinstance(owner, Mapping):
+            fields = [str(k) for k in owner]
+        else:
+            return message
+        shown = ", ".join(sorted(fields)[:30]) or "none"
+        return f"{message}; the fields there are: {shown}"
 
 
 def unwrap(view: StepView) -> Any:
@@ -120,7 +156,7 @@ class _Environment(SandboxedEnvironment):
 
 
 def _make_env() -> SandboxedEnvironment:
-    env = _Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+    env = _Environment(undefined=_Undefined, autoescape=False)
     env.filters["tojson"] = to_json
     env.filters["b64encode"] = _b64encode
     env.globals["now"] = _now

@@ -30,6 +30,7 @@ class ExecutionState:
     parent_execution_id: str | None = None
     playbook_path: str = ""
     workload: dict[str, Any] = field(default_factory=dict)
+    sealed_workload: str | None = None  # the real workload, sealed, when the shown one has masked values
     status: str = PENDING
     steps: dict[str, StepState] = field(default_factory=dict)
     triggers: dict[str, list[Any]] = field(default_factory=dict)  # step -> edge payloads waiting for it
@@ -73,6 +74,7 @@ def _execution_start(state: ExecutionState, e: Event) -> None:
     state.execution_id = e.execution_id
     state.parent_execution_id = e.parent_execution_id
     state.workload = dict(context.get("workload") or {})
+    state.sealed_workload = context.get("sealed_workload")
     state.playbook_path = str(context.get("path", ""))
     state.status = RUNNING
     state.started_at = e.created_at

@@ -14,7 +14,9 @@ from noetl.dsl.models import Playbook
 from noetl.engine.events import Event
 from noetl.engine.events import EventType as T
 from noetl.errors import InputError
-from noetl.runtime.scope import deep_merge
+from noetl.runtime.redact import Redactor
+from noetl.runtime.template_env import secret_values, template_env
+from noetl.runtime.workload import start_context, start_workload
 
 
 def load_catalog_playbook(store: Any, path: str, version: int | None = None) -> tuple[Playbook, int]:
@@ -38,24 +40,28 @@ def start_execution(
     from noetl.runtime.broker import schedule
 
     playbook, version = load_catalog_playbook(store, path, version)
-    parameters = parameters or {}
-    workload = deep_merge(playbook.workload, parameters) if merge else {**playbook.workload, **parameters}
     execution_id = str(uuid.uuid4())
-    store.append(
-        [
-            Event(
-                execution_id=execution_id,
-                event_type=T.EXECUTION_START,
-                event_id=store.allocate_event_id(execution_id),
-                created_at=_now(),
-                node_name=playbook.name,
-                node_id=playbook.path,
-                node_type="playbook",
-                parent_execution_id=parent_execution_id,
-                context={"workload": workload, "path": path, "version": version, "source": playbook.source},
-            )
-        ]
+    env = template_env()
+    workload = start_workload(
+        playbook.workload, parameters or {}, merge=merge, execution_id=execution_id, env=env
     )
+    redactor = Redactor()
+    redactor.add_all(secret_values(env))
+    context = start_context(
+        workload, redactor, store.seal, {"path": path, "version": version, "source": playbook.source}
+    )
+    start = Event(
+        execution_id=execution_id,
+        event_type=T.EXECUTION_START,
+        event_id=store.allocate_event_id(execution_id),
+        created_at=_now(),
+        node_name=playbook.name,
+        node_id=playbook.path,
+        node_type="playbook",
+        parent_execution_id=parent_execution_id,
+        context=context,
+    )
+    store.append([redactor.event(start)])
     store.flush()
     schedule(store, execution_id)
     return execution_id

@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from noetl.dsl.auth import AuthProblem, canonical, is_spec
 from noetl.errors import CredentialError
 from noetl.runtime.redact import Redactor
 from noetl.store.ports import CredentialRecord, Credentials
-
-_SPEC_KEYS = frozenset({"source", "key", "type", "name", "fields", "provider"})
 
 
 class CredentialResolver:
@@ -24,7 +23,7 @@ class CredentialResolver:
 
     def resolve_map(self, spec: Any, where: str) -> dict[str, CredentialRecord]:
         """`auth` as a map alias -> spec (DuckDB turns each alias into a secret); one spec is one alias."""
-        if isinstance(spec, dict) and not (set(spec) & _SPEC_KEYS):
+        if isinstance(spec, dict) and not is_spec(spec):
             return {alias: self.resolve(sub, f"{where} alias '{alias}'") for alias, sub in spec.items()}
         record = self.resolve(spec, where)
         return {record.name: record}
@@ -36,6 +35,10 @@ class CredentialResolver:
             raise CredentialError(
                 f"{where}: `auth` must be a credential name or a mapping, got {type(spec).__name__}"
             )
+        try:  # a template may have produced a shorthand spec: the same forms as at load time
+            spec = canonical(spec)
+        except AuthProblem as exc:
+            raise CredentialError(f"{where}: {exc}") from None
         source = spec.get("source", "credential")
         kind = str(spec.get("type", ""))
         if source == "credential":

@@ -22,6 +22,8 @@ from noetl.runtime.scope import build_scope
 from noetl.runtime.services import RunServices
 from noetl.runtime.sink import EventSink
 from noetl.runtime.step_runner import StepRunner, StepSnapshot
+from noetl.runtime.template_env import secret_values, template_env
+from noetl.runtime.workload import real_workload
 from noetl.store.pg_queue import Job, PostgresQueue
 
 
@@ -139,6 +141,7 @@ def build_services(
 ) -> WorkerServices:
     store = worker.store
     redactor = Redactor()
+    redactor.add_all(secret_values(template_env()))
     sink = EventSink(
         store,
         job.execution_id,
@@ -178,7 +181,7 @@ def run_step_job(
         (e for e in reversed(_this_run(events, job.step, job.run)) if e.event_type == T.STEP_STARTED), None
     )
     snap = StepSnapshot(
-        build_scope(state),
+        build_scope(state, workload=real_workload(state, worker.store)),
         edge_data,
         started.created_at if started else "",
         started.event_id if started else None,
@@ -205,7 +208,7 @@ def run_chunk_job(
         task=step.task,
         config={},
         inputs=None,
-        scope=build_scope(state),
+        scope=build_scope(state, workload=real_workload(state, worker.store)),
         services=services,
         attempt=int(payload["attempt"]),
         parent_event_id=payload["action_event_id"],

@@ -23,10 +23,13 @@ from noetl.engine.state import ExecutionState, fold
 from noetl.errors import ActionError, InputError, NoetlError
 from noetl.runtime.credentials import CredentialResolver
 from noetl.runtime.redact import Redactor
-from noetl.runtime.scope import build_scope, deep_merge
+from noetl.runtime.scope import build_scope
 from noetl.runtime.services import RunServices
 from noetl.runtime.sink import EventSink
 from noetl.runtime.step_runner import StepRunner, StepSnapshot, seconds_since
+from noetl.runtime.subplaybooks import catalog_candidates, catalog_path_of, file_candidates
+from noetl.runtime.template_env import secret_values, template_env
+from noetl.runtime.workload import real_workload, start_context, start_workload
 from noetl.store.ports import Store
 
 
@@ -69,16 +72,23 @@ class LocalRunner:
         parent_execution_id: str | None = None,
         redactor: Redactor | None = None,
     ) -> Outcome:
-        payload = payload or {}
-        workload = deep_merge(playbook.workload, payload) if merge else {**playbook.workload, **payload}
         execution_id = str(uuid.uuid4())
-        run = _Execution(self, playbook, execution_id, parent_execution_id, redactor or Redactor(), 0)
+        env = template_env()
+        workload = start_workload(
+            playbook.workload, payload or {}, merge=merge, execution_id=execution_id, env=env
+        )
+        redactor = redactor or Redactor()
+        redactor.add_all(secret_values(env))
+        run = _Execution(self, playbook, execution_id, parent_execution_id, redactor, 0)
+        run.workload = workload
         run.sink.new(
             T.EXECUTION_START,
             node_name=playbook.name,
             node_id=playbook.path,
             node_type="playbook",
-            context={"workload": workload, "path": playbook.path, "source": playbook.source},
+            context=start_context(
+                workload, redactor, self.store.seal, {"path": playbook.path, "source": playbook.source}
+            ),
         )
         return run.drive()
 
@@ -95,15 +105,18 @@ class LocalRunner:
                 f"execution {execution_id} already finished ({state.status.upper()}); "
                 "only an interrupted execution can be resumed; run the playbook again instead"
             )
+        redactor = Redactor()
+        redactor.add_all(secret_values(template_env()))
         run = _Execution(
             self,
             playbook,
             execution_id,
             state.parent_execution_id,
-            Redactor(),
+            redactor,
             state.last_event_id,
             resumed_items=_completed_items(events),
         )
+        run.workload = real_workload(state, self.store)
         run.adopt(state)
         return run.drive()
 
@@ -130,17 +143,37 @@ class LocalRunner:
         return outcome.result
 
     def _find_playbook(self, path: str, services: RunServices) -> Playbook:
-        for candidate in (services.workdir / path, services.workdir / f"{path}.yaml", Path(path)):
+        """The child a `type: playbook` path names; the order is in noetl.runtime.subplaybooks."""
+        parent = services.playbook
+        parent_in_catalog = catalog_path_of(parent.source)
+        # A parent from the catalog (on a worker) has no folder: only the catalog, or an absolute file.
+        folders = [] if parent_in_catalog else [services.workdir, Path.cwd()]
+        files = file_candidates(path, folders)
+        for candidate in files:
             if candidate.is_file():
                 return load_playbook(candidate)
-        entry = self.store.get_playbook(path)
-        if entry is None:
-            raise ActionError(
-                f"sub-playbook {path!r} is neither a file next to {services.workdir} nor in the "
-                "catalog; register it or fix the path",
-                non_retryable=True,
+        names = catalog_candidates(parent_in_catalog or parent.path, path)
+        for name in names:
+            entry = self.store.get_playbook(name)
+            if entry is not None:
+                return parse_playbook(entry.content, source=f"catalog:{entry.path}@{entry.version}")
+        tried = [f"the files {', '.join(map(str, files))}"] if files else []
+        if names:
+            tried.append(f"the catalog paths {', '.join(names)}")
+        if not names:
+            todo = "fix `path`"
+        elif parent_in_catalog:
+            todo = (
+                "register it under one of those catalog paths (`noetl execute playbook FILE` and "
+                "`noetl register FILE` also register the files a playbook names) or fix `path`"
             )
-        return parse_playbook(entry.content, source=f"catalog:{path}@{entry.version}")
+        else:
+            todo = "put the file next to the calling playbook, fix `path`, or register it in the catalog"
+        raise ActionError(
+            f"sub-playbook {path!r} of {parent_in_catalog or parent.source} not found; tried "
+            f"{' and '.join(tried)}; {todo}",
+            non_retryable=True,
+        )
 
 
 def _completed_items(events: list[Event]) -> dict[str, dict[int, Any]]:
@@ -191,6 +224,7 @@ class _Execution:
         )
         self.steps = StepRunner(playbook, self.services, runner.actions)
         self.planner = Planner(playbook)
+        self.workload: dict[str, Any] | None = None  # the real workload (the logged one may be masked)
 
     def _apply(self, event: Event) -> None:
         # Called under the sink's lock, in event order; the planner reads the state under self.lock.
@@ -251,7 +285,7 @@ class _Execution:
                 list(self.state.triggers.get(cmd.step, [])) if cmd.attempt == 1 else list(step.edge_data)
             )
             started_at, event_id = self.step_events.get(cmd.step, ("", None))
-            scope = build_scope(self.state, self.services.secret_results)
+            scope = build_scope(self.state, self.services.secret_results, self.workload)
             return StepSnapshot(scope, edge_data, started_at, event_id)
 
     def _run_step(self, cmd: RunStep, snap: StepSnapshot) -> None:

@@ -29,6 +29,10 @@ class Redactor:
             with self._lock:
                 self._secrets.add(value)
 
+    def add_all(self, values: list[str]) -> None:
+        for value in values:
+            self.add(value)
+
     def add_sensitive(self, data: dict[str, Any]) -> None:
         """Credentials mix secrets with plain settings; only the sensitive-looking fields are masked."""
         for key, value in data.items():

@@ -1,27 +1,76 @@
-"""The names templates see: workload, execution_id, and every finished step's result by name."""
+"""The names templates see: workload, execution_id, env, job, every finished step's result by name, and
+inside a step, its own inputs."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from noetl.dsl.keys import RESERVED_NAMES
 from noetl.dsl.render import StepView
 from noetl.engine.state import ExecutionState
+from noetl.runtime.template_env import job_view, template_env
 
 
-def build_scope(state: ExecutionState, overlay: dict[str, Any] | None = None) -> dict[str, Any]:
+def build_scope(
+    state: ExecutionState, overlay: dict[str, Any] | None = None, workload: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """`workload`: the real workload when the logged one has masked values (see runtime/workload.py)."""
     scope: dict[str, Any] = {name: StepView(value) for name, value in state.results().items()}
     if overlay:
         scope.update({name: StepView(value) for name, value in overlay.items()})
-    scope.update({"workload": state.workload, "work": state.workload, "execution_id": state.execution_id})
+    shown = state.workload if workload is None else workload
+    scope.update(
+        {
+            "workload": shown,
+            "work": shown,
+            "execution_id": state.execution_id,
+            "env": template_env(),
+            "job": job_view(state.execution_id),
+        }
+    )
     return scope
 
 
-def merge_inputs(rendered: Any, edge_data: list[Any]) -> Any:
-    """Edge payloads are merged over the target's own inputs, in the order the edges were taken."""
+def with_inputs(scope: Mapping[str, Any], inputs: Any) -> Mapping[str, Any]:
+    """A step's scope with its rendered inputs (edge payload included) as top-level names.
+
+    NoETL 0.x put the keys of the job context at the top, so playbooks write `{{ repo_name }}` in SQL.
+    An input wins over a step of the same name (`validate` warns about that); it never hides the
+    engine's own names (workload, execution_id, result, ...).
+    """
+    if not isinstance(inputs, dict) or not inputs:
+        return scope
+    names = {k: v for k, v in inputs.items() if isinstance(k, str) and k not in RESERVED_NAMES}
+    return {**scope, **names} if names else scope
+
+
+def payload_names(edge_data: list[Any]) -> dict[str, Any]:
+    """The keys of the edge payloads a step received, merged in the order the edges were taken."""
+    merged: dict[str, Any] = {}
+    for payload in edge_data:
+        if isinstance(payload, dict):
+            merged.update(payload)
+    return merged
+
+
+def merge_inputs(rendered: Any, edge_data: list[Any], into: str | None = None) -> Any:
+    """Edge payloads are merged over the target's own inputs, in the order the edges were taken.
+
+    `into`: an http step whose inputs use the explicit `{query, body}` form gets the payload inside
+    that part (`query` for GET/DELETE, `body` otherwise); the explicit form is never rewritten.
+    """
     payloads = [d for d in edge_data if isinstance(d, dict)]
     if not payloads:
         return rendered
     merged: dict[str, Any] = dict(rendered) if isinstance(rendered, dict) else {}
+    if into is not None:
+        part = merged.get(into)
+        target: dict[str, Any] = dict(part) if isinstance(part, dict) else {}
+        for payload in payloads:
+            target.update(payload)
+        merged[into] = target
+        return merged
     for payload in payloads:
         merged.update(payload)
     return merged

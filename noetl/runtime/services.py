@@ -12,8 +12,9 @@ from noetl.actions.save.breaker import Breakers, CircuitBreaker
 from noetl.actions.save.executor import execute_save
 from noetl.dsl.models import CircuitBreakerSpec, Playbook, SaveSpec, Task
 from noetl.dsl.render import render
+from noetl.runtime.assertions import check_expects, check_returns
 from noetl.runtime.credentials import CredentialResolver
-from noetl.runtime.scope import merge_inputs
+from noetl.runtime.scope import merge_inputs, with_inputs
 from noetl.runtime.sink import EventSink
 
 if TYPE_CHECKING:
@@ -59,11 +60,16 @@ class RunServices:
 
     def run_action(self, task: Task, scope: Mapping[str, Any], ctx: ActionContext, inputs: Any = None) -> Any:
         """Run a nested task (a workbook entry, an iterator's body) in `scope`; its save is the caller's."""
-        where = f"step '{ctx.step}'"
+        where = f"step '{ctx.step}'" if ctx.index is None else f"step '{ctx.step}' item {ctx.index}"
         rendered = render(task.data, scope, where=where)
-        config = render_config(task.config, scope, where)
-        nested = ctx.evolve(task=task, config=config, inputs=merge_inputs(rendered, [inputs]), scope=scope)
-        return self.actions.get(task.type or "")(nested)
+        merged = merge_inputs(rendered, [inputs])
+        check_expects(task.assertions, merged, where)
+        own = with_inputs(scope, merged)  # as in a step: the task's inputs are names in its templates
+        config = render_config(task.config, own, where)
+        nested = ctx.evolve(task=task, config=config, inputs=merged, scope=own)
+        result = self.actions.get(task.type or "")(nested)
+        check_returns(task.assertions, result, where)
+        return result
 
     def run_save(
         self,

@@ -12,14 +12,21 @@ from typing import Any
 from noetl.actions.base import ActionContext
 from noetl.actions.iteration.item import preview
 from noetl.actions.retrying import not_retryable
-from noetl.dsl.models import Playbook, Step
-from noetl.dsl.render import render
+from noetl.dsl.models import Playbook, Step, Task
+from noetl.dsl.render import StepView, render
 from noetl.engine import policy, transitions
 from noetl.engine.events import EventType as T
 from noetl.engine.planner import RunStep
-from noetl.errors import ActionError, NoetlError
-from noetl.runtime.scope import merge_inputs
+from noetl.errors import NoetlError
+from noetl.runtime.assertions import check_expects, check_returns
+from noetl.runtime.scope import merge_inputs, payload_names, with_inputs
 from noetl.runtime.services import render_config
+
+# Inputs whose values are connection passwords (a postgres step without `auth` reads db_* inputs).
+_PASSWORD_INPUTS = ("db_password", "password")
+_QUERY_METHODS = frozenset({"GET", "DELETE", "HEAD"})
+
+Prepared = tuple[Any, dict[str, Any], Any]  # (inputs, config, the step's scope with its inputs)
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,9 @@ class StepRunner:
         if cmd.attempt == 1:
             started = sink.new(T.STEP_STARTED, attempt=1, **base)
             started_at, step_event_id = started.created_at, started.event_id
+        if step.skip:
+            self._skip(step, base, started_at, step_event_id)
+            return
         if step.is_router:
             self._run_router(step, snap, base, started_at, step_event_id)
             return
@@ -74,7 +84,8 @@ class StepRunner:
                 parent_event_id=action_started.event_id,
                 **base,
             )
-            scope = {**snap.scope, "result": result}
+            # In its own `next` (and `result`), a step's name is its result, like `result` (NoETL 0.x).
+            scope = {**prepared[2], "result": result, step.name: StepView(result)}
             final = render(step.result, scope, where=f"step '{step.name}' result") if step.result else result
             chosen = transitions.choose(step, scope)
             sink.new(
@@ -89,42 +100,57 @@ class StepRunner:
         except Exception as exc:
             self._fail(step, cmd, exc, t0, started_at, step_event_id, action_started.event_id, base)
 
-    def _prepare(
-        self, step: Step, snap: StepSnapshot
-    ) -> tuple[tuple[Any, dict[str, Any]] | None, Exception | None]:
-        """The step's rendered inputs and config, or the error that rendering them raised."""
+    def _prepare(self, step: Step, snap: StepSnapshot) -> tuple[Prepared | None, Exception | None]:
+        """The step's rendered inputs, config and scope, or the error that rendering them raised.
+
+        The edge payload's keys are names while the inputs render; then the inputs (payload included)
+        are names while the action's settings, its save and its `next` render.
+        """
         where = f"step '{step.name}'"
         try:
-            inputs = merge_inputs(render(step.task.data, snap.scope, where=where), snap.edge_data)
-            self._check_expects(step, inputs)
-            config = render_config(step.task.config, snap.scope, where)
+            inputs, scope = self._inputs(step, snap, where)
+            self._mask_passwords(inputs)
+            check_expects(step.assertions, inputs, where)
+            config = render_config(step.task.config, scope, where)
         except Exception as exc:
             return None, exc
-        return (inputs, config), None
+        return (inputs, config, scope), None
+
+    def _inputs(self, step: Step, snap: StepSnapshot, where: str) -> tuple[Any, Any]:
+        received = with_inputs(snap.scope, payload_names(snap.edge_data))
+        rendered = render(step.task.data, received, where=where)
+        inputs = merge_inputs(rendered, snap.edge_data, _explicit_part(step.task, rendered, snap.scope))
+        return inputs, with_inputs(snap.scope, inputs)
+
+    def _mask_passwords(self, inputs: Any) -> None:
+        if isinstance(inputs, dict):
+            for key in _PASSWORD_INPUTS:
+                if inputs.get(key):
+                    self.services.sink.redactor.add(inputs[key])
 
     def _attempt(
         self,
         step: Step,
         cmd: RunStep,
         snap: StepSnapshot,
-        prepared: tuple[Any, dict[str, Any]],
+        prepared: Prepared,
         action_event_id: int,
     ) -> Any:
-        inputs, config = prepared
+        inputs, config, scope = prepared
         ctx = ActionContext(
             execution_id=self.services.sink.execution_id,
             step=step.name,
             task=step.task,
             config=config,
             inputs=inputs,
-            scope=snap.scope,
+            scope=scope,
             services=self.services,
             attempt=cmd.attempt,
             parent_event_id=action_event_id,
             node_id=step.name,
         )
         result = self.actions.get(step.task.type)(ctx)
-        self._check_returns(step, result)
+        check_returns(step.assertions, result, f"step '{step.name}'")
         if step.task.result_save is not None:
             self.services.run_save(step.task.result_save, ctx, result, parent_event_id=action_event_id)
         return result
@@ -134,12 +160,11 @@ class StepRunner:
     ) -> None:
         sink = self.services.sink
         try:
-            inputs = merge_inputs(render(step.task.data, snap.scope), snap.edge_data)
-            scope = {**snap.scope, "result": inputs}
+            inputs, own = self._inputs(step, snap, f"step '{step.name}'")
+            scope = {**own, "result": inputs, step.name: StepView(inputs)}
             result = render(step.result, scope, where=f"step '{step.name}' result") if step.result else None
-            chosen = transitions.choose(
-                step, {**snap.scope, "result": result if result is not None else inputs}
-            )
+            shown = result if result is not None else inputs
+            chosen = transitions.choose(step, {**own, "result": shown, step.name: StepView(shown)})
         except NoetlError as exc:
             sink.new(
                 T.STEP_FAILED,
@@ -156,6 +181,19 @@ class StepRunner:
             result=result,
             parent_event_id=step_event_id,
             meta={"next": chosen},
+            **base,
+        )
+
+    def _skip(self, step: Step, base: dict[str, Any], started_at: str, step_event_id: int | None) -> None:
+        """`pass: true`: no action runs; the step is SKIPPED and, having no result to test, follows its
+        unconditional transitions and `else`."""
+        chosen = [{"step": t.step, "data": t.data} for t in step.next if t.kind in ("always", "else")]
+        self.services.sink.new(
+            T.STEP_COMPLETED,
+            status="SKIPPED",
+            duration=seconds_since(started_at),
+            parent_event_id=step_event_id,
+            meta={"next": chosen, "reason": "pass"},
             **base,
         )
 
@@ -220,35 +258,21 @@ class StepRunner:
             **base,
         )
 
-    def _check_expects(self, step: Step, inputs: Any) -> None:
-        if step.assertions is None or not step.assertions.expects:
-            return
-        present = inputs if isinstance(inputs, dict) else {}
-        missing = [name for name in step.assertions.expects if name not in present]
-        if missing:
-            raise ActionError(
-                f"assert.expects: input(s) {', '.join(missing)} missing; pass them in `data`",
-                non_retryable=True,
-            )
 
-    def _check_returns(self, step: Step, result: Any) -> None:
-        if step.assertions is None:
-            return
-        for path in step.assertions.returns:
-            value = result
-            for part in path.split("."):
-                if isinstance(value, dict) and part in value:
-                    value = value[part]
-                else:
-                    raise ActionError(
-                        f"assert.returns: the result has no {path!r}", result=result, non_retryable=True
-                    )
+def _explicit_part(task: Task, rendered: Any, scope: Any) -> str | None:
+    """For an http step written with `data: {query, body}`: the part an edge payload goes into."""
+    if task.type != "http" or not isinstance(rendered, dict) or not rendered:
+        return None
+    if not set(rendered) <= {"query", "body"}:
+        return None
+    method = str(render(task.config.get("method") or "GET", scope)).upper()
+    return "query" if method in _QUERY_METHODS else "body"
 
 
-def _shown(prepared: tuple[Any, dict[str, Any]]) -> dict[str, Any]:
+def _shown(prepared: Prepared) -> dict[str, Any]:
     """What `action_started.context` records: the rendered inputs and settings, large values truncated
     (the sink masks credential values); never the step's code, which is in the playbook."""
-    inputs, config = prepared
+    inputs, config, _ = prepared
     shown = {k: preview(v) for k, v in config.items() if k not in ("code", "task")}
     return {"inputs": preview(inputs), **({"config": shown} if shown else {})}
 

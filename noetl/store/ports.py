@@ -66,6 +66,10 @@ class Credentials(Protocol):
 
     def get_credential(self, name: str) -> CredentialRecord | None: ...
 
+    def seal(self, data: dict[str, Any]) -> str: ...
+
+    def unseal(self, token: str) -> dict[str, Any]: ...
+
     def list_credentials(self) -> list[tuple[str, str]]:
         """(name, type) pairs; values are never listed."""
 

@@ -162,6 +162,13 @@ class PostgresStore:
         with self._conn(f"storing credential {name!r}") as conn:
             conn.execute(Q["put_credential"], {"name": name, "type": type_, "data": token})
 
+    def seal(self, data: dict[str, Any]) -> str:
+        """`data` encrypted with the credentials' key: for values that must travel through the log."""
+        return crypto.encrypt(self._crypto(), data).decode()
+
+    def unseal(self, token: str) -> dict[str, Any]:
+        return crypto.decrypt(self._crypto(), token.encode(), "sealed workload")
+
     def get_credential(self, name: str) -> CredentialRecord | None:
         cipher = self._crypto()
         with self._conn(f"reading credential {name!r}") as conn:

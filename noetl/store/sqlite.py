@@ -161,6 +161,13 @@ class SQLiteStore:
                 (name, type_, token, _now()),
             )
 
+    def seal(self, data: dict[str, Any]) -> str:
+        """`data` encrypted with the credentials' key: for values that must travel through the log."""
+        return crypto.encrypt(self._crypto(), data).decode()
+
+    def unseal(self, token: str) -> dict[str, Any]:
+        return crypto.decrypt(self._crypto(), token.encode(), "sealed workload")
+
     def get_credential(self, name: str) -> CredentialRecord | None:
         with self._lock:
             row = self._conn.execute("SELECT type, data FROM credentials WHERE name = ?", (name,)).fetchone()

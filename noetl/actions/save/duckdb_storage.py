@@ -11,7 +11,8 @@ from noetl.actions.base import ActionContext
 from noetl.actions.duckdb_action import connect, database_path
 from noetl.actions.save.request import SaveRequest
 from noetl.actions.save.sql_rows import Dialect, Work, plan, where
-from noetl.errors import ActionError, SaveFailed
+from noetl.actions.sql_split import bind_named, split_commands
+from noetl.errors import ActionError, SaveError, SaveFailed
 
 
 def _adapt(value: Any) -> Any:
@@ -24,7 +25,7 @@ DUCKDB = Dialect(bind_style="dollar", quote=lambda n: f'"{n}"', placeholder=lamb
 
 
 def write(request: SaveRequest, ctx: ActionContext) -> int:
-    work = plan(request, DUCKDB)
+    work = _script(request) if request.spec.mode == "script" else plan(request, DUCKDB)
     path = database_path(request.options.get("database"), ctx.execution_id)
     try:
         con = connect(path, where(request, ctx.step))
@@ -42,6 +43,24 @@ def write(request: SaveRequest, ctx: ActionContext) -> int:
         ) from None
     finally:
         con.close()
+
+
+def _script(request: SaveRequest) -> list[Work]:
+    """The script form (`commands`): run once, already rendered; `:name` binds the save's data."""
+    try:
+        statements = split_commands(request.options.get("commands"))
+    except ValueError as exc:
+        raise SaveError(str(exc)) from None
+    if not statements:
+        raise SaveError("the save's `commands` holds no SQL statement; write at least one")
+    rows = request.rows()
+    data = rows[0] if len(rows) == 1 else {}
+    work = []
+    for statement in statements:
+        bound = bind_named(statement, data, "dollar")  # a `:name` that is not in the data stays as written
+        params = [{n: _adapt(data[n]) for n in bound.names}] if bound.names else None
+        work.append(Work(bound.text, params))
+    return work
 
 
 def _in_transaction(con: duckdb.DuckDBPyConnection, work: list[Work]) -> int:

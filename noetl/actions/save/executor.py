@@ -123,22 +123,33 @@ def execute_save(
     raise AssertionError("unreachable: the last attempt either returns or raises")
 
 
+# Options rendered at another moment: `code` is Python (never a template), `commands` a script
+# rendered below with the save's data in scope.
+_OWN_RENDER = frozenset({"code", "commands"})
+
+
 def _prepare(spec: SaveSpec, ctx: ActionContext, this: Any) -> SaveRequest:
     extra = {"this": this, "result": this}
-    options = {k: v for k, v in spec.options.items() if k != "code"}
+    options = {k: v for k, v in spec.options.items() if k not in _OWN_RENDER}
     credential = None
     if spec.auth is not None:
         auth = ctx.render(spec.auth, extra)
         credential = ctx.services.credentials.resolve(auth, f"save of step '{ctx.step}'")
+    args = ctx.render(spec.args, extra)
+    rendered = ctx.render(options, extra)
+    if "code" in spec.options:
+        rendered["code"] = spec.options["code"]
+    if "commands" in spec.options:
+        # The script form: the save's data is in scope as `data` and, when a mapping, by its keys.
+        names = {**(args if isinstance(args, dict) else {}), **extra, "data": args}
+        rendered["commands"] = ctx.render(spec.options["commands"], names)
     return SaveRequest(
         spec=spec,
-        args=ctx.render(spec.args, extra),
+        args=args,
         table=ctx.render(spec.table, extra),
-        statement=spec.statement,
-        options={
-            **ctx.render(options, extra),
-            **({"code": spec.options["code"]} if "code" in spec.options else {}),
-        },
+        # Jinja in a statement is rendered here, once; its `:name` binds stay parameters (rows below).
+        statement=ctx.render(spec.statement, extra),
+        options=rendered,
         credential=credential,
         this=this,
     )

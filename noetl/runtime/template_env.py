@@ -1,0 +1,42 @@
+"""`env` and `job` as templates see them: the process environment (optionally narrowed) and the execution.
+
+NoETL 0.x exposed the worker's whole environment to templates. We do too, because playbooks rely on it
+(`{{ env.PGHOST | default("localhost") }}`), with two guards: values of variables whose names look secret
+are masked in events, logs and errors like credential values, and `NOETL_TEMPLATE_ENV` (a comma list of
+glob patterns such as `PG*,APP_*`) restricts which variables templates may read at all.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Mapping
+from typing import Any
+
+FILTER_VARIABLE = "NOETL_TEMPLATE_ENV"
+SECRET_WORDS = ("PASSWORD", "SECRET", "TOKEN", "KEY", "CREDENTIAL")
+
+
+def template_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The variables templates may read as `env.NAME`."""
+    environ = os.environ if environ is None else environ
+    patterns = [p.strip() for p in environ.get(FILTER_VARIABLE, "").split(",") if p.strip()]
+    if not patterns:
+        return dict(environ)
+    return {k: v for k, v in environ.items() if any(fnmatch.fnmatchcase(k, p) for p in patterns)}
+
+
+def looks_secret(name: str) -> bool:
+    upper = name.upper()
+    return any(word in upper for word in SECRET_WORDS)
+
+
+def secret_values(env: Mapping[str, str]) -> list[str]:
+    """Values to mask wherever they would be shown: those of variables named like secrets."""
+    return [v for k, v in env.items() if looks_secret(k) and v]
+
+
+def job_view(execution_id: str) -> dict[str, Any]:
+    """`job.uuid` and `job.id`: in NoETL 0.x the queue job's id, which playbooks used as an execution id.
+    Here one id for the whole execution, the same in every step and on every worker."""
+    return {"uuid": execution_id, "id": execution_id, "execution_id": execution_id}

@@ -1,0 +1,85 @@
+"""The workload of a new execution: the payload merged in, then the playbook's templates rendered once.
+
+Rendering happens exactly once, when the execution starts, in the process that starts it (the CLI, or the
+server for `noetl execute`); steps and workers see the rendered values and never render them again.
+Only templates written in the playbook are rendered: a payload value is data, even if it holds `{{`.
+
+The rendered workload is recorded in `execution_start`. When it holds a value that the redactor masks (a
+secret environment variable rendered into it), the event shows the masked form and also carries the real
+form sealed with the store's key (the key that encrypts credentials at rest), so that every process that
+reads the log, locally or on a worker, runs with the same values.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from noetl.dsl.render import is_template, render
+from noetl.engine.state import ExecutionState
+from noetl.errors import InputError, TemplateError
+from noetl.runtime.redact import Redactor
+from noetl.runtime.scope import deep_merge
+from noetl.runtime.template_env import job_view
+
+
+def start_workload(
+    defaults: dict[str, Any],
+    payload: dict[str, Any],
+    *,
+    merge: bool,
+    execution_id: str,
+    env: dict[str, str],
+) -> dict[str, Any]:
+    """The execution's workload; raises InputError naming the key when a template cannot render."""
+    combine = deep_merge if merge else _shallow
+    merged = combine(defaults, payload)
+    plain = {k: v for k, v in merged.items() if not _has_template(v) or k in payload}
+    scope = {
+        **plain,
+        "workload": plain,
+        "work": plain,
+        "env": env,
+        "job": job_view(execution_id),
+        "execution_id": execution_id,
+    }
+    rendered: dict[str, Any] = {}
+    for key, value in defaults.items():
+        if key in payload and not merge:
+            continue  # replaced by the payload: its template is not this execution's
+        try:
+            rendered[key] = render(value, scope, where=f"workload key '{key}'")
+        except TemplateError as exc:
+            raise InputError(
+                f"{exc}; the workload is rendered once when the execution starts, with env, job, "
+                "execution_id and the workload's plain (untemplated) values"
+            ) from None
+    return combine(rendered, payload)
+
+
+def start_context(
+    workload: dict[str, Any], redactor: Redactor, seal: Any, base: dict[str, Any]
+) -> dict[str, Any]:
+    """execution_start's context: the workload as shown, plus its sealed real form if masking changed it."""
+    context = {**base, "workload": workload}
+    if redactor.value(workload) != workload:
+        context["sealed_workload"] = seal(workload)
+    return context
+
+
+def _shallow(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    return {**base, **over}
+
+
+def _has_template(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_has_template(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_template(v) for v in value)
+    return is_template(value)
+
+
+def real_workload(state: ExecutionState, store: Any) -> dict[str, Any]:
+    """The workload steps run with: the sealed real form when the logged one is masked."""
+    if state.sealed_workload:
+        return dict(store.unseal(state.sealed_workload))
+    return state.workload
