@@ -105,10 +105,10 @@ def validate(
     from noetl.dsl import load_playbook
 
     pb = load_playbook(playbook)
+    if strict and pb.warnings:
+        raise PlaybookError(list(pb.warnings))  # listed once, as the errors they now are
     for warning in pb.warnings:
         typer.echo(f"warning: {warning}", err=True)
-    if strict and pb.warnings:
-        raise PlaybookError(list(pb.warnings))
     counted = f", {len(pb.warnings)} warning(s)" if pb.warnings else ""
     typer.echo(f"{playbook}: valid ({len(pb.steps)} steps{counted})")
 

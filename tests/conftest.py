@@ -93,3 +93,17 @@ def s3_bucket(s3_server: str) -> str:
     name = f"t-{uuid.uuid4().hex[:12]}"
     create_bucket(s3_server, name)
     return name
+
+
+@pytest.fixture(autouse=True)
+def _no_template_leaves_the_engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The rendering guarantee, in every test that runs a playbook in this process: no template text of
+    the playbook reaches an action or a save (tests/leak_guard.py). Real actions still run."""
+    from noetl.runtime import local
+    from tests.leak_guard import LeakGuard
+
+    guard = LeakGuard()
+    monkeypatch.setattr(local, "default_actions", guard.actions)
+    monkeypatch.setattr(local, "default_storages", guard.storages)
+    yield
+    assert not guard.leaks, "template text left the engine unrendered:\n" + "\n".join(guard.leaks)

@@ -38,6 +38,10 @@ def commands(ctx: ActionContext) -> list[str]:
 
 def resolve_auth(ctx: ActionContext, kind: str) -> CredentialRecord:
     """The step's one credential; a missing or unknown one fails the step at once (retrying cannot help)."""
+    if ctx.task.auth is None and kind == "postgres" and _connection_inputs(ctx.inputs):
+        # NoETL 0.x read the connection from db_* inputs; the step runner has masked db_password.
+        fields = {k: v for k, v in ctx.inputs.items() if k in _CONNECTION_INPUTS}
+        return CredentialRecord(f"inputs of step '{ctx.step}'", "postgres", fields)
     if ctx.task.auth is None:
         raise ActionError(
             f"step '{ctx.step}': a {kind} step needs `auth` naming a credential (for example "
@@ -48,6 +52,13 @@ def resolve_auth(ctx: ActionContext, kind: str) -> CredentialRecord:
         return ctx.services.credentials.resolve(ctx.render(ctx.task.auth), f"step '{ctx.step}'")
     except CredentialError as exc:
         raise ActionError(str(exc), non_retryable=True, error_type="CredentialError") from None
+
+
+_CONNECTION_INPUTS = frozenset({"db_host", "db_port", "db_user", "db_password", "db_name"})
+
+
+def _connection_inputs(inputs: Any) -> bool:
+    return isinstance(inputs, dict) and bool(inputs.get("db_host"))
 
 
 def pg_params(record: CredentialRecord) -> dict[str, str]:

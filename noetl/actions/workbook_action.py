@@ -10,7 +10,8 @@ from noetl.errors import ActionError
 
 
 def run(ctx: ActionContext) -> Any:
-    name = ctx.config.get("name") or ctx.config.get("task")
+    # `task` (an alias of `name`) is one of the keys the step runner leaves to the action: render it here.
+    name = ctx.render(ctx.config.get("name") or ctx.config.get("task"))
     entries = ctx.services.playbook.workbook  # type: ignore[attr-defined]
     entry = entries.get(name)
     if entry is None:
@@ -19,7 +20,9 @@ def run(ctx: ActionContext) -> Any:
         )
     # The caller's inputs are the entry's inputs, over the entry's own `data`; they are also names in scope.
     inputs = ctx.inputs if isinstance(ctx.inputs, dict) else {}
-    scope = {**ctx.scope, **inputs}
+    # ctx.scope already has the inputs as names, as in any step, without letting one hide the engine's
+    # own names (workload, execution_id, ...); spreading `inputs` over it again would.
+    scope = ctx.scope
     result = call_with_retry(
         entry.retry, lambda: ctx.services.run_action(entry, scope, ctx, inputs), Attempts()
     )

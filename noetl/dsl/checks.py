@@ -31,6 +31,13 @@ def check_templates(
     """Report every template syntax error inside a step, at the line of the key that holds it."""
     if isinstance(raw, dict):
         for k, v in raw.items():
+            if is_template(k):  # keys are never rendered: the text would reach the action as written
+                n.report(
+                    f"the key {k!r} is a template; keys are fixed names (only values are rendered)",
+                    raw,
+                    k,
+                    step=step,
+                )
             if k not in _NOT_TEMPLATED:
                 check_templates(n, v, step, k, raw)
     elif isinstance(raw, list):

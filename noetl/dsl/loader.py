@@ -146,14 +146,15 @@ def _identity(document: dict[str, Any], n: Normalizer, source: str) -> tuple[str
         else:
             n.warn(f"top-level `{key}`: prefer `metadata: {{{key}: ...}}`", document, key)
     for where in (metadata, document):
-        for key in ("name", "path"):
+        for key in ("name", "path", "description"):
             value = where.get(key)
+            if key == "description" and not is_template(value):
+                continue  # any text, just never a template (it is never rendered)
             if value is not None and (not isinstance(value, str) or is_template(value)):
-                n.report(
-                    f"`{key}` must be fixed text (it names the playbook in the catalog), got {value!r}",
-                    where,
-                    key,
+                why = (
+                    "it is never rendered" if key == "description" else "it names the playbook in the catalog"
                 )
+                n.report(f"`{key}` must be fixed text ({why}), got {value!r}", where, key)
     name = str(metadata.get("name") or document.get("name") or Path(source).stem)
     path = str(metadata.get("path") or document.get("path") or metadata.get("name") or name)
     description = metadata.get("description", document.get("description"))

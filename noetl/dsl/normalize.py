@@ -20,6 +20,14 @@ _HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPT
 _STEP_ONLY_KEYS = frozenset(
     {"loop", "step", "name", "next", "desc", "description", "result", "assert", "pass"}
 )
+# Action types that read no `auth`: one written there would be silently ignored, so it is an error.
+_AUTH_UNUSED = {
+    "python": "; a python step reads no credential: use a `secrets` step and pass its value in `data`",
+    "iterator": "; put `auth` on the iterator's `task` (or its `save`)",
+    "playbook": "; the child playbook's steps name their own credentials",
+    "workbook": "; put `auth` on the workbook entry",
+    "secrets": "; name the credential or secret in `name`",
+}
 # What each action type cannot do without: (keys, any one of which is enough; what to add).
 _REQUIRED: dict[str, tuple[tuple[str, ...], str]] = {
     "python": (("code",), "`code` defining `def main(...)`"),
@@ -157,6 +165,11 @@ class Normalizer:
             )
             kind = None
         raw = self._fold_aliases(raw, kind, where)
+        self._check_fixed_text(raw, kind, where)
+        if raw.get("auth") is not None and kind in _AUTH_UNUSED:
+            self.report(
+                f"`auth` is not used by {_a(kind)} {kind} step{_AUTH_UNUSED[kind]}", raw, "auth", step=where
+            )
         if (kind is None or kind == "end") and where == "end" and raw.get("save") is not None:
             return self._router_save(raw, where, allowed)
         known_kind = kind is None or kind in ACTION_TYPES or kind in ROUTER_TYPES
@@ -223,9 +236,27 @@ class Normalizer:
             line=line_of(raw),
         )
 
+    def _check_fixed_text(self, raw: dict[str, Any], kind: str | None, where: str) -> None:
+        """Descriptions and labels are never rendered, so a template there would stay text: refuse it."""
+        labels = ["desc", "description"]
+        if kind not in ("workbook", "secrets"):
+            labels.append("name")  # a label here; for those two it names what the action uses
+        if kind == "playbook":
+            labels.append("task")
+        for key in labels:
+            if is_template(raw.get(key)):
+                self.report(
+                    f"`{key}` is a label, never rendered; write it without {{{{ }}}} (templates belong in "
+                    "`data`, settings, saves and `next`)",
+                    raw,
+                    key,
+                    step=where,
+                )
+
     def _fold_aliases(self, raw: dict[str, Any], kind: str | None, where: str) -> dict[str, Any]:
         """NoETL 0.x spellings with one meaning here: `command_b64`, `commands_b64`, `secret_name`."""
         folded: dict[str, Any] = {}
+        conflict = False  # both forms given: reported once here, the alias then dropped (not "unknown")
         if kind in keys.SQL_TYPES:
             for encoded, plain in keys.B64_KEYS.items():
                 if encoded not in raw:
@@ -234,6 +265,7 @@ class Normalizer:
                     self.report(
                         f"both `{plain}` and `{encoded}` are given; keep one", raw, encoded, step=where
                     )
+                    conflict = True
                     continue
                 folded[plain] = self._decode_b64(raw, encoded, where)
         if kind == "secrets" and "secret_name" in raw:
@@ -245,7 +277,7 @@ class Normalizer:
                     step=where,
                 )
             folded["name"] = raw["secret_name"]
-        if not folded:
+        if not folded and not conflict:
             return raw
         dropped = set(keys.B64_KEYS) | {"secret_name"}
         out = located({k: v for k, v in raw.items() if k not in dropped}, raw)
@@ -272,7 +304,7 @@ class Normalizer:
                     key,
                     step=where,
                 )
-                return ""
+                return value  # already reported; not also "needs `command`"
             error = check_syntax(sql) if is_template(sql) else None
             if error:
                 self.report(f"in the decoded `{key}`: {error}", raw, key, step=where)
@@ -438,6 +470,11 @@ class Normalizer:
             if key not in keys.TRANSITION_KEYS:
                 hint = suggest(key, keys.TRANSITION_KEYS) or "; use step, when, then, else or data"
                 self.report(f"unknown key {key!r} in a `next` item{hint}", item, key, step=step)
+        for key in ("desc", "description"):
+            if is_template(item.get(key)):
+                self.report(
+                    f"`{key}` of a `next` item is never rendered; remove the template", item, key, step=step
+                )
         when_key = "when"
         if "condition" in item:  # NoETL 0.x stored `condition` and never evaluated it: here it is `when`
             if "when" in item:

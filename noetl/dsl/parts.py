@@ -82,7 +82,10 @@ def retry(n: Normalizer, raw: Any, where_raw: Any, step: str) -> RetryPolicy | N
             continue
         values[key] = kind(value)
     if "jitter" in raw:
-        values["jitter"] = bool(raw["jitter"])
+        if isinstance(raw["jitter"], bool):
+            values["jitter"] = raw["jitter"]
+        else:
+            n.report(f"retry.jitter must be true or false, got {raw['jitter']!r}", raw, "jitter", step=step)
     for key in ("retry_when", "stop_when"):
         if key in raw:
             values[key] = str(raw[key])
@@ -340,6 +343,10 @@ def assertions(n: Normalizer, raw: Any, where: Any, step: str) -> AssertSpec | N
 
     def names(key: str) -> tuple[str, ...]:
         value = raw.get(key) or []
-        return tuple(str(v) for v in (value if isinstance(value, list) else [value]))
+        found = tuple(str(v) for v in (value if isinstance(value, list) else [value]))
+        for name in found:
+            if is_template(name):
+                n.report(f"assert.{key} names fixed paths, not templates: {name!r}", raw, key, step=step)
+        return found
 
     return AssertSpec(expects=names("expects"), returns=names("returns"))

@@ -49,13 +49,6 @@ class StepView:
             return inner[name]
         raise KeyError(name)
 
-    def fields(self) -> list[str]:
-        """The names a lookup on this result can reach, for error messages."""
-        value = self._value
-        found = [str(k) for k in value] if isinstance(value, Mapping) else []
-        inner = _envelope_data(value)
-        return found + [str(k) for k in inner if k not in found] if inner is not None else found
-
     def __iter__(self) -> Any:
         return iter(self._value)
 
@@ -67,6 +60,15 @@ class StepView:
 
     def __repr__(self) -> str:
         return f"StepView({self._value!r})"
+
+
+def view_fields(view: StepView) -> list[str]:
+    """The names a lookup on a step's result can reach, for error messages. A function, not a method:
+    a method would shadow a result field of the same name (`{{ s.fields }}`)."""
+    value = view._value
+    found = [str(k) for k in value] if isinstance(value, Mapping) else []
+    inner = _envelope_data(value)
+    return found + [str(k) for k in inner if k not in found] if inner is not None else found
 
 
 def _envelope_data(value: Any) -> Mapping[str, Any] | None:
@@ -86,7 +88,7 @@ class _Undefined(jinja2.StrictUndefined):
         message = super()._undefined_message
         owner = self._undefined_obj
         if isinstance(owner, StepView):
-            fields = owner.fields()
+            fields = view_fields(owner)
         elif isinstance(owner, Mapping):
             fields = [str(k) for k in owner]
         else:

@@ -15,8 +15,8 @@ from noetl.engine.events import Event
 from noetl.engine.events import EventType as T
 from noetl.errors import InputError
 from noetl.runtime.redact import Redactor
-from noetl.runtime.template_env import secret_values, template_env
-from noetl.runtime.workload import start_context, start_workload
+from noetl.runtime.template_env import template_env
+from noetl.runtime.workload import protect, start_context, start_workload
 
 
 def load_catalog_playbook(store: Any, path: str, version: int | None = None) -> tuple[Playbook, int]:
@@ -46,7 +46,7 @@ def start_execution(
         playbook.workload, parameters or {}, merge=merge, execution_id=execution_id, env=env
     )
     redactor = Redactor()
-    redactor.add_all(secret_values(env))
+    protect(redactor, workload)
     context = start_context(
         workload, redactor, store.seal, {"path": path, "version": version, "source": playbook.source}
     )

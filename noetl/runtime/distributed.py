@@ -22,8 +22,7 @@ from noetl.runtime.scope import build_scope
 from noetl.runtime.services import RunServices
 from noetl.runtime.sink import EventSink
 from noetl.runtime.step_runner import StepRunner, StepSnapshot
-from noetl.runtime.template_env import secret_values, template_env
-from noetl.runtime.workload import real_workload
+from noetl.runtime.workload import protect, real_workload
 from noetl.store.pg_queue import Job, PostgresQueue
 
 
@@ -141,7 +140,7 @@ def build_services(
 ) -> WorkerServices:
     store = worker.store
     redactor = Redactor()
-    redactor.add_all(secret_values(template_env()))
+    protect(redactor, real_workload(state, store), shown=state.workload)
     sink = EventSink(
         store,
         job.execution_id,

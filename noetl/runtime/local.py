@@ -28,8 +28,8 @@ from noetl.runtime.services import RunServices
 from noetl.runtime.sink import EventSink
 from noetl.runtime.step_runner import StepRunner, StepSnapshot, seconds_since
 from noetl.runtime.subplaybooks import catalog_candidates, catalog_path_of, file_candidates
-from noetl.runtime.template_env import secret_values, template_env
-from noetl.runtime.workload import real_workload, start_context, start_workload
+from noetl.runtime.template_env import template_env
+from noetl.runtime.workload import protect, real_workload, start_context, start_workload
 from noetl.store.ports import Store
 
 
@@ -78,7 +78,7 @@ class LocalRunner:
             playbook.workload, payload or {}, merge=merge, execution_id=execution_id, env=env
         )
         redactor = redactor or Redactor()
-        redactor.add_all(secret_values(env))
+        protect(redactor, workload)
         run = _Execution(self, playbook, execution_id, parent_execution_id, redactor, 0)
         run.workload = workload
         run.sink.new(
@@ -106,7 +106,8 @@ class LocalRunner:
                 "only an interrupted execution can be resumed; run the playbook again instead"
             )
         redactor = Redactor()
-        redactor.add_all(secret_values(template_env()))
+        workload = real_workload(state, self.store)
+        protect(redactor, workload, shown=state.workload)
         run = _Execution(
             self,
             playbook,
@@ -116,7 +117,7 @@ class LocalRunner:
             state.last_event_id,
             resumed_items=_completed_items(events),
         )
-        run.workload = real_workload(state, self.store)
+        run.workload = workload
         run.adopt(state)
         return run.drive()
 

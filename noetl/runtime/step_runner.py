@@ -25,6 +25,7 @@ from noetl.runtime.services import render_config
 # Inputs whose values are connection passwords (a postgres step without `auth` reads db_* inputs).
 _PASSWORD_INPUTS = ("db_password", "password")
 _QUERY_METHODS = frozenset({"GET", "DELETE", "HEAD"})
+_NOT_SHOWN = frozenset({"code", "task", "where", "order_by"})
 
 Prepared = tuple[Any, dict[str, Any], Any]  # (inputs, config, the step's scope with its inputs)
 
@@ -58,7 +59,7 @@ class StepRunner:
             started = sink.new(T.STEP_STARTED, attempt=1, **base)
             started_at, step_event_id = started.created_at, started.event_id
         if step.skip:
-            self._skip(step, base, started_at, step_event_id)
+            self._skip(step, snap, base, started_at, step_event_id)
             return
         if step.is_router:
             self._run_router(step, snap, base, started_at, step_event_id)
@@ -120,7 +121,8 @@ class StepRunner:
         received = with_inputs(snap.scope, payload_names(snap.edge_data))
         rendered = render(step.task.data, received, where=where)
         inputs = merge_inputs(rendered, snap.edge_data, _explicit_part(step.task, rendered, snap.scope))
-        return inputs, with_inputs(snap.scope, inputs)
+        # `received`, not snap.scope: the payload's keys stay names when they went into `query`/`body`.
+        return inputs, with_inputs(received, inputs)
 
     def _mask_passwords(self, inputs: Any) -> None:
         if isinstance(inputs, dict):
@@ -184,10 +186,28 @@ class StepRunner:
             **base,
         )
 
-    def _skip(self, step: Step, base: dict[str, Any], started_at: str, step_event_id: int | None) -> None:
+    def _skip(
+        self, step: Step, snap: StepSnapshot, base: dict[str, Any], started_at: str, step_event_id: int | None
+    ) -> None:
         """`pass: true`: no action runs; the step is SKIPPED and, having no result to test, follows its
-        unconditional transitions and `else`."""
-        chosen = [{"step": t.step, "data": t.data} for t in step.next if t.kind in ("always", "else")]
+        unconditional transitions and `else`, their payloads rendered (the payload it received is names)."""
+        scope = with_inputs(snap.scope, payload_names(snap.edge_data))
+        taken = [t for t in step.next if t.kind in ("always", "else")]
+        try:
+            chosen = [
+                {"step": t.step, "data": render(t.data, scope, where=f"step '{step.name}' next")}
+                for t in taken
+            ]
+        except NoetlError as exc:
+            self.services.sink.new(
+                T.STEP_FAILED,
+                error=str(exc),
+                duration=seconds_since(started_at),
+                parent_event_id=step_event_id,
+                meta={"error_type": type(exc).__name__},
+                **base,
+            )
+            return
         self.services.sink.new(
             T.STEP_COMPLETED,
             status="SKIPPED",
@@ -273,7 +293,8 @@ def _shown(prepared: Prepared) -> dict[str, Any]:
     """What `action_started.context` records: the rendered inputs and settings, large values truncated
     (the sink masks credential values); never the step's code, which is in the playbook."""
     inputs, config, _ = prepared
-    shown = {k: preview(v) for k, v in config.items() if k not in ("code", "task")}
+    # Not shown: the code, the nested task, and the iterator's per-item expressions (not yet rendered).
+    shown = {k: preview(v) for k, v in config.items() if k not in _NOT_SHOWN}
     return {"inputs": preview(inputs), **({"config": shown} if shown else {})}
 
 

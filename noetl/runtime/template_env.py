@@ -26,9 +26,21 @@ def template_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     return {k: v for k, v in environ.items() if any(fnmatch.fnmatchcase(k, p) for p in patterns)}
 
 
+# Workload keys are names a person chose for data, where `KEY` alone is too common (`primary_key`,
+# `cache_key_prefix`): there, only these words mark a secret.
+SECRET_KEY_WORDS = ("PASSWORD", "PASSWD", "SECRET", "TOKEN", "CREDENTIAL", "API_KEY", "APIKEY", "PRIVATE_KEY")
+
+
 def looks_secret(name: str) -> bool:
+    """An environment variable whose value is masked (COMPAT.md: *PASSWORD*, *SECRET*, *TOKEN*, ...)."""
     upper = name.upper()
     return any(word in upper for word in SECRET_WORDS)
+
+
+def looks_secret_key(name: str) -> bool:
+    """A workload key whose value is masked."""
+    upper = name.upper()
+    return any(word in upper for word in SECRET_KEY_WORDS)
 
 
 def secret_values(env: Mapping[str, str]) -> list[str]:

@@ -19,7 +19,7 @@ from noetl.engine.state import ExecutionState
 from noetl.errors import InputError, TemplateError
 from noetl.runtime.redact import Redactor
 from noetl.runtime.scope import deep_merge
-from noetl.runtime.template_env import job_view
+from noetl.runtime.template_env import job_view, looks_secret_key, secret_values, template_env
 
 
 def start_workload(
@@ -83,3 +83,36 @@ def real_workload(state: ExecutionState, store: Any) -> dict[str, Any]:
     if state.sealed_workload:
         return dict(store.unseal(state.sealed_workload))
     return state.workload
+
+
+def protect(redactor: Redactor, workload: dict[str, Any], shown: dict[str, Any] | None = None) -> None:
+    """Mask in every event what must never be shown: the values of secret-looking environment
+    variables, workload values under secret-looking keys (`pg_password`, `api_token`, ...), and, given
+    the workload as the log shows it, every real value that was masked there (a worker need not have
+    the environment variable that the starting process rendered into the workload)."""
+    redactor.add_all(secret_values(template_env()))
+    redactor.add_all(list(_under_secret_keys(workload)))
+    if shown is not None and shown != workload:
+        redactor.add_all(list(_masked(workload, shown)))
+
+
+def _masked(real: Any, shown: Any) -> Any:
+    if isinstance(real, dict) and isinstance(shown, dict):
+        for key, value in real.items():
+            yield from _masked(value, shown.get(key))
+    elif isinstance(real, list) and isinstance(shown, list) and len(real) == len(shown):
+        for value, seen in zip(real, shown, strict=True):
+            yield from _masked(value, seen)
+    elif isinstance(real, str) and real != shown:
+        yield real
+
+
+def _under_secret_keys(value: Any, secret: bool = False) -> Any:
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield from _under_secret_keys(inner, secret or looks_secret_key(str(key)))
+    elif isinstance(value, list):
+        for inner in value:
+            yield from _under_secret_keys(inner, secret)
+    elif secret and isinstance(value, str) and value:
+        yield value

@@ -6,6 +6,7 @@ SaveError (the save could not be carried out as written), after the event that s
 
 from __future__ import annotations
 
+import contextlib
 import time
 import traceback
 from typing import Any
@@ -17,18 +18,23 @@ from noetl.actions.save.request import SaveRequest
 from noetl.dsl.models import SaveSpec
 from noetl.engine.events import EventType as T
 from noetl.engine.policy import delay_for
-from noetl.errors import CredentialError, SaveError, SaveFailed, TemplateError
+from noetl.errors import CredentialError, NoetlError, SaveError, SaveFailed, TemplateError
 
 
-def _describe(spec: SaveSpec) -> dict[str, Any]:
-    """The save config worth showing in events: never credential values, only the credential's name."""
+def _describe(spec: SaveSpec, ctx: ActionContext, this: Any) -> dict[str, Any]:
+    """The save config worth showing in events: never credential values, only the credential's name.
+
+    Table and credential name are shown rendered (a template in an event would be text the engine
+    never used); one that does not render is left out here and explained by save_error.
+    """
     shown: dict[str, Any] = {"storage": spec.storage, "mode": spec.mode}
-    if spec.table:
-        shown["table"] = spec.table
+    for key, value in (("table", spec.table), ("auth", spec.auth if isinstance(spec.auth, str) else None)):
+        if not value:
+            continue
+        with contextlib.suppress(NoetlError):
+            shown[key] = ctx.render(value, {"this": this, "result": this})
     if spec.key:
         shown["key"] = list(spec.key)
-    if isinstance(spec.auth, str):
-        shown["auth"] = spec.auth
     return shown
 
 
@@ -51,7 +57,7 @@ def execute_save(
         "current_index": index,
         "parent_event_id": parent_event_id,
     }
-    started = sink.new(T.SAVE_STARTED, context=_describe(spec), **base)
+    started = sink.new(T.SAVE_STARTED, context=_describe(spec, ctx, this), **base)
     base["parent_event_id"] = started.event_id
     t0 = time.monotonic()
     try:
