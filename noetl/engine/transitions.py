@@ -12,7 +12,18 @@ from noetl.dsl.render import render, truthy
 def choose(step: Step, scope: Mapping[str, Any]) -> list[dict[str, Any]]:
     """`scope` must bind `result` to this step's result. Returns [{step, data}] in declaration order."""
     where = f"step '{step.name}' next"
-    taken = [t for t in step.next if t.kind == "when" and truthy(render(t.when, scope, where=where))]
+    taken = [
+        t
+        for t in step.next
+        if t.kind == "when" and truthy(render(t.when, scope, where=f"{where} to '{t.step}' when"))
+    ]
     if not taken:
         taken = [t for t in step.next if t.kind in ("always", "else")]
-    return [{"step": t.step, "data": render(t.data, scope, where=where)} for t in taken]
+    return [{"step": t.step, "data": _payload(t.data, scope, f"{where} to '{t.step}' data")} for t in taken]
+
+
+def _payload(data: Any, scope: Mapping[str, Any], where: str) -> Any:
+    """The edge payload, each key rendered on its own so that an error names the key."""
+    if not isinstance(data, dict):
+        return render(data, scope, where=where)
+    return {key: render(value, scope, where=f"{where}.{key}") for key, value in data.items()}
