@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from noetl.dsl.keys import RESERVED_NAMES
-from noetl.dsl.render import StepView
+from noetl.dsl.models import Task
+from noetl.dsl.render import StepView, render
 from noetl.engine.state import ExecutionState
 from noetl.runtime.template_env import job_view, template_env
 
@@ -52,6 +53,19 @@ def payload_names(edge_data: list[Any]) -> dict[str, Any]:
         if isinstance(payload, dict):
             merged.update(payload)
     return merged
+
+
+_QUERY_METHODS = frozenset({"GET", "DELETE", "HEAD"})
+
+
+def explicit_part(task: Task, rendered: Any, scope: Mapping[str, Any]) -> str | None:
+    """For an http task written with `data: {query, body}`: the part a payload goes into."""
+    if task.type != "http" or not isinstance(rendered, dict) or not rendered:
+        return None
+    if not set(rendered) <= {"query", "body"}:
+        return None
+    method = str(render(task.config.get("method") or "GET", scope)).upper()
+    return "query" if method in _QUERY_METHODS else "body"
 
 
 def merge_inputs(rendered: Any, edge_data: list[Any], into: str | None = None) -> Any:

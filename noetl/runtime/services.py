@@ -14,7 +14,7 @@ from noetl.dsl.models import CircuitBreakerSpec, Playbook, SaveSpec, Task
 from noetl.dsl.render import render
 from noetl.runtime.assertions import check_expects, check_returns
 from noetl.runtime.credentials import CredentialResolver
-from noetl.runtime.scope import merge_inputs, with_inputs
+from noetl.runtime.scope import explicit_part, merge_inputs, with_inputs
 from noetl.runtime.sink import EventSink
 
 if TYPE_CHECKING:
@@ -62,12 +62,12 @@ class RunServices:
         """Run a nested task (a workbook entry, an iterator's body) in `scope`; its save is the caller's."""
         where = f"step '{ctx.step}'" if ctx.index is None else f"step '{ctx.step}' item {ctx.index}"
         rendered = render(task.data, scope, where=where)
-        # An http entry written with `data: {query, body}` gets the caller's inputs inside the right
-        # part, as a step gets its edge payload; the explicit form is never flattened.
-        from noetl.runtime.step_runner import _explicit_part  # here: step_runner imports this module
-
-        into = _explicit_part(task, rendered, scope) if isinstance(inputs, dict) and inputs else None
-        merged = merge_inputs(rendered, [inputs], into)
+        if inputs:
+            # An http entry written with `data: {query, body}` gets the caller's inputs inside the right
+            # part, as a step gets its edge payload; the explicit form is never flattened.
+            merged = merge_inputs(rendered, [inputs], explicit_part(task, rendered, scope))
+        else:
+            merged = rendered  # an iterator's task: no caller inputs (the per-item path, kept short)
         check_expects(task.assertions, merged, where)
         own = with_inputs(scope, merged)  # as in a step: the task's inputs are names in its templates
         config = render_config(task.config, own, where)

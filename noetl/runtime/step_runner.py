@@ -12,19 +12,18 @@ from typing import Any
 from noetl.actions.base import ActionContext
 from noetl.actions.iteration.item import preview
 from noetl.actions.retrying import not_retryable
-from noetl.dsl.models import Playbook, Step, Task
+from noetl.dsl.models import Playbook, Step
 from noetl.dsl.render import StepView, render
 from noetl.engine import policy, transitions
 from noetl.engine.events import EventType as T
 from noetl.engine.planner import RunStep
 from noetl.errors import NoetlError
 from noetl.runtime.assertions import check_expects, check_returns
-from noetl.runtime.scope import merge_inputs, payload_names, with_inputs
+from noetl.runtime.scope import explicit_part, merge_inputs, payload_names, with_inputs
 from noetl.runtime.services import render_config
 
 # Inputs whose values are connection passwords (a postgres step without `auth` reads db_* inputs).
 _PASSWORD_INPUTS = ("db_password", "password")
-_QUERY_METHODS = frozenset({"GET", "DELETE", "HEAD"})
 _NOT_SHOWN = frozenset({"code", "task", "where", "order_by"})
 
 Prepared = tuple[Any, dict[str, Any], Any]  # (inputs, config, the step's scope with its inputs)
@@ -120,7 +119,7 @@ class StepRunner:
     def _inputs(self, step: Step, snap: StepSnapshot, where: str) -> tuple[Any, Any]:
         received = with_inputs(snap.scope, payload_names(snap.edge_data))
         rendered = render(step.task.data, received, where=where)
-        inputs = merge_inputs(rendered, snap.edge_data, _explicit_part(step.task, rendered, snap.scope))
+        inputs = merge_inputs(rendered, snap.edge_data, explicit_part(step.task, rendered, snap.scope))
         # `received`, not snap.scope: the payload's keys stay names when they went into `query`/`body`.
         return inputs, with_inputs(received, inputs)
 
@@ -277,16 +276,6 @@ class StepRunner:
             meta={**meta, "reason": decision.reason},
             **base,
         )
-
-
-def _explicit_part(task: Task, rendered: Any, scope: Any) -> str | None:
-    """For an http step written with `data: {query, body}`: the part an edge payload goes into."""
-    if task.type != "http" or not isinstance(rendered, dict) or not rendered:
-        return None
-    if not set(rendered) <= {"query", "body"}:
-        return None
-    method = str(render(task.config.get("method") or "GET", scope)).upper()
-    return "query" if method in _QUERY_METHODS else "body"
 
 
 def _shown(prepared: Prepared) -> dict[str, Any]:
