@@ -74,7 +74,7 @@ def check_graph(steps: list[Step], workbook: dict[str, Task], n: Normalizer, lin
                     f"input {shadow!r} has the name of a step: in this step's templates {shadow!r} is the "
                     f"input, not step {shadow!r}'s result; rename the input to say which",
                     n.source,
-                    step.line,
+                    line_of(step.task.data, shadow) or step.line,
                     step.name,
                 )
             )

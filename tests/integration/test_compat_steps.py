@@ -361,7 +361,8 @@ def test_an_input_named_like_a_step_is_warned_about() -> None:
     done = cli("validate", str(path))
     assert done.returncode == 0, done.stderr
     assert warnings_of(done.stderr) == [
-        f"warning: {path}:{line_of(path, '  - step: lookup')}: step 'lookup': input 'owner' has the name of "
+        f"warning: {path}:{line_of(path, '    data: {owner: the-owner-input}')}: step 'lookup': input 'owner' "
+        "has the name of "
         "a step: in this step's templates 'owner' is the input, not step 'owner''s result; rename the input "
         "to say which"
     ]
