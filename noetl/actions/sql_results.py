@@ -9,6 +9,8 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from noetl.engine.values import exact_number
+
 
 def statement_result(columns: Sequence[str], rows: Iterable[Sequence[Any]], row_count: int) -> dict[str, Any]:
     """{status, rows: [{column: value}], row_count, columns}: what `command_N` holds in a step's result."""
@@ -28,7 +30,7 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if isinstance(value, Decimal):
-        return _decimal(value)
+        return exact_number(value)
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, dt.timedelta):
@@ -42,14 +44,3 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, UUID):
         return str(value)
     return str(value)  # intervals, ranges, network addresses...: their text form is what a user expects
-
-
-def _decimal(value: Decimal) -> int | float | str:
-    """A float when it carries the value exactly; otherwise the text, so that no digit is lost."""
-    if not value.is_finite():
-        return str(value)
-    exponent = value.as_tuple().exponent
-    if isinstance(exponent, int) and exponent >= 0 and abs(value) < 2**53:  # sum(int) is numeric: keep whole
-        return int(value)
-    as_float = float(value)
-    return as_float if Decimal(repr(as_float)) == value else str(value)

@@ -17,6 +17,7 @@ from noetl.dsl.render import StepView, render
 from noetl.engine import policy, transitions
 from noetl.engine.events import EventType as T
 from noetl.engine.planner import RunStep
+from noetl.engine.values import recorded
 from noetl.errors import NoetlError
 from noetl.runtime.assertions import check_expects, check_returns
 from noetl.runtime.scope import explicit_part, merge_inputs, payload_names, with_inputs
@@ -86,7 +87,11 @@ class StepRunner:
             )
             # In its own `next` (and `result`), a step's name is its result, like `result` (NoETL 0.x).
             scope = {**prepared[2], "result": result, step.name: StepView(result)}
-            final = render(step.result, scope, where=f"step '{step.name}' result") if step.result else result
+            final = (
+                recorded(render(step.result, scope, where=f"step '{step.name}' result"))
+                if step.result
+                else result
+            )
             chosen = transitions.choose(step, scope)
             sink.new(
                 T.STEP_COMPLETED,
@@ -150,7 +155,8 @@ class StepRunner:
             parent_event_id=action_event_id,
             node_id=step.name,
         )
-        result = self.actions.get(step.task.type)(ctx)
+        # Recorded as JSON values now, by one set of rules, so that every later reader sees this value.
+        result = recorded(self.actions.get(step.task.type)(ctx), f"step '{step.name}' result")
         check_returns(step.assertions, result, f"step '{step.name}'")
         if step.task.result_save is not None:
             self.services.run_save(step.task.result_save, ctx, result, parent_event_id=action_event_id)

@@ -15,6 +15,7 @@ from noetl.actions.retrying import Attempts, call_with_retry
 from noetl.dsl.models import IteratorSpec
 from noetl.dsl.render import StepView, unwrap
 from noetl.engine.events import EventType as T
+from noetl.engine.values import recorded
 from noetl.errors import NoetlError, SaveError, SaveFailed
 
 _ITEM_PREVIEW_CHARS = 2000
@@ -85,8 +86,13 @@ class ItemRunner:
         stage = "task"
         attempts = Attempts()
         try:
-            result = call_with_retry(
-                self.spec.task.retry, lambda: ctx.services.run_action(self.spec.task, scope, nested), attempts
+            result = recorded(
+                call_with_retry(
+                    self.spec.task.retry,
+                    lambda: ctx.services.run_action(self.spec.task, scope, nested),
+                    attempts,
+                ),
+                f"item {item.index} result",
             )
             rows = 0
             save = self.spec.task.result_save

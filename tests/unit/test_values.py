@@ -1,0 +1,84 @@
+"""The rules by which a step's result is recorded (noetl/engine/values.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from noetl.engine.values import UnstorableResult, recorded
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (7, 7),
+        ("x", "x"),
+        (None, None),
+        ({"a": (1, 2)}, {"a": [1, 2]}),
+        ({3, 1, 2}, [1, 2, 3]),
+        (frozenset({"b", "a"}), ["a", "b"]),
+        ({1, "a"}, ["a", 1]),  # members that cannot be compared: in the order of their repr ("'a'" < "1")
+        (dt.datetime(2026, 12, 1, 8, 30, tzinfo=dt.UTC), "2026-12-01T08:30:00+00:00"),
+        (dt.date(2026, 12, 1), "2026-12-01"),
+        (dt.timedelta(minutes=2), 120.0),
+        (Decimal("12"), 12),
+        (Decimal("1.5"), 1.5),
+        (Decimal("0.1000000000000000000001"), "0.1000000000000000000001"),
+        (float("nan"), "nan"),
+        (b"\x00\xff", "00ff"),
+        ({1: "a", None: "b", 2.5: "c"}, {"1": "a", "null": "b", "2.5": "c"}),
+        ({True: "yes"}, {"true": "yes"}),
+        (uuid.UUID(int=1), "00000000-0000-0000-0000-000000000001"),
+        (Path("/tmp/x"), "/tmp/x"),
+    ],
+)
+def test_values_are_recorded_as_json(value: Any, expected: Any) -> None:
+    got = recorded(value)
+    assert got == expected
+    assert json.loads(json.dumps(got)) == expected  # and JSON holds it exactly
+
+
+class Thing:
+    pass
+
+
+def cyclic() -> dict[str, Any]:
+    d: dict[str, Any] = {"a": 1}
+    d["self"] = d
+    return d
+
+
+def deep(levels: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({(1, 2): "pair"}, "has a key (1, 2) of type tuple"),
+        (cyclic(), "contains itself"),
+        (10**5000, "digits"),
+        ({"x": [Thing()]}, "the result['x'][0] is a tests.unit.test_values.Thing"),
+        (deep(500), "nested more than 200 levels"),
+    ],
+    ids=["tuple-key", "cycle", "huge-int", "object", "deep"],
+)
+def test_what_cannot_be_recorded_is_refused_naming_where(value: Any, message: str) -> None:
+    with pytest.raises(UnstorableResult) as raised:
+        recorded(value)
+    assert message in str(raised.value)
+    assert raised.value.non_retryable
+
+
+def test_a_value_seen_twice_is_not_a_cycle() -> None:
+    shared = [1, 2]
+    assert recorded({"a": shared, "b": shared}) == {"a": [1, 2], "b": [1, 2]}
