@@ -18,6 +18,5 @@ def run(ctx: ActionContext) -> Any:
         spec: Any = name if provider in (None, "credential", "noetl") else {"source": provider, "name": name}
         data = ctx.services.credentials.resolve(spec, f"step '{ctx.step}'").data
     ctx.services.sink.redactor.add(data)  # type: ignore[attr-defined]
-    value = data["value"] if set(data) == {"value"} else data
-    ctx.services.secret_results[ctx.step] = value  # type: ignore[attr-defined]
-    return value
+    # Masked in every event; the step runner seals the real value beside the log for the steps after it.
+    return data["value"] if set(data) == {"value"} else data

@@ -22,6 +22,7 @@ class StepState:
     started_at: str = ""
     retry_at: float | None = None
     error: str | None = None
+    sealed: bool = False  # its real result is sealed beside the log (the logged one is masked)
 
 
 @dataclass
@@ -30,7 +31,7 @@ class ExecutionState:
     parent_execution_id: str | None = None
     playbook_path: str = ""
     workload: dict[str, Any] = field(default_factory=dict)
-    sealed_workload: str | None = None  # the real workload, sealed, when the shown one has masked values
+    workload_sealed: bool = False  # the real workload is sealed beside the log (the shown one is masked)
     status: str = PENDING
     steps: dict[str, StepState] = field(default_factory=dict)
     triggers: dict[str, list[Any]] = field(default_factory=dict)  # step -> edge payloads waiting for it
@@ -74,7 +75,7 @@ def _execution_start(state: ExecutionState, e: Event) -> None:
     state.execution_id = e.execution_id
     state.parent_execution_id = e.parent_execution_id
     state.workload = dict(context.get("workload") or {})
-    state.sealed_workload = context.get("sealed_workload")
+    state.workload_sealed = bool(context.get("workload_sealed"))
     state.playbook_path = str(context.get("path", ""))
     state.status = RUNNING
     state.started_at = e.created_at
@@ -102,6 +103,7 @@ def _action_retry(state: ExecutionState, e: Event) -> None:
 def _step_completed(state: ExecutionState, e: Event) -> None:
     s = state.step(e.node_name or "")
     s.status, s.result = COMPLETED, e.result
+    s.sealed = bool(e.meta.get("sealed"))
     state.completed_order.append(s.name)
     for taken in e.meta.get("next", []):
         state.triggers.setdefault(taken["step"], []).append(taken.get("data"))

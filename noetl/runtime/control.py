@@ -48,7 +48,10 @@ def start_execution(
     redactor = Redactor()
     protect(redactor, workload)
     context = start_context(
-        workload, redactor, store.seal, {"path": path, "version": version, "source": playbook.source}
+        workload,
+        redactor,
+        lambda name, value: store.seal(execution_id, name, value),
+        {"path": path, "version": version, "source": playbook.source},
     )
     start = Event(
         execution_id=execution_id,

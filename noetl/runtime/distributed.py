@@ -180,7 +180,7 @@ def run_step_job(
         (e for e in reversed(_this_run(events, job.step, job.run)) if e.event_type == T.STEP_STARTED), None
     )
     snap = StepSnapshot(
-        build_scope(state, workload=real_workload(state, worker.store)),
+        build_scope(state, real_workload(state, worker.store), services.unseal),
         edge_data,
         started.created_at if started else "",
         started.event_id if started else None,
@@ -207,7 +207,7 @@ def run_chunk_job(
         task=step.task,
         config={},
         inputs=None,
-        scope=build_scope(state, workload=real_workload(state, worker.store)),
+        scope=build_scope(state, real_workload(state, worker.store), services.unseal),
         services=services,
         attempt=int(payload["attempt"]),
         parent_event_id=payload["action_event_id"],

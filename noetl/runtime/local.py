@@ -87,7 +87,10 @@ class LocalRunner:
             node_id=playbook.path,
             node_type="playbook",
             context=start_context(
-                workload, redactor, self.store.seal, {"path": playbook.path, "source": playbook.source}
+                workload,
+                redactor,
+                run.services.seal,
+                {"path": playbook.path, "source": playbook.source},
             ),
         )
         return run.drive()
@@ -286,7 +289,7 @@ class _Execution:
                 list(self.state.triggers.get(cmd.step, [])) if cmd.attempt == 1 else list(step.edge_data)
             )
             started_at, event_id = self.step_events.get(cmd.step, ("", None))
-            scope = build_scope(self.state, self.services.secret_results, self.workload)
+            scope = build_scope(self.state, self.workload, self.services.unseal)
             return StepSnapshot(scope, edge_data, started_at, event_id)
 
     def _run_step(self, cmd: RunStep, snap: StepSnapshot) -> None:

@@ -29,6 +29,11 @@ class Redactor:
             with self._lock:
                 self._secrets.add(value)
 
+    @property
+    def active(self) -> bool:
+        """Whether anything is masked at all (most executions hold no secret)."""
+        return bool(self._secrets)
+
     def add_all(self, values: list[str]) -> None:
         for value in values:
             self.add(value)

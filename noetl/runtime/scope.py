@@ -3,7 +3,7 @@ inside a step, its own inputs."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from noetl.dsl.keys import RESERVED_NAMES
@@ -13,13 +13,26 @@ from noetl.engine.state import ExecutionState
 from noetl.runtime.template_env import job_view, template_env
 
 
+def sealed_result_name(step: str, run: int) -> str:
+    """The name a step's real result is sealed under (one per run of a step in a cycle)."""
+    return f"step:{step}:{run}"
+
+
 def build_scope(
-    state: ExecutionState, overlay: dict[str, Any] | None = None, workload: dict[str, Any] | None = None
+    state: ExecutionState,
+    workload: dict[str, Any] | None = None,
+    unseal: Callable[[str], Any] | None = None,
 ) -> dict[str, Any]:
-    """`workload`: the real workload when the logged one has masked values (see runtime/workload.py)."""
-    scope: dict[str, Any] = {name: StepView(value) for name, value in state.results().items()}
-    if overlay:
-        scope.update({name: StepView(value) for name, value in overlay.items()})
+    """`workload`: the real workload when the logged one has masked values (see runtime/workload.py).
+    `unseal`: reads a step's real result when the log holds it masked (a secret), so that a later step,
+    a resumed run and a worker all use the value the step returned."""
+    scope: dict[str, Any] = {}
+    for name, value in state.results().items():
+        step = state.steps[name]
+        if step.sealed and unseal is not None:
+            real = unseal(sealed_result_name(name, step.runs))
+            value = value if real is None else real
+        scope[name] = StepView(value)
     shown = state.workload if workload is None else workload
     scope.update(
         {

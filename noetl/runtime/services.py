@@ -51,8 +51,6 @@ class RunServices:
         self.storages = storages
         self.breakers = breakers
         self.resumed_items = resumed_items or {}
-        # Results of `secrets` steps: masked in events, so templates read them from here instead.
-        self.secret_results: dict[str, Any] = {}
         self.workdir = Path(playbook.source).parent if playbook.source != "<playbook>" else Path.cwd()
 
     def run_playbook(self, path: str, data: Any, return_step: str | None, ctx: ActionContext) -> Any:
@@ -99,6 +97,15 @@ class RunServices:
 
     def breaker(self, target: str, spec: CircuitBreakerSpec) -> CircuitBreaker:
         return self.breakers.get(target, spec)
+
+    def seal(self, name: str, value: Any) -> None:
+        """Keep a value that events show masked, for the steps that need it (see runtime/scope.py)."""
+        store: Any = self.sink.store
+        store.seal(self.sink.execution_id, name, value)
+
+    def unseal(self, name: str) -> Any:
+        store: Any = self.sink.store
+        return store.unseal(self.sink.execution_id, name)
 
     def completed_items(self, step: str) -> dict[int, Any]:
         return self.resumed_items.get(step, {})

@@ -20,7 +20,13 @@ from noetl.engine.planner import RunStep
 from noetl.engine.values import recorded
 from noetl.errors import NoetlError
 from noetl.runtime.assertions import check_expects, check_returns
-from noetl.runtime.scope import explicit_part, merge_inputs, payload_names, with_inputs
+from noetl.runtime.scope import (
+    explicit_part,
+    merge_inputs,
+    payload_names,
+    sealed_result_name,
+    with_inputs,
+)
 from noetl.runtime.services import render_config
 
 # Inputs whose values are connection passwords (a postgres step without `auth` reads db_* inputs).
@@ -93,13 +99,16 @@ class StepRunner:
                 else result
             )
             chosen = transitions.choose(step, scope)
+            meta: dict[str, Any] = {"next": chosen}
+            if self._seal_if_masked(step.name, cmd.run, final):
+                meta["sealed"] = True
             sink.new(
                 T.STEP_COMPLETED,
                 attempt=cmd.attempt,
                 duration=seconds_since(started_at),
                 result=final,
                 parent_event_id=step_event_id,
-                meta={"next": chosen},
+                meta=meta,
                 **base,
             )
         except Exception as exc:
@@ -127,6 +136,15 @@ class StepRunner:
         inputs = merge_inputs(rendered, snap.edge_data, explicit_part(step.task, rendered, snap.scope))
         # `received`, not snap.scope: the payload's keys stay names when they went into `query`/`body`.
         return inputs, with_inputs(received, inputs)
+
+    def _seal_if_masked(self, step: str, run: int, result: Any) -> bool:
+        """A result the log will show masked (it holds a secret) is sealed beside the log, before the
+        event that records it, so that the steps after it use the real value in both modes."""
+        redactor = self.services.sink.redactor
+        if not redactor.active or redactor.value(result) == result:
+            return False
+        self.services.seal(sealed_result_name(step, run), result)
+        return True
 
     def _mask_passwords(self, inputs: Any) -> None:
         if isinstance(inputs, dict):

@@ -5,9 +5,10 @@ server for `noetl execute`); steps and workers see the rendered values and never
 Only templates written in the playbook are rendered: a payload value is data, even if it holds `{{`.
 
 The rendered workload is recorded in `execution_start`. When it holds a value that the redactor masks (a
-secret environment variable rendered into it), the event shows the masked form and also carries the real
-form sealed with the store's key (the key that encrypts credentials at rest), so that every process that
-reads the log, locally or on a worker, runs with the same values.
+secret environment variable rendered into it, a value under a key such as `pg_password`), the event shows
+the masked form, and the real form is sealed in the store beside the log (encrypted with the key that
+encrypts credentials at rest), so that every process that reads the log, locally or on a worker, runs
+with the same values. The event only says `workload_sealed: true`.
 """
 
 from __future__ import annotations
@@ -56,13 +57,20 @@ def start_workload(
     return combine(rendered, payload)
 
 
+WORKLOAD = "workload"  # the sealed value's name
+
+
 def start_context(
     workload: dict[str, Any], redactor: Redactor, seal: Any, base: dict[str, Any]
 ) -> dict[str, Any]:
-    """execution_start's context: the workload as shown, plus its sealed real form if masking changed it."""
+    """execution_start's context: the workload as shown; its real form is sealed if masking changed it.
+
+    `seal(name, value)` keeps the value beside the log; it is called before the event is written.
+    """
     context = {**base, "workload": workload}
     if redactor.value(workload) != workload:
-        context["sealed_workload"] = seal(workload)
+        seal(WORKLOAD, workload)
+        context["workload_sealed"] = True
     return context
 
 
@@ -80,8 +88,10 @@ def _has_template(value: Any) -> bool:
 
 def real_workload(state: ExecutionState, store: Any) -> dict[str, Any]:
     """The workload steps run with: the sealed real form when the logged one is masked."""
-    if state.sealed_workload:
-        return dict(store.unseal(state.sealed_workload))
+    if state.workload_sealed:
+        sealed = store.unseal(state.execution_id, WORKLOAD)
+        if sealed is not None:
+            return dict(sealed)
     return state.workload
 
 

@@ -162,12 +162,17 @@ class PostgresStore:
         with self._conn(f"storing credential {name!r}") as conn:
             conn.execute(Q["put_credential"], {"name": name, "type": type_, "data": token})
 
-    def seal(self, data: dict[str, Any]) -> str:
-        """`data` encrypted with the credentials' key: for values that must travel through the log."""
-        return crypto.encrypt(self._crypto(), data).decode()
+    def seal(self, execution_id: str, name: str, value: Any) -> None:
+        """Keep `value` for this execution, encrypted with the credentials' key, beside the log."""
+        token = crypto.encrypt(self._crypto(), {"value": value})
+        with self._conn(f"sealing {name!r}") as conn:
+            conn.execute(Q["put_sealed"], {"execution_id": execution_id, "name": name, "data": token})
 
-    def unseal(self, token: str) -> dict[str, Any]:
-        return crypto.decrypt(self._crypto(), token.encode(), "sealed workload")
+    def unseal(self, execution_id: str, name: str) -> Any:
+        """The value sealed under `name`, or None."""
+        with self._conn(f"unsealing {name!r}") as conn:
+            row = conn.execute(Q["get_sealed"], {"execution_id": execution_id, "name": name}).fetchone()
+        return None if row is None else crypto.decrypt(self._crypto(), bytes(row[0]), name)["value"]
 
     def get_credential(self, name: str) -> CredentialRecord | None:
         cipher = self._crypto()

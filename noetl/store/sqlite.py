@@ -161,12 +161,23 @@ class SQLiteStore:
                 (name, type_, token, _now()),
             )
 
-    def seal(self, data: dict[str, Any]) -> str:
-        """`data` encrypted with the credentials' key: for values that must travel through the log."""
-        return crypto.encrypt(self._crypto(), data).decode()
+    def seal(self, execution_id: str, name: str, value: Any) -> None:
+        """Keep `value` for this execution, encrypted with the credentials' key, beside the log."""
+        token = crypto.encrypt(self._crypto(), {"value": value})
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO sealed_values (execution_id, name, data) VALUES (?, ?, ?) "
+                "ON CONFLICT (execution_id, name) DO UPDATE SET data = excluded.data",
+                (execution_id, name, token),
+            )
 
-    def unseal(self, token: str) -> dict[str, Any]:
-        return crypto.decrypt(self._crypto(), token.encode(), "sealed workload")
+    def unseal(self, execution_id: str, name: str) -> Any:
+        """The value sealed under `name`, or None."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT data FROM sealed_values WHERE execution_id = ? AND name = ?", (execution_id, name)
+            ).fetchone()
+        return None if row is None else crypto.decrypt(self._crypto(), bytes(row[0]), name)["value"]
 
     def get_credential(self, name: str) -> CredentialRecord | None:
         with self._lock:

@@ -273,6 +273,23 @@ def test_credentials_are_encrypted_at_rest(backend: Backend, store: Store) -> No
     assert b"db_password" not in raw
 
 
+def test_sealed_values_round_trip_per_execution_encrypted_beside_the_log(
+    backend: Backend, store: Store
+) -> None:
+    first, second = new_id(), new_id()
+    assert store.unseal(first, "workload") is None
+    store.seal(first, "workload", {"pg_password": "sealed-secret-5150", "n": [1, 2]})
+    store.seal(second, "workload", {"other": True})
+    store.seal(first, "step:fetch:1", "token-value")
+    assert store.unseal(first, "workload") == {"pg_password": "sealed-secret-5150", "n": [1, 2]}
+    assert store.unseal(second, "workload") == {"other": True}
+    assert store.unseal(first, "step:fetch:1") == "token-value"
+    store.seal(first, "step:fetch:1", "replaced")
+    assert store.unseal(first, "step:fetch:1") == "replaced"
+    assert store.unseal(first, "step:fetch:2") is None
+    assert all("sealed-secret-5150" not in repr(e) for e in store.read(first))
+
+
 # ---- catalog ---------------------------------------------------------------------------------------
 
 

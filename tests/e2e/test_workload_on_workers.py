@@ -85,7 +85,7 @@ def test_workload_rendered_once_by_the_server_and_sealed_for_the_worker(
     start = events[0]
     assert start["context"]["workload"]["password"] == "***"
     assert start["context"]["workload"]["label"] == f"eu-{execution_id}"
-    assert "sealed_workload" in start["context"]
+    assert start["context"]["workload_sealed"] is True  # the real workload is beside the log, not in it
     assert SECRET not in json.dumps(events)
     assert refused.status_code == 400, refused.text
     message = refused.json()["error"]

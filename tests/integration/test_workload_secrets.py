@@ -57,7 +57,9 @@ def test_workload_secrets_are_masked_in_events_and_real_in_steps(
         assert secret not in log
     shown = events[0].context["workload"]
     assert shown["api_token"] == "***" and shown["db"]["db_password"] == "***" and shown["city"] == "Lisbon"
-    assert events[0].context["sealed_workload"]
+    assert events[0].context["workload_sealed"] is True
+    assert store.unseal(outcome.execution_id, "workload")["api_token"] == "literal-token-value-123"
+    assert "literal-token-value-123" not in json.dumps(events[0].context)
 
 
 def test_a_workload_without_secrets_is_not_sealed(store: Any) -> None:
@@ -76,4 +78,5 @@ def test_a_workload_without_secrets_is_not_sealed(store: Any) -> None:
         """,
     )
     assert outcome.result == {"label": "Lisbon-x"}
-    assert "sealed_workload" not in events[0].context
+    assert "workload_sealed" not in events[0].context
+    assert store.unseal(outcome.execution_id, "workload") is None

@@ -48,3 +48,12 @@ CREATE TABLE IF NOT EXISTS catalog (
     created_at TEXT    NOT NULL,
     PRIMARY KEY (path, version)
 );
+
+-- Values a step or a workload must use for real but that the log shows masked (secrets): encrypted with
+-- the credentials' key, beside the log, never in events.
+CREATE TABLE IF NOT EXISTS sealed_values (
+    execution_id TEXT NOT NULL,
+    name         TEXT NOT NULL,
+    data         BLOB NOT NULL,  -- Fernet token of {"value": ...}
+    PRIMARY KEY (execution_id, name)
+);

@@ -66,3 +66,10 @@ WHERE path = %(path)s AND version = %(version)s;
 -- name: list_playbooks
 SELECT DISTINCT ON (path) path, version, name, '', created_at FROM noetl_catalog
 ORDER BY path, version DESC;
+
+-- name: put_sealed
+INSERT INTO noetl_sealed_values (execution_id, name, data) VALUES (%(execution_id)s, %(name)s, %(data)s)
+ON CONFLICT (execution_id, name) DO UPDATE SET data = EXCLUDED.data;
+
+-- name: get_sealed
+SELECT data FROM noetl_sealed_values WHERE execution_id = %(execution_id)s AND name = %(name)s;
