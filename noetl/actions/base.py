@@ -58,8 +58,9 @@ class Services(Protocol):
 
     def breaker(self, target: str, spec: Any) -> Any: ...
 
-    def completed_items(self, step: str) -> dict[int, Any]:
-        """Items of `step` that a resumed execution already finished: index -> result."""
+    def completed_items(self, step: str, attempt: int = 1) -> dict[int, Any]:
+        """Items of this run of `step` already finished (by a resumed run, an earlier attempt, another
+        worker): index -> result. They are not run again."""
         ...
 
 

@@ -26,7 +26,8 @@ def run(ctx: ActionContext) -> Any:
     if spec is None:
         raise ActionError(f"step '{ctx.step}' is an iterator without a task", non_retryable=True)
     work = collection.resolve(spec, ctx.config.get("collection"), ctx.scope, ctx.step)
-    done_before = ctx.services.completed_items(ctx.step)  # resumed execution: finished items stay finished
+    # Items an earlier attempt, a resumed run or another worker finished stay finished.
+    done_before = ctx.services.completed_items(ctx.step, ctx.attempt)
     todo = [w for w in work if w.index not in done_before]
     base = {"node_name": ctx.step, "node_id": ctx.step, "node_type": "iterator", "attempt": ctx.attempt}
     started = ctx.sink.new(

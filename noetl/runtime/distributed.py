@@ -14,6 +14,7 @@ from noetl.actions.save.breaker import Breakers
 from noetl.dsl.models import IteratorSpec, Playbook
 from noetl.engine.events import Event
 from noetl.engine.events import EventType as T
+from noetl.engine.items import items_done, run_events
 from noetl.engine.planner import RunStep
 from noetl.engine.state import COMPLETED, FAILED, ExecutionState
 from noetl.runtime.credentials import CredentialResolver
@@ -36,13 +37,10 @@ class WorkerServices(RunServices):
         self.job = job
         self.distribute = self._distribute
 
-    def completed_items(self, step: str) -> dict[int, Any]:
-        """Items of this run of `step` that some attempt already finished: a redelivered job skips them."""
-        done: dict[int, Any] = {}
-        for e in _this_run(self.events, step, self.job.run):
-            if e.event_type == T.ITERATION_COMPLETED and e.current_index is not None:
-                done[e.current_index] = e.result
-        return done
+    def completed_items(self, step: str, attempt: int = 1) -> dict[int, Any]:
+        """Items of this run of `step` that some attempt already finished: a retry or a redelivered job
+        skips them (the rule is the engine's, shared with local runs)."""
+        return items_done(self.events, step, self.job.run)
 
     def _distribute(
         self,
@@ -88,20 +86,6 @@ class WorkerServices(RunServices):
             else:
                 time.sleep(0.05)
         _rebuild(self.worker.store.read(ctx.execution_id), runner, todo, tally, results)
-
-
-def _this_run(events: list[Event], step: str, run: int) -> list[Event]:
-    """The events of one run of a step (a step in a cycle runs more than once)."""
-    runs = 0
-    out: list[Event] = []
-    for e in events:
-        if e.node_name != step:
-            continue
-        if e.event_type == T.STEP_STARTED:
-            runs += 1
-        if runs == run:
-            out.append(e)
-    return out
 
 
 def _rebuild(
@@ -177,7 +161,7 @@ def run_step_job(
     first = job.attempt == 1 and step.runs < job.run
     edge_data = list(state.triggers.get(job.step, [])) if first else list(step.edge_data)
     started = next(
-        (e for e in reversed(_this_run(events, job.step, job.run)) if e.event_type == T.STEP_STARTED), None
+        (e for e in reversed(run_events(events, job.step, job.run)) if e.event_type == T.STEP_STARTED), None
     )
     snap = StepSnapshot(
         build_scope(state, real_workload(state, worker.store), services.unseal),
@@ -213,7 +197,7 @@ def run_chunk_job(
         parent_event_id=payload["action_event_id"],
         node_id=job.step,
     )
-    done = services.completed_items(job.step)
+    done = services.completed_items(job.step, int(payload["attempt"]))
     runner = ItemRunner(ctx, spec, int(payload["count"]), int(payload["iterator_event_id"]), Tally(0))
     for index, value in payload["items"]:
         if index in done:

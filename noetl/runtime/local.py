@@ -18,8 +18,9 @@ from noetl.dsl import load_playbook, parse_playbook
 from noetl.dsl.models import Playbook
 from noetl.engine.events import Event
 from noetl.engine.events import EventType as T
+from noetl.engine.items import items_done
 from noetl.engine.planner import Planner, RunStep
-from noetl.engine.state import ExecutionState, fold
+from noetl.engine.state import COMPLETED, FAILED, ExecutionState, fold
 from noetl.errors import ActionError, InputError, NoetlError
 from noetl.runtime.credentials import CredentialResolver
 from noetl.runtime.redact import Redactor
@@ -118,7 +119,7 @@ class LocalRunner:
             state.parent_execution_id,
             redactor,
             state.last_event_id,
-            resumed_items=_completed_items(events),
+            resumed_items=_completed_items(events, state),
         )
         run.workload = workload
         run.adopt(state)
@@ -180,13 +181,11 @@ class LocalRunner:
         )
 
 
-def _completed_items(events: list[Event]) -> dict[str, dict[int, Any]]:
-    """Items that finished before the interruption, by step: they are not run again on resume."""
-    done: dict[str, dict[int, Any]] = {}
-    for e in events:
-        if e.event_type == T.ITERATION_COMPLETED and e.node_name and e.current_index is not None:
-            done.setdefault(e.node_name, {})[e.current_index] = e.result
-    return done
+def _completed_items(events: list[Event], state: ExecutionState) -> dict[str, dict[int, Any]]:
+    """Items that finished in the run each interrupted step was in: they are not run again on resume
+    (the step starts a new run when it is adopted, so that run's items are taken now)."""
+    running = [name for name, s in state.steps.items() if s.status not in (COMPLETED, FAILED)]
+    return {name: items_done(events, name, state.steps[name].runs) for name in running}
 
 
 class _Execution:

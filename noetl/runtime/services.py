@@ -12,6 +12,7 @@ from noetl.actions.save.breaker import Breakers, CircuitBreaker
 from noetl.actions.save.executor import execute_save
 from noetl.dsl.models import CircuitBreakerSpec, Playbook, SaveSpec, Task
 from noetl.dsl.render import render
+from noetl.engine.items import items_done
 from noetl.runtime.assertions import check_expects, check_returns
 from noetl.runtime.credentials import CredentialResolver
 from noetl.runtime.scope import explicit_part, merge_inputs, with_inputs
@@ -107,5 +108,11 @@ class RunServices:
         store: Any = self.sink.store
         return store.unseal(self.sink.execution_id, name)
 
-    def completed_items(self, step: str) -> dict[int, Any]:
-        return self.resumed_items.get(step, {})
+    def completed_items(self, step: str, attempt: int = 1) -> dict[int, Any]:
+        """Items of this run of `step` already done: those of the run a resume continues, or, on a later
+        attempt, those an earlier attempt completed (read from the log, by the engine's rule)."""
+        done = dict(self.resumed_items.get(step, {}))
+        if attempt > 1:  # a first attempt has nothing of its own done yet: the log is not read
+            store: Any = self.sink.store
+            done.update(items_done(store.read(self.sink.execution_id), step))
+        return done
