@@ -38,6 +38,8 @@ def parse_payload(payload: str | None, input_file: Path | None) -> dict[str, Any
             continue
         try:
             value = json.loads(text)
+        except RecursionError:
+            raise InputError(f"{label} is nested too deeply to read; flatten the JSON") from None
         except json.JSONDecodeError as exc:
             raise InputError(
                 f"{label} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
@@ -56,6 +58,11 @@ def _read(path: Path | None) -> str | None:
         return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(f"--input {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"--input {path} is not UTF-8 text (byte {exc.object[exc.start]:#x} at offset {exc.start}); "
+            "save it as UTF-8 JSON"
+        ) from None
 
 
 def open_local_store(db: str | None) -> Any:

@@ -75,7 +75,26 @@ def _shape(main: Any) -> tuple[str, tuple[str, ...], frozenset[str]]:
 
 
 def call_main(main: Any, inputs: Any, step: str) -> Any:
-    """main(), main(input_data), main(**inputs) and named parameters are all accepted."""
+    """main(), main(input_data), main(**inputs) and named parameters are all accepted.
+
+    `sys.exit()`, `raise SystemExit`, a `KeyboardInterrupt` or any other BaseException raised by the
+    code fails the step with its message: user code never ends the engine's process or thread.
+    """
+    try:
+        return _call(main, inputs, step)
+    except Exception:
+        raise
+    except BaseException as exc:
+        what = f"{type(exc).__name__}({exc})" if str(exc) else type(exc).__name__
+        raise ActionError(
+            f"step '{step}': the code raised {what}, which would stop the engine; it fails this step "
+            "instead (return a value, or raise an Exception, to end main)",
+            non_retryable=True,
+            error_type=type(exc).__name__,
+        ) from None
+
+
+def _call(main: Any, inputs: Any, step: str) -> Any:
     data = inputs if isinstance(inputs, dict) else ({} if inputs is None else {"input": inputs})
     kind, names, required = _shape(main)
     if kind == "none":

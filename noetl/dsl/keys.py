@@ -23,6 +23,7 @@ STEP_COMMON_KEYS: Final = frozenset(
         "assert",
         "loop",
         "pass",
+        "max_runs",
     }
     | set(DATA_ALIASES)
 )

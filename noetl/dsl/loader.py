@@ -11,7 +11,14 @@ from noetl.dsl import checks, keys
 from noetl.dsl.models import Playbook, Step, Task
 from noetl.dsl.normalize import Normalizer
 from noetl.dsl.render import is_template
-from noetl.dsl.yaml_lines import describe_yaml_error, first_content_line, line_of, load_yaml, located
+from noetl.dsl.yaml_lines import (
+    YamlLimit,
+    describe_yaml_error,
+    first_content_line,
+    line_of,
+    load_yaml,
+    located,
+)
 from noetl.errors import PlaybookError, Problem
 
 API_VERSION = "noetl.io/v1"
@@ -58,6 +65,8 @@ def parse_playbook(text: str, source: str = "<playbook>") -> Playbook:
     """Parse and validate playbook text; `source` names the file in every problem."""
     try:
         document = load_yaml(text)
+    except YamlLimit as exc:
+        raise PlaybookError([Problem(str(exc), source)]) from None
     except yaml.MarkedYAMLError as exc:
         message, line = describe_yaml_error(exc, text)
         raise PlaybookError([Problem(message, source, line)]) from None

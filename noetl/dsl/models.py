@@ -130,6 +130,7 @@ class Step:
     result: Any = None
     assertions: AssertSpec | None = None
     skip: bool = False  # `pass: true`: the step is recorded as SKIPPED and its `next` is followed
+    max_runs: int = 1000  # how often a step in a cycle may run before the execution fails (a runaway)
     line: int | None = None
 
     @property

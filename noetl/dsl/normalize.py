@@ -18,7 +18,7 @@ from noetl.errors import Problem
 _HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 # Keys of a legacy `loop` step that stay on the step; the rest is the per-item action.
 _STEP_ONLY_KEYS = frozenset(
-    {"loop", "step", "name", "next", "desc", "description", "result", "assert", "pass"}
+    {"loop", "step", "name", "next", "desc", "description", "result", "assert", "pass", "max_runs"}
 )
 # Action types that read no `auth`: one written there would be silently ignored, so it is an error.
 _AUTH_UNUSED = {
@@ -95,8 +95,16 @@ class Normalizer:
             result=raw.get("result"),
             assertions=parts.assertions(self, raw.get("assert"), raw, name),
             skip=self._pass(raw, name),
+            max_runs=self._max_runs(raw, name),
             line=line_of(raw),
         )
+
+    def _max_runs(self, raw: dict[str, Any], name: str) -> int:
+        value = raw.get("max_runs", 1000)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            self.report(f"max_runs must be a whole number >= 1, got {value!r}", raw, "max_runs", step=name)
+            return 1000
+        return value
 
     def _pass(self, raw: dict[str, Any], name: str) -> bool:
         """`pass: true` skips the step (documented by NoETL 0.x, never built there)."""

@@ -66,9 +66,67 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+# Bounds on what one playbook may be, so that a small hostile file cannot exhaust the machine: aliases
+# that expand to millions of nodes ("billion laughs"), nesting that overflows the parser, huge files.
+MAX_DOCUMENT_CHARS = 10_000_000
+MAX_EXPANDED_NODES = 1_000_000
+MAX_DEPTH = 100
+
+
+class YamlLimit(ValueError):
+    """The document is past one of the bounds above; the message says which and what to do."""
+
+
 def load_yaml(text: str) -> Any:
-    """Parse YAML text; raises yaml.YAMLError (with a mark) on bad syntax."""
-    return yaml.load(text, Loader=_LineLoader)  # a SafeLoader subclass: no arbitrary objects
+    """Parse YAML text; raises yaml.YAMLError (with a mark) on bad syntax, YamlLimit past a bound."""
+    if len(text) > MAX_DOCUMENT_CHARS:
+        raise YamlLimit(
+            f"the file has {len(text):,} characters, more than the {MAX_DOCUMENT_CHARS:,} a playbook may "
+            "have; keep data in files or tables the steps read, not in the playbook"
+        )
+    loader = _LineLoader(text)  # a SafeLoader subclass: no arbitrary objects
+    try:
+        try:
+            node = loader.get_single_node()
+        except RecursionError:
+            raise YamlLimit(
+                f"the document is nested too deeply to read; a playbook may nest at most {MAX_DEPTH} levels"
+            ) from None
+        if node is None:
+            return None
+        _check_size(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _check_size(root: yaml.Node) -> None:
+    """Count the nodes the document expands to (an alias counts as all of its target) and its depth."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node, depth: int) -> int:
+        if depth > MAX_DEPTH:
+            raise YamlLimit(
+                f"the document nests more than {MAX_DEPTH} levels deep (line {node.start_mark.line + 1}); "
+                "flatten it"
+            )
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            total += sum(size(child, depth + 1) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            total += sum(size(k, depth + 1) + size(v, depth + 1) for k, v in node.value)
+        if total > MAX_EXPANDED_NODES:
+            raise YamlLimit(
+                f"the document expands to more than {MAX_EXPANDED_NODES:,} values (aliases of aliases "
+                f"near line {node.start_mark.line + 1}); write the values out or use fewer aliases"
+            )
+        sizes[id(node)] = total
+        return total
+
+    size(root, 0)
 
 
 def line_of(value: Any, key: str | None = None) -> int | None:

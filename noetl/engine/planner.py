@@ -63,10 +63,27 @@ class Planner:
         triggered = {n for n, payloads in state.triggers.items() if payloads and n not in running}
         commands = [RunStep(n, s.attempt, s.runs, s.retry_at) for n, s in sorted(waiting.items())]
         ready = self._ready(triggered, running | set(waiting))
+        runaway = self._runaway(state, ready)
+        if runaway is not None:
+            if running or waiting:
+                return Plan(run=tuple(commands))  # let what runs finish and be recorded first
+            limit = self.playbook.steps[runaway].max_runs
+            return Plan(
+                finish=Finish(
+                    FAILED,
+                    error=f"step '{runaway}' has run {limit} times, its max_runs (reason max_runs): a cycle "
+                    "through it has no way out; give it a `when` that leaves the cycle, or set a higher "
+                    "`max_runs` on the step",
+                )
+            )
         commands += [RunStep(n, 1, state.step(n).runs + 1) for n in sorted(ready)]
         if commands or running:
             return Plan(run=tuple(commands))
         return Plan(finish=Finish(COMPLETED, result=final_result(state)))
+
+    def _runaway(self, state: ExecutionState, ready: set[str]) -> str | None:
+        """A step that would start one run more than its `max_runs` allows: a cycle with no way out."""
+        return next((n for n in sorted(ready) if state.step(n).runs >= self.playbook.steps[n].max_runs), None)
 
     def _ready(self, triggered: set[str], active: set[str]) -> set[str]:
         blockers = active | triggered

@@ -33,6 +33,8 @@ from noetl.runtime.template_env import template_env
 from noetl.runtime.workload import protect, real_workload, start_context, start_workload
 from noetl.store.ports import Store
 
+MAX_PLAYBOOK_DEPTH = 20  # sub-playbooks nested deeper than this are a runaway, not a design
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -72,7 +74,9 @@ class LocalRunner:
         merge: bool = False,
         parent_execution_id: str | None = None,
         redactor: Redactor | None = None,
+        depth: int = 0,
     ) -> Outcome:
+        """`depth`: how many parents this execution has (a sub-playbook's is its parent's plus one)."""
         execution_id = str(uuid.uuid4())
         env = template_env()
         workload = start_workload(
@@ -82,6 +86,7 @@ class LocalRunner:
         protect(redactor, workload)
         run = _Execution(self, playbook, execution_id, parent_execution_id, redactor, 0)
         run.workload = workload
+        run.services.depth = depth
         run.sink.new(
             T.EXECUTION_START,
             node_name=playbook.name,
@@ -128,10 +133,25 @@ class LocalRunner:
     def run_child(
         self, path: str, data: Any, return_step: str | None, services: RunServices, ctx: ActionContext
     ) -> Any:
+        depth = services.depth + 1
+        if depth > MAX_PLAYBOOK_DEPTH:
+            # A playbook that calls itself (or a ring of them) with no way out would nest forever.
+            raise ActionError(
+                f"sub-playbook {path!r} would be nested {depth} deep, past the limit of "
+                f"{MAX_PLAYBOOK_DEPTH} (reason max_depth): a playbook that calls itself needs a `when` "
+                "that stops calling it",
+                non_retryable=True,
+                error_type="MaxDepth",
+            )
         child = self._find_playbook(path, services)
         payload = data if isinstance(data, dict) else {}
         outcome = self.run(
-            child, payload, merge=True, parent_execution_id=ctx.execution_id, redactor=services.sink.redactor
+            child,
+            payload,
+            merge=True,
+            parent_execution_id=ctx.execution_id,
+            redactor=services.sink.redactor,
+            depth=depth,
         )
         if outcome.status != "COMPLETED":
             raise ActionError(

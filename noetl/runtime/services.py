@@ -52,6 +52,7 @@ class RunServices:
         self.storages = storages
         self.breakers = breakers
         self.resumed_items = resumed_items or {}
+        self.depth = 0  # parents of this execution: sub-playbooks may nest MAX_PLAYBOOK_DEPTH deep
         self.workdir = Path(playbook.source).parent if playbook.source != "<playbook>" else Path.cwd()
 
     def run_playbook(self, path: str, data: Any, return_step: str | None, ctx: ActionContext) -> Any:

@@ -18,7 +18,7 @@ def write(request: SaveRequest, ctx: ActionContext) -> int:
     inputs: dict[str, Any] = dict(request.args) if isinstance(request.args, dict) else {"data": request.args}
     inputs.setdefault("this", request.this)
     try:
-        returned = call_main(main, inputs, ctx.step)
+        returned = call_main(main, inputs, ctx.step)  # a BaseException from the code arrives as ActionError
     except Exception as exc:
         raise SaveFailed(f"python save raised {type(exc).__name__}: {exc}") from None
     if isinstance(returned, int) and not isinstance(returned, bool):
