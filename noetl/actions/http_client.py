@@ -110,8 +110,9 @@ def scrub(text: str, record: CredentialRecord | None) -> str:
 
 def excerpt(response: httpx.Response, credential: CredentialRecord | None) -> str:
     """The start of the body on one line, with credential values masked, for error messages."""
-    text = " ".join(response.text[:_EXCERPT].split()) or "(empty body)"
-    return scrub(text, credential)
+    # Masked before it is cut: a cut made first could leave part of a token that the mask no longer matches.
+    text = " ".join(scrub(response.text[: _EXCERPT * 20], credential).split())[:_EXCERPT]
+    return text or "(empty body)"
 
 
 def status_line(response: httpx.Response) -> str:

@@ -10,6 +10,11 @@ from noetl.engine.events import Event
 
 MASK = "***"
 _MIN_SECRET_LENGTH = 4  # shorter values (a port, "true") would mask innocent text
+# A secret cut short in an error message (an excerpt of an answer cut in the middle of a token) is masked
+# too: any run of its first or last _FRAGMENT characters, as far as it goes on; at most _FRAGMENT - 1
+# characters of a cut secret remain. Only in error text: elsewhere a value is data (a catalog path that
+# starts like a password must stay itself), and only errors quote text that was cut.
+_FRAGMENT = 8
 
 
 class Redactor:
@@ -51,6 +56,14 @@ class Redactor:
                 value = value.replace(secret, MASK)
         return value
 
+    def error_text(self, value: str) -> str:
+        """An error message, with whole secrets and cut ones masked."""
+        value = self.text(value)
+        for secret in self._secrets:
+            if len(secret) > 2 * _FRAGMENT:
+                value = _mask_fragments(value, secret)
+        return value
+
     def value(self, value: Any) -> Any:
         if isinstance(value, str):
             return self.text(value)
@@ -67,7 +80,30 @@ class Redactor:
             event,
             context=self.value(event.context),
             result=self.value(event.result),
-            error=self.value(event.error),
+            error=None if event.error is None else self.error_text(event.error),
             current_item=self.value(event.current_item),
             meta=self.value(event.meta),
         )
+
+
+def _mask_fragments(value: str, secret: str) -> str:
+    """Mask what is left of `secret` where it was cut: a run of its head or of its tail."""
+    head, tail = secret[:_FRAGMENT], secret[-_FRAGMENT:]
+    start = value.find(head)
+    while start >= 0:
+        end = start + _FRAGMENT
+        while end < len(value) and end - start < len(secret) and value[end] == secret[end - start]:
+            end += 1
+        value = value[:start] + MASK + value[end:]
+        start = value.find(head, start + len(MASK))
+    end = value.find(tail)
+    while end >= 0:
+        stop = end + _FRAGMENT
+        begin = end
+        offset = len(secret) - _FRAGMENT
+        while begin > 0 and offset > 0 and value[begin - 1] == secret[offset - 1]:
+            begin -= 1
+            offset -= 1
+        value = value[:begin] + MASK + value[stop:]
+        end = value.find(tail, begin + len(MASK))
+    return value

@@ -14,9 +14,10 @@ _WRONG = b"the token is not valid; send the server's NOETL_API_TOKEN as 'Authori
 
 def token_matches(header: str | None, token: str) -> bool:
     """Constant-time comparison, so the token cannot be guessed byte by byte from response times."""
-    if not header or not header.startswith("Bearer "):
+    scheme, _, value = (header or "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not value:  # RFC 7235: the scheme is case-insensitive
         return False
-    return hmac.compare_digest(header.removeprefix("Bearer ").strip().encode(), token.encode())
+    return hmac.compare_digest(value.strip().encode(), token.encode())
 
 
 class BearerAuth:

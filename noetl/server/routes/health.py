@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from noetl.server import metrics, schemas
+from noetl.server.auth import token_matches
 from noetl.server.routes import deps
 
 router = APIRouter(tags=["health"])
@@ -22,13 +23,20 @@ def health(request: Request, store: Store) -> Any:
         database = "ok"
     except Exception as exc:  # any failure here is the answer, not an error of the endpoint
         database = f"not answering: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    status = "ok" if database == "ok" else "degraded"
+    code = 200 if database == "ok" else 503
+    token = request.app.state.token
+    if token and not token_matches(request.headers.get("authorization"), token):
+        # /health is open to load balancers; where the API is guarded, a caller without the token
+        # learns whether the server works, not where its database is or why it failed.
+        return JSONResponse({"status": status}, status_code=code)
     body = schemas.Health(
-        status="ok" if database == "ok" else "degraded",
+        status=status,
         database=database,
         store=request.app.state.store_label,
         runner=request.app.state.dispatcher.kind,
     )
-    return JSONResponse(body.model_dump(), status_code=200 if database == "ok" else 503)
+    return JSONResponse(body.model_dump(), status_code=code)
 
 
 @router.get(

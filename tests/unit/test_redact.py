@@ -1,0 +1,39 @@
+"""Masking of secrets in events (noetl/runtime/redact.py), including secrets cut short."""
+
+from __future__ import annotations
+
+from noetl.runtime.redact import Redactor
+
+TOKEN = "tok-7Hq2mZp9XwL4vR8sY3nB"  # 24 characters
+
+
+def redactor() -> Redactor:
+    r = Redactor()
+    r.add(TOKEN)
+    return r
+
+
+def test_a_whole_secret_is_masked() -> None:
+    assert redactor().text(f"Authorization: Bearer {TOKEN} sent") == "Authorization: Bearer *** sent"
+
+
+def test_a_secret_cut_at_its_end_leaves_fewer_than_8_characters() -> None:
+    cut = TOKEN[:14]  # an excerpt cut in the middle of the token
+    shown = redactor().error_text(f'HTTP 401: {{"error": "bad token {cut}')
+    assert cut not in shown and TOKEN[:8] not in shown and shown.endswith("***")
+
+
+def test_a_secret_cut_at_its_start_is_masked_too() -> None:
+    shown = redactor().error_text(f"...{TOKEN[5:]} was refused")
+    assert TOKEN[-8:] not in shown and shown == "...*** was refused"
+
+
+def test_text_without_the_secret_is_untouched() -> None:
+    assert redactor().error_text("tok-7Hq plain text") == "tok-7Hq plain text"
+
+
+def test_fragments_are_masked_only_in_errors_where_values_stay_data() -> None:
+    r = Redactor()
+    r.add("workload-secret-value-8812")
+    assert r.text("tests/workload_on_workers") == "tests/workload_on_workers"  # a catalog path: data
+    assert r.error_text("token workload-secret-va cut") == "token *** cut"
