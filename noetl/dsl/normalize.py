@@ -178,7 +178,7 @@ class Normalizer:
             self.report(
                 f"`auth` is not used by {_a(kind)} {kind} step{_AUTH_UNUSED[kind]}", raw, "auth", step=where
             )
-        if (kind is None or kind == "end") and where == "end" and raw.get("save") is not None:
+        if not nested and (kind is None or kind == "end") and where == "end" and raw.get("save") is not None:
             return self._router_save(raw, where, allowed)
         known_kind = kind is None or kind in ACTION_TYPES or kind in ROUTER_TYPES
         if not known_kind:
@@ -190,8 +190,6 @@ class Normalizer:
                 step=where,
             )
         action_keys = keys.ACTION_KEYS.get(kind or "", frozenset())
-        if not nested:
-            allowed = allowed - {"assert"} if allowed is keys.TASK_COMMON_KEYS else allowed
         if known_kind:  # with an unknown type we cannot tell which keys belong; the type is the error
             self._check_keys(raw, allowed | action_keys, kind, where)
         if kind is None or kind in ROUTER_TYPES:

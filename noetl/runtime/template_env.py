@@ -17,13 +17,22 @@ FILTER_VARIABLE = "NOETL_TEMPLATE_ENV"
 SECRET_WORDS = ("PASSWORD", "SECRET", "TOKEN", "KEY", "CREDENTIAL")
 
 
+# The engine's own keys are never template names: a playbook must not be able to send the store's
+# encryption key or the API token anywhere. `NOETL_SECRET_<NAME>` values are read through
+# `auth: {source: secret, ...}`, which masks them.
+HIDDEN = ("NOETL_SECRET_KEY", "NOETL_API_TOKEN", "NOETL_SECRET_*")
+
+
 def template_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The variables templates may read as `env.NAME`."""
     environ = os.environ if environ is None else environ
     patterns = [p.strip() for p in environ.get(FILTER_VARIABLE, "").split(",") if p.strip()]
-    if not patterns:
-        return dict(environ)
-    return {k: v for k, v in environ.items() if any(fnmatch.fnmatchcase(k, p) for p in patterns)}
+    return {
+        k: v
+        for k, v in environ.items()
+        if not any(fnmatch.fnmatchcase(k, h) for h in HIDDEN)
+        and (not patterns or any(fnmatch.fnmatchcase(k, p) for p in patterns))
+    }
 
 
 # Workload keys are names a person chose for data, where `KEY` alone is too common (`primary_key`,

@@ -37,3 +37,22 @@ def test_fragments_are_masked_only_in_errors_where_values_stay_data() -> None:
     r.add("workload-secret-value-8812")
     assert r.text("tests/workload_on_workers") == "tests/workload_on_workers"  # a catalog path: data
     assert r.error_text("token workload-secret-va cut") == "token *** cut"
+
+
+def test_the_engine_keys_are_never_template_names() -> None:
+    from noetl.runtime.template_env import template_env
+
+    env = template_env(
+        {
+            "NOETL_SECRET_KEY": "k",
+            "NOETL_API_TOKEN": "t",
+            "NOETL_SECRET_API": "s",
+            "PGHOST": "db",
+            "HOME": "/h",
+        }
+    )
+    assert env == {"PGHOST": "db", "HOME": "/h"}
+    narrowed = template_env(
+        {"NOETL_TEMPLATE_ENV": "PG*,NOETL_*", "PGHOST": "db", "HOME": "/h", "NOETL_API_TOKEN": "t"}
+    )
+    assert narrowed == {"NOETL_TEMPLATE_ENV": "PG*,NOETL_*", "PGHOST": "db"}  # never the API token
