@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 FILTER_VARIABLE = "NOETL_TEMPLATE_ENV"
@@ -23,15 +25,22 @@ SECRET_WORDS = ("PASSWORD", "SECRET", "TOKEN", "KEY", "CREDENTIAL")
 HIDDEN = ("NOETL_SECRET_KEY", "NOETL_API_TOKEN", "NOETL_SECRET_*")
 
 
+_HIDDEN = re.compile("|".join(fnmatch.translate(h) for h in HIDDEN))
+
+
+@lru_cache(maxsize=32)
+def _allowed(patterns: str) -> re.Pattern[str] | None:
+    """NOETL_TEMPLATE_ENV as one compiled pattern (None: every variable); built once per value."""
+    globs = [p.strip() for p in patterns.split(",") if p.strip()]
+    return re.compile("|".join(fnmatch.translate(g) for g in globs)) if globs else None
+
+
 def template_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The variables templates may read as `env.NAME`."""
+    """The variables templates may read as `env.NAME` (built for every step: kept cheap)."""
     environ = os.environ if environ is None else environ
-    patterns = [p.strip() for p in environ.get(FILTER_VARIABLE, "").split(",") if p.strip()]
+    allowed = _allowed(environ.get(FILTER_VARIABLE, ""))
     return {
-        k: v
-        for k, v in environ.items()
-        if not any(fnmatch.fnmatchcase(k, h) for h in HIDDEN)
-        and (not patterns or any(fnmatch.fnmatchcase(k, p) for p in patterns))
+        k: v for k, v in environ.items() if not _HIDDEN.match(k) and (allowed is None or allowed.match(k))
     }
 
 
