@@ -13,6 +13,7 @@ from typing import Any
 
 import jinja2
 from jinja2 import meta
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 from noetl.errors import TemplateError
@@ -144,17 +145,46 @@ def _uuid() -> str:
     return str(uuid_module.uuid4())
 
 
+MAX_RENDERED_CHARS = 10_000_000  # what one template may produce: a 30-byte template must not fill memory
+_MAX_POWER_BITS = 100_000
+
+
 class _Environment(SandboxedEnvironment):
-    """Jinja's sandbox, except that `x.items` on a mapping with an `items` key is that key.
+    """Jinja's sandbox, except that `x.items` on a mapping with an `items` key is that key, and that
+    `*` and `**` cannot build values that would exhaust memory (`{{ 'x' * 10**9 }}`).
 
     Plain Jinja prefers the attribute (the dict method), so `{{ workload.items }}` would be a bound
     method: a classic surprise in playbooks, where workloads are mappings.
     """
 
+    intercepted_binops = frozenset({"*", "**"})
+
     def getattr(self, obj: Any, attribute: str) -> Any:
         if isinstance(obj, Mapping) and attribute in obj:
             return obj[attribute]
         return super().getattr(obj, attribute)
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if (
+                    isinstance(seq, str | list | tuple)
+                    and isinstance(times, int)
+                    and not isinstance(times, bool)
+                ) and len(seq) * times > MAX_RENDERED_CHARS:
+                    raise SecurityError(
+                        f"`*` would build {len(seq) * times:,} items, more than the "
+                        f"{MAX_RENDERED_CHARS:,} a template may produce"
+                    )
+        elif operator == "**" and _huge_power(left, right):
+            raise SecurityError(f"`{left} ** {right}` is too large a number for a template")
+        return super().call_binop(context, operator, left, right)
+
+
+def _huge_power(base: Any, exponent: Any) -> bool:
+    if not (isinstance(base, int) and isinstance(exponent, int)) or exponent <= 0 or abs(base) <= 1:
+        return False
+    return exponent * abs(base).bit_length() > _MAX_POWER_BITS
 
 
 def _make_env() -> SandboxedEnvironment:
@@ -252,7 +282,16 @@ def _render_string(source: str, context: Mapping[str, Any], where: str) -> Any:
             if isinstance(value, jinja2.Undefined):  # a native expression returns Undefined, not raises
                 value._fail_with_undefined_error()
             return plain(value)
-        return compiled.render(**context)
+        text = compiled.render(**context)
+        if len(text) > MAX_RENDERED_CHARS:
+            raise TemplateError(
+                f"{where + ': ' if where else ''}template {source[:80]!r} rendered {len(text):,} characters, "
+                f"more than the {MAX_RENDERED_CHARS:,} a template may produce; build large values in a step "
+                "(python, SQL) instead"
+            )
+        return text
+    except TemplateError:
+        raise
     except jinja2.UndefinedError as exc:
         raise TemplateError(
             f"{where + ': ' if where else ''}template {source!r} uses an undefined name ({exc.message}); "

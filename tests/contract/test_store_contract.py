@@ -487,3 +487,21 @@ class TestPostgresOnly:
                 assert conn.execute("SELECT 1").fetchone() == (1,)
         finally:
             pool.close()
+
+
+def test_a_new_sqlite_store_and_its_key_file_are_readable_by_their_owner_only(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import stat
+
+    monkeypatch.delenv("NOETL_SECRET_KEY", raising=False)  # the key file is made only without it
+    store = open_store(str(tmp_path / "private" / "noetl.db"))
+    try:
+        store.put_credential("c", "http", {"token": "t"})  # creates the key file beside the store
+        store.append([ev(new_id(), 1, T.EXECUTION_START)])
+        store.flush()
+    finally:
+        store.close()
+    for name in ("noetl.db", "secret.key"):
+        mode = stat.S_IMODE((tmp_path / "private" / name).stat().st_mode)
+        assert mode == 0o600, (name, oct(mode))

@@ -186,3 +186,24 @@ def test_check_syntax_and_root_names() -> None:
 def test_the_sandbox_blocks_dunder_access(template: str) -> None:
     with pytest.raises(TemplateError, match="unsafe"):
         render(template, CONTEXT)
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("{{ 'x' * 500000000 }}", "would build 500,000,000 items"),
+        ("{{ range(10) | list * 2000000 }}", "would build 20,000,000 items"),
+        ("{{ 10 ** 100000 }}", "too large a number"),
+        ("{% for i in range(100000) %}{{ 'y' * 200 }}{% endfor %}", "rendered 20,000,000 characters"),
+    ],
+)
+def test_a_template_cannot_build_a_value_that_would_fill_memory(template: str, message: str) -> None:
+    with pytest.raises(TemplateError) as raised:
+        render(template, {})
+    assert message in str(raised.value)
+
+
+def test_ordinary_repetition_and_powers_still_work() -> None:
+    assert render("{{ 'ab' * 3 }}", {}) == "ababab"
+    assert render("{{ 2 ** 10 }}", {}) == 1024
+    assert render("{{ [0] * 3 }}", {}) == [0, 0, 0]
