@@ -65,6 +65,7 @@ def check_graph(steps: list[Step], workbook: dict[str, Task], n: Normalizer, lin
             )
         )
     allowed = keys.GLOBAL_NAMES | names | _element_names(steps, workbook)
+    warn_endless_cycles(steps, n)
     received = _edge_keys(steps)
     for step in steps:
         own = _input_names(step.task.data) | received.get(step.name, set())
@@ -102,6 +103,71 @@ def check_graph(steps: list[Step], workbook: dict[str, Task], n: Normalizer, lin
                             step.name,
                         )
                     )
+
+
+def warn_endless_cycles(steps: list[Step], n: Normalizer) -> None:
+    """A cycle none of whose steps has a `when` can never be left: it runs until `max_runs` stops it."""
+    graph = {s.name: [t.step for t in s.next] for s in steps}
+    by_name = {s.name: s for s in steps}
+    for cycle in _cycles(graph):
+        if any(t.kind == "when" for name in cycle for t in by_name[name].next):
+            continue
+        first = min(cycle, key=lambda name: by_name[name].line or 0)
+        path = " -> ".join([*sorted(cycle, key=lambda name: by_name[name].line or 0), first])
+        n.warnings.append(
+            Problem(
+                f"the cycle {path} has no `when` that can leave it: it runs until max_runs stops the "
+                "execution; add a `when` to one of its steps' `next`",
+                n.source,
+                by_name[first].line,
+                first,
+            )
+        )
+
+
+def _cycles(graph: dict[str, list[str]]) -> list[set[str]]:
+    """The strongly connected components that hold a cycle (Tarjan's algorithm, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    found: list[set[str]] = []
+    counter = 0
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(graph[root]))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next((c for c in children if c in graph), None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = counter
+                    counter += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(graph[child])))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component: set[str] = set()
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.add(member)
+                    if member == node:
+                        break
+                if len(component) > 1 or node in graph[node]:
+                    found.append(component)
+    return found
 
 
 def _input_names(data: Any) -> set[str]:

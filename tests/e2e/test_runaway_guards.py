@@ -84,3 +84,33 @@ def test_a_cycle_with_a_way_out_is_not_stopped(store: Any) -> None:
     )
     assert outcome.status == "COMPLETED", outcome.error
     assert sum(1 for e in events if e.event_type == "step_started" and e.node_name == "count") == 5
+
+
+def test_validate_warns_about_a_cycle_with_no_way_out(tmp_path: Path) -> None:
+    path = tmp_path / "cycle.yaml"
+    path.write_text(
+        "apiVersion: noetl.io/v1\nkind: Playbook\nmetadata: {name: cycle}\nworkflow:\n"
+        "  - step: start\n    next: [{step: a}]\n"
+        "  - step: a\n    next: [{step: b}]\n"
+        "  - step: b\n    next: [{step: a}]\n",
+        encoding="utf-8",
+    )
+    done = cli("validate", str(path))
+    assert done.returncode == 0
+    assert (
+        f"warning: {path}:7: step 'a': the cycle a -> b -> a has no `when` that can leave it" in done.stderr
+    )
+    assert cli("validate", str(path), "--strict").returncode == 2
+
+
+def test_a_cycle_with_a_when_is_not_warned_about(tmp_path: Path) -> None:
+    path = tmp_path / "counted.yaml"
+    path.write_text(
+        "apiVersion: noetl.io/v1\nkind: Playbook\nmetadata: {name: counted}\nworkflow:\n"
+        "  - step: start\n    next: [{step: a}]\n"
+        "  - step: a\n    next:\n      - when: '{{ result is none }}'\n        step: end\n      - step: a\n"
+        "  - step: end\n",
+        encoding="utf-8",
+    )
+    done = cli("validate", str(path), "--strict")
+    assert done.returncode == 0, done.stderr
