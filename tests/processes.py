@@ -141,3 +141,35 @@ class Workers:
                 pytest.fail(f"worker {name} did not stop on SIGTERM")
         for log in self.logs:
             log.close()
+
+
+def wait_for_record(api: httpx.Client, execution_id: str, timeout: float = 60) -> dict[str, Any]:
+    """Poll GET /api/executions/{id} until the execution has finished; its record."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        record = api.get(f"/api/executions/{execution_id}").json()
+        if record["status"] in ("COMPLETED", "FAILED"):
+            return dict(record)
+        time.sleep(0.2)
+    raise AssertionError(f"execution {execution_id} did not finish in {timeout}s")
+
+
+def run_on_worker(
+    pg_dsn: str, tmp_path: Path, playbook: str, path: str, parameters: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Register `playbook` on a fresh server, run catalog `path` with one worker process: (its record,
+    its events through the API). The caller sets NOETL_SECRET_KEY (SECRET_KEY) in the environment."""
+    with running_server(pg_dsn, tmp_path) as server, server.client() as api:
+        workers = Workers(pg_dsn, tmp_path)
+        try:
+            workers.start("w1")
+            registered = api.post("/api/catalog/register", json={"content": playbook})
+            assert registered.status_code == 201, registered.text
+            started = api.post("/api/executions/run", json={"path": path, "parameters": parameters or {}})
+            assert started.status_code == 202, started.text
+            execution_id = started.json()["execution_id"]
+            record = wait_for_record(api, execution_id)
+            events = api.get(f"/api/executions/{execution_id}/events", params={"limit": 10000}).json()
+        finally:
+            workers.stop_all()
+    return record, events["events"]

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from noetl.actions.base import Action, ActionContext
+from noetl.dsl.models import ACTION_TYPES
 
 
 class Registry:
@@ -48,18 +49,9 @@ def _lazy(module: str, attr: str = "run") -> Callable[..., Any]:
 
 def default_actions() -> Registry:
     registry = Registry()
-    for name in (
-        "python",
-        "http",
-        "postgres",
-        "duckdb",
-        "snowflake",
-        "iterator",
-        "playbook",
-        "workbook",
-        "secrets",
-        "save",
-    ):
+    for name in sorted(
+        ACTION_TYPES
+    ):  # the DSL's list of types: one module per type, noetl.actions.<type>_action
         registry.register(name, _lazy(f"noetl.actions.{name}_action"))
     return registry
 

@@ -17,8 +17,17 @@ def choose(step: Step, scope: Mapping[str, Any]) -> list[dict[str, Any]]:
         for t in step.next
         if t.kind == "when" and truthy(render(t.when, scope, where=f"{where} to '{t.step}' when"))
     ]
-    if not taken:
-        taken = [t for t in step.next if t.kind in ("always", "else")]
+    return _targets(step, taken, scope) if taken else fallback(step, scope)
+
+
+def fallback(step: Step, scope: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The unconditional transitions and `else`: taken when no `when` is, and by a step that has no
+    result to test (`pass: true`)."""
+    return _targets(step, [t for t in step.next if t.kind in ("always", "else")], scope)
+
+
+def _targets(step: Step, taken: list[Any], scope: Mapping[str, Any]) -> list[dict[str, Any]]:
+    where = f"step '{step.name}' next"
     return [{"step": t.step, "data": _payload(t.data, scope, f"{where} to '{t.step}' data")} for t in taken]
 
 

@@ -124,7 +124,8 @@ def build_services(
 ) -> WorkerServices:
     store = worker.store
     redactor = Redactor()
-    protect(redactor, real_workload(state, store), shown=state.workload)
+    workload = real_workload(state, store)  # read once per job: the sealed form is a store read
+    protect(redactor, workload, shown=state.workload)
     sink = EventSink(
         store,
         job.execution_id,
@@ -133,7 +134,7 @@ def build_services(
         allocate=lambda: store.allocate_event_id(job.execution_id),
         meta_defaults={"worker_id": worker.worker_id},
     )
-    return WorkerServices(
+    services = WorkerServices(
         worker.child_runner,
         playbook,
         sink,
@@ -145,6 +146,8 @@ def build_services(
         worker=worker,
         job=job,
     )
+    services.workload = workload
+    return services
 
 
 def run_step_job(
@@ -164,7 +167,7 @@ def run_step_job(
         (e for e in reversed(run_events(events, job.step, job.run)) if e.event_type == T.STEP_STARTED), None
     )
     snap = StepSnapshot(
-        build_scope(state, real_workload(state, worker.store), services.unseal),
+        build_scope(state, services.workload, services.unseal),
         edge_data,
         started.created_at if started else "",
         started.event_id if started else None,
@@ -191,7 +194,7 @@ def run_chunk_job(
         task=step.task,
         config={},
         inputs=None,
-        scope=build_scope(state, real_workload(state, worker.store), services.unseal),
+        scope=build_scope(state, services.workload, services.unseal),
         services=services,
         attempt=int(payload["attempt"]),
         parent_event_id=payload["action_event_id"],

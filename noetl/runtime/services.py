@@ -53,6 +53,7 @@ class RunServices:
         self.breakers = breakers
         self.resumed_items = resumed_items or {}
         self.depth = 0  # parents of this execution: sub-playbooks may nest MAX_PLAYBOOK_DEPTH deep
+        self.workload: dict[str, Any] | None = None  # the real workload when the logged one is masked
         self.workdir = Path(playbook.source).parent if playbook.source != "<playbook>" else Path.cwd()
 
     def run_playbook(self, path: str, data: Any, return_step: str | None, ctx: ActionContext) -> Any:

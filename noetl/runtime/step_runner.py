@@ -191,14 +191,7 @@ class StepRunner:
             shown = result if result is not None else inputs
             chosen = transitions.choose(step, {**own, "result": shown, step.name: StepView(shown)})
         except NoetlError as exc:
-            sink.new(
-                T.STEP_FAILED,
-                error=str(exc),
-                duration=seconds_since(started_at),
-                parent_event_id=step_event_id,
-                meta={"error_type": type(exc).__name__},
-                **base,
-            )
+            self._fail_without_action(exc, base, started_at, step_event_id)
             return
         sink.new(
             T.STEP_COMPLETED,
@@ -214,22 +207,10 @@ class StepRunner:
     ) -> None:
         """`pass: true`: no action runs; the step is SKIPPED and, having no result to test, follows its
         unconditional transitions and `else`, their payloads rendered (the payload it received is names)."""
-        scope = with_inputs(snap.scope, payload_names(snap.edge_data))
-        taken = [t for t in step.next if t.kind in ("always", "else")]
         try:
-            chosen = [
-                {"step": t.step, "data": render(t.data, scope, where=f"step '{step.name}' next")}
-                for t in taken
-            ]
+            chosen = transitions.fallback(step, with_inputs(snap.scope, payload_names(snap.edge_data)))
         except NoetlError as exc:
-            self.services.sink.new(
-                T.STEP_FAILED,
-                error=str(exc),
-                duration=seconds_since(started_at),
-                parent_event_id=step_event_id,
-                meta={"error_type": type(exc).__name__},
-                **base,
-            )
+            self._fail_without_action(exc, base, started_at, step_event_id)
             return
         self.services.sink.new(
             T.STEP_COMPLETED,
@@ -237,6 +218,19 @@ class StepRunner:
             duration=seconds_since(started_at),
             parent_event_id=step_event_id,
             meta={"next": chosen, "reason": "pass"},
+            **base,
+        )
+
+    def _fail_without_action(
+        self, exc: NoetlError, base: dict[str, Any], started_at: str, step_event_id: int | None
+    ) -> None:
+        """step_failed for a step that runs no action (a router, a skipped step): nothing to retry."""
+        self.services.sink.new(
+            T.STEP_FAILED,
+            error=str(exc),
+            duration=seconds_since(started_at),
+            parent_event_id=step_event_id,
+            meta={"error_type": type(exc).__name__},
             **base,
         )
 

@@ -4,15 +4,13 @@ worker alike (before, a local retry ran items 0 and 1 again: `iteration_complete
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.helpers import run_text
-from tests.processes import SECRET_KEY, Workers, running_server
+from tests.processes import SECRET_KEY, run_on_worker
 
 PLAYBOOK = """
 apiVersion: noetl.io/v1
@@ -61,29 +59,9 @@ def test_a_retry_on_a_worker_runs_the_same_items(
     pg_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NOETL_SECRET_KEY", SECRET_KEY)
-    with running_server(pg_dsn, tmp_path) as server, server.client() as api:
-        workers = Workers(pg_dsn, tmp_path)
-        try:
-            workers.start("w1")
-            assert api.post("/api/catalog/register", json={"content": PLAYBOOK}).status_code == 201
-            started = api.post(
-                "/api/executions/run",
-                json={"path": "tests/iterator_retry", "parameters": {"marker": str(tmp_path / "flag")}},
-            ).json()
-            record = wait_for_end(api, started["execution_id"])
-            events = api.get(f"/api/executions/{started['execution_id']}/events").json()["events"]
-        finally:
-            workers.stop_all()
+    record, events = run_on_worker(
+        pg_dsn, tmp_path, PLAYBOOK, "tests/iterator_retry", {"marker": str(tmp_path / "flag")}
+    )
     assert record["status"] == "COMPLETED", record
     assert record["result"] == [0, 10, 20, 30]
     assert completed_indexes(events) == [0, 1, 2, 3]
-
-
-def wait_for_end(api: httpx.Client, execution_id: str, timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        record = api.get(f"/api/executions/{execution_id}").json()
-        if record["status"] in ("COMPLETED", "FAILED"):
-            return dict(record)
-        time.sleep(0.2)
-    raise AssertionError(f"execution {execution_id} did not finish in {timeout}s")

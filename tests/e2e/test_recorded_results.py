@@ -6,15 +6,13 @@ step or item with a message, and the execution is still in the store with its re
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.helpers import cli, run_text
-from tests.processes import SECRET_KEY, Workers, running_server
+from tests.processes import SECRET_KEY, run_on_worker
 
 PLAYBOOK = """
 apiVersion: noetl.io/v1
@@ -49,16 +47,6 @@ EXPECTED = {
 }
 
 
-def wait_for_end(api: httpx.Client, execution_id: str, timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        record = api.get(f"/api/executions/{execution_id}").json()
-        if record["status"] in ("COMPLETED", "FAILED"):
-            return dict(record)
-        time.sleep(0.2)
-    raise AssertionError(f"execution {execution_id} did not finish in {timeout}s")
-
-
 def test_the_next_step_sees_the_recorded_value_locally(store: Any) -> None:
     outcome, _ = run_text(store, PLAYBOOK)
     assert outcome.status == "COMPLETED", outcome.error
@@ -69,15 +57,7 @@ def test_the_next_step_sees_the_same_value_on_a_worker(
     pg_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NOETL_SECRET_KEY", SECRET_KEY)
-    with running_server(pg_dsn, tmp_path) as server, server.client() as api:
-        workers = Workers(pg_dsn, tmp_path)
-        try:
-            workers.start("w1")
-            assert api.post("/api/catalog/register", json={"content": PLAYBOOK}).status_code == 201
-            started = api.post("/api/executions/run", json={"path": "tests/recorded_results"}).json()
-            record = wait_for_end(api, started["execution_id"])
-        finally:
-            workers.stop_all()
+    record, _ = run_on_worker(pg_dsn, tmp_path, PLAYBOOK, "tests/recorded_results")
     assert record["status"] == "COMPLETED", record
     assert record["result"] == EXPECTED
 

@@ -6,18 +6,16 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.helpers import run_text
 from tests.httpd import serve
-from tests.processes import SECRET_KEY, Workers, running_server
+from tests.processes import SECRET_KEY, run_on_worker
 
 TOKEN = "api-token-value-3141"
 PLAYBOOK = """
@@ -82,29 +80,7 @@ def test_the_next_step_sends_the_real_secret_on_a_worker(
     pg_dsn: str, tmp_path: Path, recorder: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NOETL_SECRET_KEY", SECRET_KEY)
-    with running_server(pg_dsn, tmp_path) as server, server.client() as api:
-        workers = Workers(pg_dsn, tmp_path)
-        try:
-            workers.start("w1")
-            assert api.post("/api/catalog/register", json={"content": PLAYBOOK}).status_code == 201
-            started = api.post(
-                "/api/executions/run",
-                json={"path": "tests/secret_results", "parameters": {"base_url": recorder}},
-            ).json()
-            record = wait_for_end(api, started["execution_id"])
-            events = api.get(f"/api/executions/{started['execution_id']}/events").json()["events"]
-        finally:
-            workers.stop_all()
+    record, events = run_on_worker(pg_dsn, tmp_path, PLAYBOOK, "tests/secret_results", {"base_url": recorder})
     assert record["status"] == "COMPLETED", record
     assert Recorder.seen == [TOKEN]
     assert TOKEN not in json.dumps(events)
-
-
-def wait_for_end(api: httpx.Client, execution_id: str, timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        record = api.get(f"/api/executions/{execution_id}").json()
-        if record["status"] in ("COMPLETED", "FAILED"):
-            return dict(record)
-        time.sleep(0.2)
-    raise AssertionError(f"execution {execution_id} did not finish in {timeout}s")

@@ -5,14 +5,11 @@ form), and an undefined name refused with HTTP 400 before anything is written.""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
-from tests.processes import SECRET_KEY, Workers, running_server
+from tests.processes import SECRET_KEY, Workers, running_server, wait_for_record
 
 SECRET = "workload-secret-value-8812"
 PLAYBOOK = """
@@ -44,16 +41,6 @@ BROKEN = PLAYBOOK.replace("path: tests/workload_on_workers", "path: tests/worklo
 )
 
 
-def wait_for_end(api: httpx.Client, execution_id: str, timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        record = api.get(f"/api/executions/{execution_id}").json()
-        if record["status"] in ("COMPLETED", "FAILED"):
-            return dict(record)
-        time.sleep(0.2)
-    raise AssertionError(f"execution {execution_id} did not finish in {timeout}s")
-
-
 def test_workload_rendered_once_by_the_server_and_sealed_for_the_worker(
     pg_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -70,7 +57,7 @@ def test_workload_rendered_once_by_the_server_and_sealed_for_the_worker(
             started = api.post("/api/executions/run", json={"path": "tests/workload_on_workers"})
             assert started.status_code == 202, started.text
             execution_id = started.json()["execution_id"]
-            record = wait_for_end(api, execution_id)
+            record = wait_for_record(api, execution_id)
             events = api.get(f"/api/executions/{execution_id}/events", params={"limit": 1000}).json()[
                 "events"
             ]
