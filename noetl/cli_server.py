@@ -132,24 +132,17 @@ def execute_playbook(
     raise typer.Exit(0 if final.status == "COMPLETED" else 1)
 
 
-_REREAD_MARGIN = 500  # event ids; far more than the events in flight between two polls
-
-
 def _follow(client: Any, execution_id: str, observers: list[Any], host: str | None, port: int | None) -> Any:
     """Poll the events endpoint with after= until the execution's final event; feed each to the observers.
 
-    Workers take event ids before they commit, so an event may become visible after one with a higher
-    id: every poll asks again from a margin below the highest id seen, and skips the ids already seen.
+    `after` is the last `seq` seen: seq is commit order, so each poll returns exactly the events that
+    committed since the one before (no margin, no event seen twice or missed).
     """
-    seen: set[int] = set()
-    highest = 0
+    last_seq = 0
     try:
         while True:
-            for event in client.events(execution_id, max(0, highest - _REREAD_MARGIN)):
-                if event.event_id in seen:
-                    continue
-                seen.add(event.event_id)
-                highest = max(highest, event.event_id)
+            for event in client.events(execution_id, last_seq):
+                last_seq = max(last_seq, event.seq or 0)
                 for observer in observers:
                     observer(event)
                 if event.event_type in _FINAL:

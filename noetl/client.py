@@ -65,14 +65,14 @@ class ApiClient:
         return self._call("GET", f"/api/executions/{execution_id}")
 
     def events(self, execution_id: str, after: int = 0) -> list[Event]:
-        """Every event after `after`, following the server's pages until the last one."""
+        """Every event with `seq` above `after`, following the server's pages until the last one."""
         found: list[Event] = []
         while True:
             page = self._call("GET", f"/api/executions/{execution_id}/events", params={"after": after})
             found += [Event.from_dict(e) for e in page["events"]]
             if not page.get("more"):
                 return found
-            after = page["last_event_id"]
+            after = page["last_seq"]
 
     # ---- plumbing ----------------------------------------------------------------------------------
 

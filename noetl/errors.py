@@ -9,6 +9,7 @@ NoetlError
 |   +-- SaveFailed       the save target refused the data            -> save_failed
 +-- CredentialError      a credential is missing or unreadable
 +-- StoreError           the event store could not be written or read
++-- ExecutionClosed      the execution ended (cancelled) while this work for it ran: stop, write nothing
 """
 
 from __future__ import annotations
@@ -61,6 +62,11 @@ class CredentialError(NoetlError):
 
 class StoreError(NoetlError):
     """The event store could not be read or written."""
+
+
+class ExecutionClosed(NoetlError):
+    """The execution has ended (it was cancelled) while work for it was still running; that work stops
+    at its next event, and the store keeps nothing it would have written after the end."""
 
 
 class ActionError(NoetlError):

@@ -41,9 +41,51 @@ def pg_dsn(pg_server: str) -> Iterator[str]:
     with psycopg.connect(pg_server, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     base, _, _ = pg_server.rpartition("/")
-    yield f"{base}/{name}"
-    with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    dsn = f"{base}/{name}"
+    yield dsn
+    try:
+        _nothing_after_the_end(dsn)
+    finally:
+        with psycopg.connect(pg_server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# Every event stored after its execution's execution_complete / execution_failed (in commit order).
+AFTER_THE_END = """
+SELECT e.execution_id, e.seq, e.event_type, e.node_name FROM {events} e
+JOIN (SELECT execution_id, min(seq) AS end_seq FROM {events}
+      WHERE event_type IN ('execution_complete', 'execution_failed') GROUP BY execution_id) t
+  ON t.execution_id = e.execution_id
+WHERE e.seq > t.end_seq ORDER BY e.execution_id, e.seq LIMIT 20
+"""
+
+
+def _nothing_after_the_end(dsn: str) -> None:
+    """Cancel is final, and every end is the end: checked on every database a test used."""
+    import psycopg
+
+    try:
+        conn = psycopg.connect(dsn, autocommit=True)
+    except psycopg.OperationalError:
+        return  # the test dropped its database on purpose (the health test)
+    with conn:
+        exists = conn.execute("SELECT to_regclass('noetl_events') IS NOT NULL").fetchone()
+        if not exists or not exists[0]:
+            return
+        rows = conn.execute(AFTER_THE_END.format(events="noetl_events")).fetchall()
+    assert not rows, f"events stored after their execution ended: {rows}"
+
+
+def _nothing_after_the_end_in_sqlite(path: Path) -> None:
+    import sqlite3
+
+    if not path.exists():
+        return
+    with sqlite3.connect(path) as conn:
+        if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'events'").fetchone():
+            return
+        rows = conn.execute(AFTER_THE_END.format(events="events")).fetchall()
+    assert not rows, f"events stored after their execution ended: {rows}"
 
 
 def pg_fields(dsn: str) -> dict[str, Any]:
@@ -70,6 +112,7 @@ def store(store_path: Path) -> Iterator[Any]:
     s = open_store(str(store_path))
     yield s
     s.close()
+    _nothing_after_the_end_in_sqlite(store_path)
 
 
 @pytest.fixture(scope="session")

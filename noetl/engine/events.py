@@ -75,7 +75,13 @@ END_TYPES: Final = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One record of the log. Built with keywords; `event_id` and `created_at` are set by the sink."""
+    """One record of the log. Built with keywords; `event_id` and `created_at` are set by the sink.
+
+    `seq` is set by the store when the event commits: the order of the log (1, 2, 3, ... per execution,
+    in commit order), so that a reader asking for the events after the last `seq` it saw misses none.
+    `event_id` is the event's identity (what `parent_event_id` points at); writers on several hosts take
+    ids in blocks, so ids are unique but not in commit order. None until the event is stored.
+    """
 
     execution_id: str
     event_type: str
@@ -95,6 +101,7 @@ class Event:
     result: Any = None
     error: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    seq: int | None = None
 
     def __post_init__(self) -> None:
         if self.event_type not in ALL_TYPES:

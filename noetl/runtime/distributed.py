@@ -21,7 +21,7 @@ from noetl.runtime.credentials import CredentialResolver
 from noetl.runtime.redact import Redactor
 from noetl.runtime.scope import build_scope
 from noetl.runtime.services import RunServices
-from noetl.runtime.sink import EventSink
+from noetl.runtime.sink import EventSink, IdBlocks
 from noetl.runtime.step_runner import StepRunner, StepSnapshot
 from noetl.runtime.workload import protect, real_workload
 from noetl.store.pg_queue import Job, PostgresQueue
@@ -131,7 +131,7 @@ def build_services(
         job.execution_id,
         parent_execution_id=state.parent_execution_id,
         redactor=redactor,
-        allocate=lambda: store.allocate_event_id(job.execution_id),
+        allocate=IdBlocks(store, job.execution_id),
         meta_defaults={"worker_id": worker.worker_id},
     )
     services = WorkerServices(

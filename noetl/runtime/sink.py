@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from noetl.engine.events import Event
+from noetl.errors import ExecutionClosed
 from noetl.runtime.redact import Redactor
 from noetl.store.ports import EventStore
 
@@ -17,11 +18,34 @@ log = logging.getLogger("noetl.sink")
 Observer = Callable[[Event], None]
 
 
+class IdBlocks:
+    """Event ids for a writer that shares its execution with other processes: reserved from the store in
+    blocks (8, then doubling up to 256), so that a job pays one round trip per block, not per event."""
+
+    def __init__(self, store: EventStore, execution_id: str, first: int = 8, largest: int = 256) -> None:
+        self._store = store
+        self._execution_id = execution_id
+        self._size = first
+        self._largest = largest
+        self._next = 1
+        self._last = 0  # the block is used up when _next > _last
+
+    def __call__(self) -> int:
+        if self._next > self._last:
+            self._last = self._store.reserve_event_ids(self._execution_id, self._size)
+            self._next = self._last - self._size + 1
+            self._size = min(self._size * 2, self._largest)
+        self._next += 1
+        return self._next - 1
+
+
 class EventSink:
-    """Assigns increasing event ids per execution and writes through the store's batch writer.
+    """Assigns event ids per execution and writes through the store's batch writer.
 
     `on_event` is the runner's own state fold and must not fail; `observers` (printers, progress bars,
-    exporters) are best effort: an observer that raises is logged and the execution goes on.
+    exporters) are best effort: an observer that raises is logged and the execution goes on. Once the
+    store says the execution is closed (it ended while this work ran: a cancel), every emit raises
+    ExecutionClosed, so the work stops at its next event instead of writing past the end.
     """
 
     def __init__(
@@ -48,7 +72,14 @@ class EventSink:
         self._on_event = on_event
         self._observers = list(observers)
 
+    def _check_open(self) -> None:
+        if self.store.closed(self.execution_id):
+            raise ExecutionClosed(
+                f"execution {self.execution_id} has ended (cancelled); this work for it stops here"
+            )
+
     def emit(self, event: Event) -> Event:
+        self._check_open()
         event = self.redactor.event(event)
         with self._lock:
             stamped = event.stamped(self._next_id(), datetime.now(UTC).isoformat())
@@ -62,6 +93,7 @@ class EventSink:
 
     def new(self, event_type: str, **fields: Any) -> Event:
         """Build, stamp and emit an event of this execution (one Event built: this is per item)."""
+        self._check_open()
         fields.setdefault("parent_execution_id", self.parent_execution_id)
         if self._meta_defaults:  # e.g. the worker id on every event a worker writes
             fields["meta"] = {**self._meta_defaults, **(fields.get("meta") or {})}

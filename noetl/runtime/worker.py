@@ -18,7 +18,7 @@ import psycopg
 from noetl.actions.registry import default_actions, default_storages
 from noetl.actions.save.breaker import Breakers
 from noetl.engine.state import fold
-from noetl.errors import StoreError
+from noetl.errors import ExecutionClosed, StoreError
 from noetl.runtime import broker
 from noetl.runtime.distributed import run_chunk_job, run_step_job
 from noetl.runtime.local import LocalRunner
@@ -128,6 +128,11 @@ class Worker:
                 playbook = broker.playbook_of(self.store, state, events)
                 run = run_step_job if job.kind == "step" else run_chunk_job
                 run(self, job, playbook, state, events)
+            self.queue.complete(job.job_id, self.worker_id)
+        except ExecutionClosed:
+            # Cancelled while this job ran: it stopped at its next event and the store refused what it
+            # would have written after the end. Not a failure of the job: nothing to try again.
+            log.info("job %s of ended execution %s stopped", job.job_id, job.execution_id)
             self.queue.complete(job.job_id, self.worker_id)
         except Exception as exc:  # the store or a bug, not the playbook: the job is tried again later
             log.exception("job %s failed on worker %s", job.job_id, self.worker_id)

@@ -43,11 +43,16 @@ class CancelResponse(BaseModel):
 
 
 class EventsPage(BaseModel):
-    """Events after `after`, in order; poll again with `after=last_event_id`."""
+    """Events with `seq` above `after`, in commit order; poll again with `after=last_seq`."""
 
     execution_id: str
     events: list[dict[str, Any]]
-    last_event_id: int = Field(description="The id of the last event returned (or `after` when none)")
+    last_seq: int = Field(
+        description="The `seq` of the last event returned (or `after` when none): the next `after`"
+    )
+    last_event_id: int | None = Field(
+        None, description="The id of the last event returned; ids are identities, not an order to poll by"
+    )
     more: bool = Field(description="True when the page was cut at `limit`: ask again at once")
     status: str | None = Field(None, description="The execution's status when this page was read")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from noetl.engine.events import Event
 from noetl.errors import StoreError
@@ -14,10 +14,15 @@ class BatchWriter:
 
     Writes happen on a background thread so an item's work never waits for a commit; a failed write is
     remembered and raised on the next append or flush, so it fails the execution instead of vanishing.
+    `write_batch` returns the executions whose events it refused because they had ended (see
+    noetl.store.sequencing); `closed` answers for them, so that the work still running for one stops.
     """
 
-    def __init__(self, write_batch: Callable[[Sequence[Event]], None], max_delay: float = 0.05) -> None:
+    def __init__(
+        self, write_batch: Callable[[Sequence[Event]], Collection[str]], max_delay: float = 0.05
+    ) -> None:
         self._write_batch = write_batch
+        self._ended: set[str] = set()
         self._max_delay = max_delay
         self._pending: list[Event] = []
         self._cond = threading.Condition()
@@ -46,6 +51,10 @@ class BatchWriter:
                 self._cond.wait()
             self._raise_if_failed()
 
+    def closed(self, execution_id: str) -> bool:
+        """True once a batch had events of this execution refused: it ended while work for it ran."""
+        return execution_id in self._ended
+
     def close(self) -> None:
         self.flush()
         with self._cond:
@@ -68,12 +77,13 @@ class BatchWriter:
             if not batch:
                 continue
             try:
-                self._write_batch(batch)
+                refused = self._write_batch(batch)
             except BaseException as exc:  # remembered and raised to the caller; never swallowed
                 with self._cond:
                     self._error = exc
                     self._cond.notify_all()
                 return
             with self._cond:
+                self._ended.update(refused)
                 self._written += len(batch)
                 self._cond.notify_all()

@@ -26,6 +26,7 @@ COLUMNS = (
     "result",
     "error",
     "meta",
+    "seq",
 )
 JSON_COLUMNS = frozenset({"current_item", "context", "result", "meta"})
 
@@ -45,7 +46,8 @@ def loads(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
-def event_to_row(event: Event) -> tuple[Any, ...]:
+def event_to_row(event: Event, seq: int | None = None) -> tuple[Any, ...]:
+    """The row of an event; `seq` is the one the store gives it as it commits (see sequencing)."""
     # Spelled out, not a loop over COLUMNS: this runs for every event and is on the benchmark's hot path.
     e = event
     return (
@@ -67,6 +69,7 @@ def event_to_row(event: Event) -> tuple[Any, ...]:
         None if e.result is None else _dumps(e.result, default=str),
         e.error,
         _dumps(e.meta, default=str) if e.meta else None,
+        seq,
     )
 
 

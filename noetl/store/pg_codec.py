@@ -18,14 +18,14 @@ _REPLACEMENT = "\ufffd"
 # would hand back a JSON string value already decoded, which loads() would then try to parse again).
 SELECT_EVENTS = (
     f"SELECT {', '.join(f'{c}::text' if c in JSON_COLUMNS else c for c in COLUMNS)} FROM noetl_events "
-    "WHERE execution_id = %(execution_id)s AND event_id > %(after)s ORDER BY event_id"
+    "WHERE execution_id = %(execution_id)s AND seq > %(after)s ORDER BY seq"
 )
 COPY_EVENTS = f"COPY noetl_events ({', '.join(COLUMNS)}) FROM STDIN"
 
 
-def event_row(event: Event) -> list[Any]:
+def event_row(event: Event, seq: int) -> list[Any]:
     """codec.event_to_row, made acceptable to PostgreSQL; a refused value would fail its whole batch."""
-    row = list(event_to_row(event))
+    row = list(event_to_row(event, seq))
     for i in _JSON_AT:
         row[i] = jsonb_text(row[i])
     for i in _TEXT_AT:

@@ -44,16 +44,29 @@ class EventStore(Protocol):
     def flush(self) -> None:
         """Block until every appended event is committed; raise StoreError if any write failed."""
 
-    def read(self, execution_id: str, after: int = 0) -> list[Event]: ...
+    def read(self, execution_id: str, after: int = 0) -> list[Event]:
+        """The execution's stored events with `seq` above `after`, in commit order (see Event.seq)."""
+        ...
+
+    def closed(self, execution_id: str) -> bool:
+        """True once this store refused events of the execution because its terminal event was stored
+        (a cancelled execution): the work still running for it must stop (noetl.store.sequencing)."""
+        ...
 
     def last_event_id(self, execution_id: str) -> int: ...
 
     def allocate_event_id(self, execution_id: str) -> int:
-        """The next event id of the execution, unique and increasing across every process sharing the store.
+        """One new event id of the execution: `reserve_event_ids(execution_id, 1)`."""
+        ...
+
+    def reserve_event_ids(self, execution_id: str, n: int) -> int:
+        """Reserve `n` new event ids of the execution, unique across every process sharing the store;
+        returns the last of them (the block is last - n + 1 .. last).
 
         Ids above every event already written (flushed), and never handed out twice. Writers that share an
-        execution (broker, workers, control plane) must take each id from here; only a sole local writer may
-        number its own events, and must flush them before anyone allocates ids for that execution.
+        execution (broker, workers, control plane) must take their ids from here; only a sole local writer
+        may number its own events, and must flush them before anyone reserves ids for that execution. Ids
+        of different writers interleave: the order of the log is `seq`, given at commit.
         """
 
     def executions(self, limit: int = 50) -> list[ExecutionRecord]: ...

@@ -23,10 +23,10 @@ from noetl.store.migrations import migrate
 from noetl.store.pg_codec import COPY_EVENTS, SELECT_EVENTS, clean_text, event_row, jsonb_text
 from noetl.store.pg_pool import Connection, ConnectionPool, display_url, scrub
 from noetl.store.ports import CatalogEntry, CredentialRecord, ExecutionRecord
+from noetl.store.sequencing import FINAL_TYPES, executions_of, sequence
 from noetl.store.sqlfiles import named_queries
 
 Q = named_queries("postgres", "store.sql")
-_FINAL = {EventType.EXECUTION_COMPLETE, EventType.EXECUTION_FAILED}
 
 
 def _now() -> str:
@@ -86,14 +86,27 @@ class PostgresStore:
     def flush(self) -> None:
         self._writer.flush()
 
-    def _write_batch(self, events: Sequence[Event]) -> None:
-        rows = [event_row(e) for e in events]
+    def _write_batch(self, events: Sequence[Event]) -> set[str]:
+        executions = executions_of(events)
         with self._writer_pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            # The counter rows stay locked until commit: writers of one execution commit in seq order.
+            cur.execute(Q["lock_sequences"], {"executions": executions})
+            counters = cur.fetchall()
+            last = {row[0]: int(row[1]) for row in counters}
+            batch = sequence(events, last, {row[0] for row in counters if row[2]})
+            cur.execute(
+                Q["advance_sequences"],
+                {
+                    "executions": executions,
+                    "last_seqs": [batch.last_seq[x] for x in executions],
+                    "finished": [x in batch.finished for x in executions],
+                },
+            )
             with cur.copy(COPY_EVENTS) as copy:
-                for row in rows:
-                    copy.write_row(row)
+                for e, seq in batch.kept:
+                    copy.write_row(event_row(e, seq))
             # In order, in the same transaction: an execution is listed finished only with its events.
-            for e in events:
+            for e, _ in batch.kept:
                 if e.event_type == EventType.EXECUTION_START:
                     cur.execute(
                         Q["start_execution"],
@@ -104,7 +117,7 @@ class PostgresStore:
                             "created_at": e.created_at,
                         },
                     )
-                elif e.event_type in _FINAL:
+                elif e.event_type in FINAL_TYPES:
                     cur.execute(
                         Q["finish_execution"],
                         {
@@ -115,6 +128,10 @@ class PostgresStore:
                             "error": clean_text(e.error),
                         },
                     )
+        return batch.refused
+
+    def closed(self, execution_id: str) -> bool:
+        return self._writer.closed(execution_id)
 
     def read(self, execution_id: str, after: int = 0) -> list[Event]:
         self.flush()
@@ -129,11 +146,15 @@ class PostgresStore:
         return int(row[0]) if row else 0
 
     def allocate_event_id(self, execution_id: str) -> int:
-        """The next event id of the execution: unique and increasing across every process on this database."""
-        # No flush: workers call this for every event, and waiting for a commit each time would undo the
-        # group commit. Ids appended but not yet flushed are therefore not stepped over (see the port).
-        with self._conn("allocating an event id") as conn:
-            row = conn.execute(Q["allocate_event_id"], {"execution_id": execution_id}).fetchone()
+        """The next event id of the execution: unique across every process on this database."""
+        return self.reserve_event_ids(execution_id, 1)
+
+    def reserve_event_ids(self, execution_id: str, n: int) -> int:
+        """Reserve the next `n` event ids of the execution for this process; returns the last one."""
+        # No flush: waiting for a commit for every block would undo the group commit. Ids appended but
+        # not yet flushed are therefore not stepped over (see the port).
+        with self._conn("reserving event ids") as conn:
+            row = conn.execute(Q["reserve_event_ids"], {"execution_id": execution_id, "n": n}).fetchone()
         assert row is not None  # INSERT ... RETURNING always returns the row
         return int(row[0])
 

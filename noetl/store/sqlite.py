@@ -17,17 +17,22 @@ from noetl.store import crypto
 from noetl.store.batching import BatchWriter
 from noetl.store.codec import COLUMNS, dumps, event_to_row, loads, row_to_event
 from noetl.store.ports import CatalogEntry, CredentialRecord, ExecutionRecord
+from noetl.store.sequencing import FINAL_TYPES, executions_of, sequence
 
 _INSERT_EVENT = f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-_FINAL = {EventType.EXECUTION_COMPLETE, EventType.EXECUTION_FAILED}
 # allocate_event_id's counter: written at once (not batched) so every process on the file sees it.
 _COUNTERS_TABLE = (
     "CREATE TABLE IF NOT EXISTS event_counters (execution_id TEXT PRIMARY KEY, last_id INTEGER NOT NULL)"
 )
-_ALLOCATE_EVENT_ID = (
+_RESERVE_EVENT_IDS = (
     "INSERT INTO event_counters (execution_id, last_id) "
-    "VALUES (?1, COALESCE((SELECT MAX(event_id) FROM events WHERE execution_id = ?1), 0) + 1) "
-    "ON CONFLICT (execution_id) DO UPDATE SET last_id = MAX(last_id + 1, excluded.last_id) RETURNING last_id"
+    "VALUES (?1, COALESCE((SELECT MAX(event_id) FROM events WHERE execution_id = ?1), 0) + ?2) "
+    "ON CONFLICT (execution_id) DO UPDATE SET last_id = MAX(last_id + ?2, excluded.last_id) RETURNING last_id"
+)
+# Where the batch's numbering starts, and whether the execution already ended (its events are refused).
+_SEQ_AND_END = (
+    "SELECT (SELECT COALESCE(MAX(seq), 0) FROM events WHERE execution_id = ?1), "
+    "EXISTS (SELECT 1 FROM executions WHERE execution_id = ?1 AND status <> 'RUNNING')"
 )
 
 
@@ -52,6 +57,7 @@ class SQLiteStore:
             schema = resources.files("noetl.store").joinpath("sql/sqlite_schema.sql").read_text()
             self._conn.executescript(schema)
             self._conn.execute(_COUNTERS_TABLE)
+            _add_seq(self._conn)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(
                 f"cannot open the store at {self.path}: {exc}; check the path and permissions"
@@ -68,13 +74,23 @@ class SQLiteStore:
     def flush(self) -> None:
         self._writer.flush()
 
-    def _write_batch(self, events: Sequence[Event]) -> None:
+    def _write_batch(self, events: Sequence[Event]) -> set[str]:
         with self._lock:
             cur = self._conn.cursor()
-            cur.execute("BEGIN")
+            # IMMEDIATE: the database's write lock is taken before `seq` is read, so that another
+            # process writing the same execution cannot commit in between (seq is commit order).
+            cur.execute("BEGIN IMMEDIATE")
             try:
-                cur.executemany(_INSERT_EVENT, [event_to_row(e) for e in events])
-                for e in events:
+                last: dict[str, int] = {}
+                ended: set[str] = set()
+                for execution in executions_of(events):
+                    seq, done = cur.execute(_SEQ_AND_END, (execution,)).fetchone()
+                    last[execution] = int(seq)
+                    if done:
+                        ended.add(execution)
+                batch = sequence(events, last, ended)
+                cur.executemany(_INSERT_EVENT, [event_to_row(e, seq) for e, seq in batch.kept])
+                for e, _ in batch.kept:
                     if e.event_type == EventType.EXECUTION_START:
                         cur.execute(
                             "INSERT OR REPLACE INTO executions (execution_id, parent_execution_id, "
@@ -86,7 +102,7 @@ class SQLiteStore:
                                 e.created_at,
                             ),
                         )
-                    elif e.event_type in _FINAL:
+                    elif e.event_type in FINAL_TYPES:
                         cur.execute(
                             "UPDATE executions SET status = ?, finished_at = ?, result = ?, error = ? "
                             "WHERE execution_id = ?",
@@ -96,13 +112,16 @@ class SQLiteStore:
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
+        return batch.refused
+
+    def closed(self, execution_id: str) -> bool:
+        return self._writer.closed(execution_id)
 
     def read(self, execution_id: str, after: int = 0) -> list[Event]:
         self.flush()
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT {', '.join(COLUMNS)} FROM events WHERE execution_id = ? AND event_id > ? "
-                "ORDER BY event_id",
+                f"SELECT {', '.join(COLUMNS)} FROM events WHERE execution_id = ? AND seq > ? ORDER BY seq",
                 (execution_id, after),
             ).fetchall()
         return [row_to_event(r) for r in rows]
@@ -117,12 +136,16 @@ class SQLiteStore:
 
     def allocate_event_id(self, execution_id: str) -> int:
         """The next event id of the execution, above every id written and unique across processes."""
-        # No flush: workers call this for every event, and waiting for a commit each time would undo the
-        # group commit. Ids appended but not yet flushed are therefore not stepped over (see the port).
+        return self.reserve_event_ids(execution_id, 1)
+
+    def reserve_event_ids(self, execution_id: str, n: int) -> int:
+        """Reserve the next `n` event ids of the execution; returns the last (the block ends there)."""
+        # No flush: waiting for a commit for every block would undo the group commit. Ids appended but
+        # not yet flushed are therefore not stepped over (see the port).
         with self._lock:
             # One statement in autocommit: SQLite's write lock serializes it against other processes.
             # fetchall, not fetchone: RETURNING commits only once the statement has run to its end.
-            rows = self._conn.execute(_ALLOCATE_EVENT_ID, (execution_id,)).fetchall()
+            rows = self._conn.execute(_RESERVE_EVENT_IDS, (execution_id, n)).fetchall()
         return int(rows[0][0])
 
     def executions(self, limit: int = 50) -> list[ExecutionRecord]:
@@ -242,3 +265,19 @@ class SQLiteStore:
         finally:
             with self._lock:
                 self._conn.close()
+
+
+def _add_seq(conn: sqlite3.Connection) -> None:
+    """Files written before `seq` existed: add it, numbered like their event ids (their commit order,
+    since one process wrote each execution), and index it for reading in order."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
+    if "seq" not in columns:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("ALTER TABLE events ADD COLUMN seq INTEGER")
+            conn.execute("UPDATE events SET seq = event_id")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS events_seq ON events (execution_id, seq)")

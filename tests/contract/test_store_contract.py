@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -61,16 +63,16 @@ def in_threads(n: int, work: Callable[[int], Any]) -> list[Any]:
 # ---- events ----------------------------------------------------------------------------------------
 
 
-def test_read_returns_events_in_id_order_and_after_skips(store: Store) -> None:
+def test_read_returns_events_in_commit_order_and_after_is_by_seq(store: Store) -> None:
     x, other = new_id(), new_id()
-    store.append([ev(x, 3), ev(x, 1)])
-    store.append([ev(other, 1), ev(x, 2)])
+    store.append([ev(x, 30), ev(x, 10)])  # ids from two writers' blocks: identities, not an order
+    store.append([ev(other, 1), ev(x, 20)])
     store.flush()
-    assert [e.event_id for e in store.read(x)] == [1, 2, 3]
-    assert [e.event_id for e in store.read(x, after=1)] == [2, 3]
+    assert [(e.seq, e.event_id) for e in store.read(x)] == [(1, 30), (2, 10), (3, 20)]
+    assert [e.event_id for e in store.read(x, after=1)] == [10, 20]
     assert store.read(x, after=3) == []
     assert store.read(new_id()) == []
-    assert [e.execution_id for e in store.read(other)] == [other]
+    assert [(e.execution_id, e.seq) for e in store.read(other)] == [(other, 1)]
 
 
 def test_read_sees_appended_events_without_an_explicit_flush(store: Store) -> None:
@@ -131,8 +133,8 @@ def test_every_event_field_round_trips(store: Store, fields: dict[str, Any]) -> 
     store.append([written])
     store.flush()
     [read] = store.read(x)
-    assert read == written
-    assert read.to_dict() == written.to_dict()
+    assert read == replace(written, seq=1)
+    assert read.to_dict() == {**written.to_dict(), "seq": 1}
 
 
 def test_last_event_id(store: Store) -> None:
@@ -245,6 +247,87 @@ def test_allocate_event_id_is_unique_across_threads_and_store_objects(backend: B
     every = [i for ids in per_thread for i in ids]
     assert sorted(every) == list(range(1, 201))
     assert all(ids == sorted(ids) for ids in per_thread)
+
+
+def test_reserved_blocks_are_disjoint_across_threads_and_store_objects(backend: Backend) -> None:
+    stores = [backend.open(), backend.open()]
+    x = new_id()
+
+    def reserve(i: int) -> list[int]:
+        blocks = []
+        for size in (1, 8, 16):
+            last = stores[i % 2].reserve_event_ids(x, size)
+            blocks += range(last - size + 1, last + 1)
+        return blocks
+
+    every = [i for ids in in_threads(6, reserve) for i in ids]
+    assert sorted(every) == list(range(1, 6 * 25 + 1))
+
+
+def test_a_poller_following_seq_sees_every_event_of_concurrent_writers_once(backend: Backend) -> None:
+    """Two writers (two store objects: two processes' worth of batch writers) share one execution with
+    ids from reserved blocks; a third store polls with after=<last seq> while they write. It must see
+    every event exactly once, and seq must be 1..N with no gap: what `GET .../events?after=` promises."""
+    writers, reader = [backend.open(), backend.open()], backend.open()
+    x = new_id()
+    per_writer = 300
+    done = threading.Event()
+    seen: list[Event] = []
+
+    def write(i: int) -> None:
+        store = writers[i]
+        for n in range(0, per_writer, 10):
+            last = store.reserve_event_ids(x, 10)
+            store.append([ev(x, last - 9 + k, meta={"w": i, "n": n + k}) for k in range(10)])
+            if n % 50 == 0:
+                store.flush()
+        store.flush()
+
+    def poll() -> None:
+        after = 0
+        while True:
+            finished = done.is_set()
+            for event in reader.read(x, after=after):
+                seen.append(event)
+                after = event.seq or after
+            if finished:
+                return
+            time.sleep(0.001)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
+        in_threads(2, write)
+    finally:
+        done.set()
+        poller.join()
+    assert [e.seq for e in seen] == list(range(1, 2 * per_writer + 1))
+    assert sorted(e.event_id for e in seen) == list(range(1, 2 * per_writer + 1))
+    for w in (0, 1):  # each writer's events keep its own order
+        assert [e.meta["n"] for e in seen if e.meta["w"] == w] == list(range(per_writer))
+
+
+def test_nothing_is_stored_after_the_terminal_event(backend: Backend) -> None:
+    """A cancelled execution: the control plane stores execution_failed while a worker still writes."""
+    control, worker = backend.open(), backend.open()
+    x, other = new_id(), new_id()
+    worker.append([start(x, 1), ev(x, 2), start(other, 1)])
+    worker.flush()
+    control.append([ev(x, 3, T.EXECUTION_FAILED, 2, error="cancelled: by request")])
+    control.flush()
+    assert not worker.closed(x)
+    worker.append([ev(x, 4), ev(x, 5), ev(other, 2)])  # the worker had not heard
+    worker.flush()
+    assert [e.event_type for e in worker.read(x)] == [T.EXECUTION_START, T.STEP_STARTED, T.EXECUTION_FAILED]
+    assert worker.closed(x) and not worker.closed(other)
+    assert [e.event_id for e in worker.read(other)] == [1, 2]
+    record = worker.execution(x)
+    assert record is not None and record.status == "FAILED"
+    # In one batch too: what follows the end in the batch is refused, what precedes it is kept.
+    y = new_id()
+    worker.append([start(y, 1), ev(y, 2, T.EXECUTION_COMPLETE, 2), ev(y, 3)])
+    worker.flush()
+    assert [e.event_id for e in worker.read(y)] == [1, 2] and worker.closed(y)
 
 
 # ---- credentials -----------------------------------------------------------------------------------

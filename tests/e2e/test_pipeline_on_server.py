@@ -80,7 +80,9 @@ def test_pipeline_through_the_server_with_two_workers(
     events = remote["events"]
     with psycopg.connect(pg_dsn) as conn:
         assert conn.execute("SELECT count(*) FROM weather_http_raw").fetchone() == (3,)
-    assert [e["event_id"] for e in events] == sorted(e["event_id"] for e in events)
+    # The API returns the log in commit order: seq is 1..N; ids are unique (workers reserve blocks).
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert len({e["event_id"] for e in events}) == len(events)
     assert events[0]["event_type"] == "execution_start" and events[-1]["event_type"] == "execution_complete"
 
     local_store = open_store(str(tmp_path / "local.db"))

@@ -58,7 +58,7 @@ def wait_for_end(api: httpx.Client, execution_id: str, timeout: float = 60) -> l
     while time.monotonic() < deadline:
         page = api.get(f"/api/executions/{execution_id}/events", params={"after": after}).json()
         seen += page["events"]
-        after = page["last_event_id"]
+        after = page["last_seq"]
         if any(e["event_type"] in (T.EXECUTION_COMPLETE, T.EXECUTION_FAILED) for e in page["events"]):
             return seen
         time.sleep(0.1)
@@ -247,9 +247,7 @@ def _iterator_events(execution_id: str) -> list[Event]:
     ]
 
 
-def test_events_page_by_event_id_and_the_summary_counts_steps_and_items(
-    pg_dsn: str, api: httpx.Client
-) -> None:
+def test_events_page_by_seq_and_the_summary_counts_steps_and_items(pg_dsn: str, api: httpx.Client) -> None:
     store = open_store(pg_dsn)
     try:
         store.append(_iterator_events("exec-1"))
@@ -258,17 +256,18 @@ def test_events_page_by_event_id_and_the_summary_counts_steps_and_items(
         store.close()
 
     everything = api.get("/api/executions/exec-1/events").json()
-    assert [e["event_id"] for e in everything["events"]] == list(range(1, 15))
+    assert [e["seq"] for e in everything["events"]] == list(range(1, 15))
     assert (
-        everything["last_event_id"] == 14
+        everything["last_seq"] == 14
+        and everything["last_event_id"] == 14
         and everything["more"] is False
         and everything["status"] == "COMPLETED"
     )
     page = api.get("/api/executions/exec-1/events", params={"after": 10, "limit": 2}).json()
     assert [e["event_type"] for e in page["events"]] == [T.ITERATOR_COMPLETED, T.ACTION_COMPLETED]
-    assert page["last_event_id"] == 12 and page["more"] is True
+    assert page["last_seq"] == 12 and page["more"] is True
     tail = api.get("/api/executions/exec-1/events", params={"after": 14}).json()
-    assert tail["events"] == [] and tail["last_event_id"] == 14
+    assert tail["events"] == [] and tail["last_seq"] == 14 and tail["last_event_id"] is None
 
     summary = api.get("/api/events/summary/exec-1").json()
     assert summary["events"] == 14

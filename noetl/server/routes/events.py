@@ -1,4 +1,4 @@
-"""Event routes: an execution's events (paged by event id, for polling) and their summary."""
+"""Event routes: an execution's events (paged by commit order, `seq`, for polling) and their summary."""
 
 from __future__ import annotations
 
@@ -19,10 +19,16 @@ Store = Annotated[Any, Depends(deps.store)]
 def events(
     execution_id: str,
     store: Store,
-    after: Annotated[int, Query(ge=0, description="Only events with a larger event_id")] = 0,
+    after: Annotated[
+        int, Query(ge=0, description="Only events with a larger `seq` (commit order): the last_seq you saw")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
 ) -> schemas.EventsPage:
-    """Events in order; to follow a running execution, ask again with `after=last_event_id`."""
+    """Events in commit order; to follow a running execution, ask again with `after=last_seq`.
+
+    `seq` is given as events commit, so no event can appear later below a `seq` already returned: a
+    poller that always passes the last `seq` it saw gets every event exactly once.
+    """
     # Read the status first: events read after it include everything that status implies.
     record = store.execution(execution_id)
     found = store.read(execution_id, after=after)
@@ -32,7 +38,8 @@ def events(
     return schemas.EventsPage(
         execution_id=execution_id,
         events=[e.to_dict() for e in page],
-        last_event_id=page[-1].event_id if page else after,
+        last_seq=(page[-1].seq or after) if page else after,
+        last_event_id=page[-1].event_id if page else None,
         more=len(found) > limit,
         status=record.status if record else None,
     )

@@ -18,6 +18,7 @@ CREATE TABLE IF NOT EXISTS events (
     result              TEXT,
     error               TEXT,
     meta                TEXT,
+    seq                 INTEGER,  -- commit order within the execution (noetl.store.sequencing)
     PRIMARY KEY (execution_id, event_id)
 );
 

@@ -17,14 +17,27 @@ WHERE execution_id = %(execution_id)s;
 -- name: last_event_id
 SELECT COALESCE(max(event_id), 0) FROM noetl_events WHERE execution_id = %(execution_id)s;
 
--- name: allocate_event_id
--- One row lock per execution serializes allocators on every host; the first id also clears any events
--- already written with ids chosen locally (a resumed run), and so does every later one.
+-- name: reserve_event_ids
+-- One row lock per execution serializes allocators on every host; a block also clears any events
+-- already written with ids chosen locally (a resumed run). Returns the last id of the block.
 INSERT INTO noetl_event_counters AS c (execution_id, last_id)
 VALUES (%(execution_id)s,
-        COALESCE((SELECT max(event_id) FROM noetl_events WHERE execution_id = %(execution_id)s), 0) + 1)
-ON CONFLICT (execution_id) DO UPDATE SET last_id = greatest(c.last_id + 1, EXCLUDED.last_id)
+        COALESCE((SELECT max(event_id) FROM noetl_events WHERE execution_id = %(execution_id)s), 0) + %(n)s)
+ON CONFLICT (execution_id) DO UPDATE SET last_id = greatest(c.last_id + %(n)s, EXCLUDED.last_id)
 RETURNING last_id;
+
+-- name: lock_sequences
+-- The batch writer's first statement: lock the counter row of every execution of the batch (in sorted
+-- order, so that two batches cannot deadlock) and read where its numbering goes on. Held to commit.
+INSERT INTO noetl_event_counters AS c (execution_id, last_id)
+SELECT x, 0 FROM unnest(%(executions)s::text[]) AS t(x) ORDER BY x
+ON CONFLICT (execution_id) DO UPDATE SET last_seq = c.last_seq
+RETURNING execution_id, last_seq, finished;
+
+-- name: advance_sequences
+UPDATE noetl_event_counters AS c SET last_seq = t.last_seq, finished = c.finished OR t.finished
+FROM unnest(%(executions)s::text[], %(last_seqs)s::bigint[], %(finished)s::boolean[]) AS t(x, last_seq, finished)
+WHERE c.execution_id = t.x;
 
 -- name: list_executions
 SELECT execution_id, playbook_path, status, created_at, finished_at, parent_execution_id, result::text, error
