@@ -1,23 +1,39 @@
 """Benchmark the distributed runtime on a throwaway PostgreSQL with real worker processes.
 
-Prints the step-to-step scheduling latency (from one step's step_completed to the next step's
-step_started, p50 and p95 over a chain of python steps) and the items per second of an async iterator
-of trivial python items with 1 and with 2 workers.
+One run prints three figures, each next to its target, all timed from the events the workers write:
 
-    .venv/bin/python bench/distributed.py [--chain 30] [--items 400] [--dsn postgresql://...]
+1. Step-to-step scheduling latency over a chain of N python steps (--chain, default 30) on 1 worker:
+   p50 and p95 in ms of the gap from one step's `step_completed` to the next step's `step_started`
+   (created_at). Target: p50 <= 5 ms.
+2. Items per second of an async iterator (`concurrency: 8`) of trivial python items returning `i * 2`
+   (--items, default 2000), with 1 worker and with 2 workers, and the speed-up of 2 workers over one.
+   Targets: >= 8,000 items/s with 2 workers; 2 workers >= 1.8x one.
+3. Items per second of an async iterator (`concurrency: 8`) of python items that sleep 50 ms
+   (--slow-items, default 400) on 1 worker started with `--concurrency 4`, the ideal
+   (4 slots / 0.05 s = 80 items/s) and the figure as a percentage of it. Target: within 10% of 80 items/s.
+
+Items per second are the item count over the time from the iterator step's `iterator_started` to its
+`iterator_completed` (same step, last attempt); for (2) and (3) the wall time from `execution_start` to
+`execution_complete` is printed too. Every measured execution must have COMPLETED with every item
+succeeded, or the run stops with an error. Workers are stopped between measurements, so each one runs
+with exactly the workers it names.
+
+    .venv/bin/python bench/distributed.py [--chain 30] [--items 2000] [--slow-items 400] [--dsn postgresql://...]
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
+import math
 import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -25,6 +41,11 @@ sys.path.insert(0, str(REPO))
 from noetl.runtime.control import start_execution  # noqa: E402
 from noetl.store.postgres import PostgresStore  # noqa: E402
 from tests.pg import ThrowawayPostgres  # noqa: E402
+
+LOOP = "loop"  # the iterator step of the items playbooks
+SLOW_SECONDS = 0.05
+SLOW_WORKER_CONCURRENCY = 4
+WAIT_TIMEOUT = 300.0  # seconds one execution may take before the benchmark gives up
 
 
 def chain_playbook(n: int) -> str:
@@ -43,118 +64,248 @@ def chain_playbook(n: int) -> str:
     )
 
 
-ITEMS = """apiVersion: noetl.io/v1
+def items_playbook(name: str, code: str) -> str:
+    """An async iterator (concurrency 8) over range(workload.n); `code` is the item's python task."""
+    body = "".join(f"        {line}\n" for line in code.strip().splitlines())
+    return f"""apiVersion: noetl.io/v1
 kind: Playbook
-metadata: {name: items}
-workload: {n: 400}
+metadata: {{name: {name}}}
+workload: {{n: 100}}
 workflow:
   - step: start
-    next: [{step: loop}]
-  - step: loop
+    next: [{{step: {LOOP}}}]
+  - step: {LOOP}
     type: iterator
     mode: async
     concurrency: 8
-    collection: "{{ range(workload.n) | list }}"
+    collection: "{{{{ range(workload.n) | list }}}}"
     element: i
     task:
       type: python
-      data: {i: "{{ i }}"}
+      data: {{i: "{{{{ i }}}}"}}
       code: |
-        import time
-        def main(i):
-            time.sleep(0.005)
-            return i
-    next: [{step: end}]
+{body}    next: [{{step: end}}]
   - step: end
 """
 
 
-def wait(store: PostgresStore, execution_id: str) -> None:
-    while True:
+ITEMS = items_playbook("items", "def main(i):\n    return i * 2")
+SLOW_ITEMS = items_playbook(
+    "slow_items", f"import time\ndef main(i):\n    time.sleep({SLOW_SECONDS})\n    return i"
+)
+
+
+class Workers:
+    """Worker processes started with the real CLI module, their output kept in files of `logdir`."""
+
+    def __init__(self, dsn: str, logdir: Path) -> None:
+        self.dsn, self.logdir = dsn, logdir
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.started = 0
+
+    def start(self, n: int, concurrency: int = 4) -> None:
+        env = {**os.environ, "NOETL_SECRET_KEY": os.environ["NOETL_SECRET_KEY"]}
+        for _ in range(n):
+            name = f"w{self.started}"
+            self.started += 1
+            with (self.logdir / f"{name}.log").open("wb") as log:
+                self.procs.append(
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            "-m",
+                            "noetl.cli_worker",
+                            "start",
+                            "--db",
+                            self.dsn,
+                            "--name",
+                            name,
+                            "--concurrency",
+                            str(concurrency),
+                        ],
+                        cwd=REPO,
+                        env=env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
+        time.sleep(1.5)  # connected and listening
+        for p in self.procs:
+            if p.poll() is not None:
+                raise SystemExit(f"a worker exited at start with {p.returncode}:\n{self.tail()}")
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.procs = []
+
+    def tail(self, lines: int = 20) -> str:
+        out = []
+        for log in sorted(self.logdir.glob("w*.log")):
+            text = log.read_text(errors="replace").splitlines()[-lines:]
+            if text:
+                out.append(f"--- {log.name}\n" + "\n".join(text))
+        return "\n".join(out) or "(the workers wrote nothing)"
+
+
+def wait(store: PostgresStore, execution_id: str, what: str, workers: Workers) -> None:
+    deadline = time.monotonic() + WAIT_TIMEOUT
+    while time.monotonic() < deadline:
         record = store.execution(execution_id)
         if record and record.status in ("COMPLETED", "FAILED"):
-            assert record.status == "COMPLETED", record.error
+            if record.status != "COMPLETED":
+                raise SystemExit(
+                    f"{what}: execution {execution_id} ended {record.status}, not COMPLETED: "
+                    f"{record.error}\n{workers.tail()}"
+                )
             return
         time.sleep(0.02)
-
-
-def start_workers(dsn: str, n: int) -> list[subprocess.Popen[bytes]]:
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "noetl.cli_worker",
-                "start",
-                "--db",
-                dsn,
-                "--name",
-                f"w{i}",
-                "--concurrency",
-                "4",
-            ],
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for i in range(n)
-    ]
-    time.sleep(1.5)  # connected and listening
-    return procs
-
-
-def stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        p.terminate()
-    for p in procs:
-        p.wait(30)
-
-
-def latencies(store: PostgresStore, execution_id: str) -> list[float]:
     events = store.read(execution_id)
+    latest = f"; the last was {events[-1].event_type} at {events[-1].created_at}" if events else ""
+    raise SystemExit(
+        f"{what}: execution {execution_id} did not finish in {WAIT_TIMEOUT:.0f} s "
+        f"({len(events)} events written{latest})\n{workers.tail()}"
+    )
+
+
+def at(event: Any) -> datetime:
+    return datetime.fromisoformat(event.created_at)
+
+
+def last(events: list[Any], event_type: str, node_name: str | None = None) -> Any:
+    found = [
+        e for e in events if e.event_type == event_type and (node_name is None or e.node_name == node_name)
+    ]
+    return found[-1] if found else None
+
+
+def latencies(events: list[Any], n: int) -> list[float]:
+    """Gaps in ms from step s{i}'s step_completed to step s{i+1}'s step_started."""
     out = []
-    for done, nxt in itertools.pairwise(events):
-        if done.event_type == "step_completed" and nxt.event_type == "step_started":
-            gap = datetime.fromisoformat(nxt.created_at) - datetime.fromisoformat(done.created_at)
-            out.append(gap.total_seconds() * 1000)
+    for i in range(n - 1):
+        done = last(events, "step_completed", f"s{i}")
+        nxt = last(events, "step_started", f"s{i + 1}")
+        if done is None or nxt is None:
+            raise SystemExit(f"chain: step s{i} or s{i + 1} has no step_completed / step_started event")
+        out.append((at(nxt) - at(done)).total_seconds() * 1000)
     return out
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    """Nearest rank."""
+    return sorted_values[max(0, math.ceil(fraction * len(sorted_values)) - 1)]
+
+
+def iterator_timing(events: list[Any], count: int, what: str) -> tuple[float, float]:
+    """(iterator seconds, wall seconds) of a finished items execution; checks every item succeeded."""
+    completed = last(events, "iterator_completed", LOOP)
+    if completed is None:
+        failed = last(events, "iterator_failed", LOOP)
+        raise SystemExit(f"{what}: no iterator_completed event; iterator_failed: {failed and failed.error}")
+    started = [
+        e
+        for e in events
+        if e.event_type == "iterator_started" and e.node_name == LOOP and e.attempt == completed.attempt
+    ]
+    if not started:
+        raise SystemExit(f"{what}: no iterator_started event for attempt {completed.attempt}")
+    succeeded = completed.meta.get("succeeded")
+    if succeeded != count:
+        raise SystemExit(f"{what}: iterator_completed says {succeeded} items succeeded, not {count}")
+    begin, end = last(events, "execution_start"), last(events, "execution_complete")
+    if begin is None or end is None:
+        raise SystemExit(f"{what}: no execution_start / execution_complete event")
+    iterator = (at(completed) - at(started[-1])).total_seconds()
+    return iterator, (at(end) - at(begin)).total_seconds()
+
+
+def met(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def run_items(
+    store: PostgresStore, workers: Workers, path: str, count: int, what: str
+) -> tuple[float, float]:
+    """(items/s over the iterator, wall seconds of the execution)."""
+    execution_id = start_execution(store, path, {"n": count})
+    wait(store, execution_id, what, workers)
+    iterator, wall = iterator_timing(store.read(execution_id), count, what)
+    return count / iterator, wall
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chain", type=int, default=30)
-    parser.add_argument("--items", type=int, default=400)
+    parser.add_argument("--items", type=int, default=2000)
+    parser.add_argument("--slow-items", type=int, default=400)
     parser.add_argument("--dsn", default=os.environ.get("NOETL_TEST_PG_DSN"))
     args = parser.parse_args()
     os.environ.setdefault("NOETL_SECRET_KEY", "bench")
     server = None if args.dsn else ThrowawayPostgres()
     dsn = args.dsn or server.start()  # type: ignore[union-attr]
     try:
-        store = PostgresStore(dsn, pool_size=8)
-        store.register("chain", "chain", chain_playbook(args.chain))
-        store.register("items", "items", ITEMS)
-        procs = start_workers(dsn, 1)
-        execution_id = start_execution(store, "chain")
-        wait(store, execution_id)
-        gaps = sorted(latencies(store, execution_id))
-        print(
-            f"step-to-step scheduling latency over {len(gaps)} transitions, 1 worker: "
-            f"p50 {statistics.median(gaps):.1f} ms, p95 {gaps[int(0.95 * (len(gaps) - 1))]:.1f} ms"
-        )
-        rates = {}
-        for count in (1, 2):
-            if count == 2:
-                procs += start_workers(dsn, 1)
-            t0 = time.perf_counter()
-            execution_id = start_execution(store, "items", {"n": args.items})
-            wait(store, execution_id)
-            rates[count] = args.items / (time.perf_counter() - t0)
-            print(
-                f"async iterator, {args.items} items of 5 ms, {count} worker(s): {rates[count]:.0f} items/s"
-            )
-        print(f"speed-up with 2 workers: {rates[2] / rates[1]:.2f}x")
-        stop(procs)
-        store.close()
+        with tempfile.TemporaryDirectory(prefix="noetl-bench-") as logdir:
+            store = PostgresStore(dsn, pool_size=8)
+            workers = Workers(dsn, Path(logdir))
+            try:
+                store.register("chain", "chain", chain_playbook(args.chain))
+                store.register("items", "items", ITEMS)
+                store.register("slow_items", "slow_items", SLOW_ITEMS)
+
+                # 1. step-to-step scheduling latency
+                workers.start(1)
+                execution_id = start_execution(store, "chain")
+                wait(store, execution_id, "chain", workers)
+                workers.stop()
+                gaps = sorted(latencies(store.read(execution_id), args.chain))
+                p50, p95 = statistics.median(gaps), percentile(gaps, 0.95)
+                print(
+                    f"1. step-to-step scheduling latency, {args.chain}-step python chain, "
+                    f"{len(gaps)} transitions, 1 worker:"
+                )
+                print(f"   p50 {p50:.1f} ms, p95 {p95:.1f} ms    target: p50 <= 5 ms [{met(p50 <= 5)}]")
+
+                # 2. trivial async items, 1 and 2 workers
+                rates = {}
+                print(f"2. async iterator (concurrency 8), {args.items} trivial items (i * 2):")
+                for count in (1, 2):
+                    workers.start(count)
+                    what = f"{args.items} trivial items, {count} worker(s)"
+                    rates[count], wall = run_items(store, workers, "items", args.items, what)
+                    workers.stop()
+                    line = f"   {count} worker(s): {rates[count]:,.0f} items/s (wall {wall:.2f} s)"
+                    if count == 2:
+                        line += f"    target: >= 8,000 items/s with 2 workers [{met(rates[2] >= 8000)}]"
+                    print(line)
+                speedup = rates[2] / rates[1]
+                print(f"   speed-up: {speedup:.2f}x    target: 2 workers >= 1.8x one [{met(speedup >= 1.8)}]")
+
+                # 3. 50 ms items on one worker with 4 slots
+                ideal = SLOW_WORKER_CONCURRENCY / SLOW_SECONDS
+                workers.start(1, concurrency=SLOW_WORKER_CONCURRENCY)
+                what = f"{args.slow_items} items of 50 ms"
+                rate, wall = run_items(store, workers, "slow_items", args.slow_items, what)
+                workers.stop()
+                share = rate / ideal
+                print(
+                    f"3. async iterator (concurrency 8), {args.slow_items} items of "
+                    f"{SLOW_SECONDS * 1000:.0f} ms, 1 worker --concurrency {SLOW_WORKER_CONCURRENCY}:"
+                )
+                print(
+                    f"   {rate:.1f} items/s (wall {wall:.2f} s), ideal {ideal:.0f} items/s, "
+                    f"{share:.0%} of ideal    target: within 10% of {ideal:.0f} items/s "
+                    f"[{met(abs(share - 1) <= 0.10)}]"
+                )
+            finally:
+                workers.stop()
+                store.close()
     finally:
         if server is not None:
             server.stop()

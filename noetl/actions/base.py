@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -61,6 +61,11 @@ class Services(Protocol):
     def completed_items(self, step: str, attempt: int = 1) -> dict[int, Any]:
         """Items of this run of `step` already finished (by a resumed run, an earlier attempt, another
         worker): index -> result. They are not run again."""
+        ...
+
+    def attempt_items(self, step: str, iterator_event_id: int) -> Sequence[Any]:
+        """The item end events (iteration_completed / iteration_failed) of one iterator attempt, the one
+        whose `iterator_started` has that id, in log order: the join of a fan-out reads them."""
         ...
 
 

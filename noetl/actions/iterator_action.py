@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 from noetl.actions.base import ActionContext
 from noetl.actions.iteration import collection
+from noetl.actions.iteration.fanout import FanOut
 from noetl.actions.iteration.item import ItemRunner
 from noetl.actions.iteration.summary import Tally, breach
 from noetl.dsl.models import IteratorSpec
@@ -51,12 +54,61 @@ def run(ctx: ActionContext) -> Any:
     results: dict[int, Any] = dict(done_before)
     distribute = getattr(ctx.services, "distribute", None)  # workers fan async items out as chunk jobs
     if spec.mode == "async" and len(todo) > 1 and distribute is not None:
-        distribute(runner, spec, todo, tally, results)
+        fan = FanOut(
+            started.event_id, ctx.parent_event_id or 0, len(work), len(todo), ctx.attempt, started.created_at
+        )
+        distribute(runner, spec, todo, fan)  # raises FannedOut: a join job calls finish() later
     elif spec.mode == "async" and len(todo) > 1:
         _run_async(runner, spec, todo, tally, results)
     else:
         _run_sequential(runner, spec, todo, tally, results)
-    meta = tally.meta(spec, time.monotonic() - t0)
+    return _end(ctx, spec, tally, time.monotonic() - t0, results, len(work))
+
+
+def finish(ctx: ActionContext, fan: FanOut, sent: Iterable[tuple[int, Any, str]]) -> Any:
+    """The join of a fanned-out attempt: account for every item sent out (`sent`: index, value and the
+    status of its chunk), from the log, then end the iterator as a run in one process would."""
+    spec = ctx.task.iterator
+    if spec is None:
+        raise ActionError(f"step '{ctx.step}' is an iterator without a task", non_retryable=True)
+    tally = Tally(count=fan.todo)
+    runner = ItemRunner(ctx, spec, fan.total, fan.iterator_event_id, tally)
+    ended: set[int] = set()
+    for e in ctx.services.attempt_items(ctx.step, fan.iterator_event_id):
+        if e.current_index in ended:
+            continue
+        ended.add(e.current_index)
+        if e.event_type == T.ITERATION_COMPLETED:
+            tally.ok(e.duration or 0.0, int((e.meta or {}).get("rows", 0)))
+        elif e.status == "SKIPPED":
+            tally.skip()
+        else:
+            tally.fail(e.current_index, e.duration or 0.0, e.error or "")
+    for index, value, chunk_status in sent:
+        if index in ended:
+            continue
+        item = collection.WorkItem(index, value)
+        if chunk_status == "cancelled":  # held back when the failure policy stopped the iterator
+            runner.skip(item, f"the iterator stopped ({breach(spec, tally) or 'an item failed'})")
+        else:  # its chunk was given up on, or its worker died for good
+            runner.lost(item, "its chunk job was abandoned after its last try")
+    results = ctx.services.completed_items(ctx.step, ctx.attempt)
+    return _end(ctx, spec, tally, _seconds_since(fan.started_at), results, fan.total)
+
+
+def _seconds_since(iso: str) -> float:
+    if not iso:
+        return 0.0
+    start = datetime.fromisoformat(iso)
+    return max(0.0, (datetime.now(start.tzinfo) - start).total_seconds())
+
+
+def _end(
+    ctx: ActionContext, spec: IteratorSpec, tally: Tally, elapsed: float, results: dict[int, Any], total: int
+) -> Any:
+    """iterator_completed or iterator_failed, by the failure policy; the result, one entry per item."""
+    base = {"node_name": ctx.step, "node_id": ctx.step, "node_type": "iterator", "attempt": ctx.attempt}
+    meta = tally.meta(spec, elapsed)
     reason = breach(spec, tally)
     end_type = T.ITERATOR_FAILED if reason else T.ITERATOR_COMPLETED
     error = _error(ctx.step, tally, reason) if reason else None
@@ -70,7 +122,7 @@ def run(ctx: ActionContext) -> Any:
     )
     if reason:
         raise ActionError(error or "", non_retryable=False)
-    return [results.get(w.index, _failed_marker(w.index, tally)) for w in work]
+    return [results[i] if i in results else _failed_marker(i, tally) for i in range(total)]
 
 
 def _run_sequential(

@@ -1,8 +1,9 @@
 """The broker: after events land, the same planner as `noetl run` decides what comes next.
 
-Every decision for an execution is taken under a PostgreSQL advisory lock on that execution, and jobs
-are unique by (execution, step, run, attempt, chunk): two brokers deciding at once cannot schedule a
-step twice, because the second one waits for the lock, then reads the first one's jobs and events.
+Every decision for an execution is taken under the queue's lock on that execution (`queue.decision`),
+and jobs are unique by (execution, step, run, attempt, chunk): two brokers deciding at once cannot
+schedule a step twice, because the second one waits for the lock, then reads the first one's jobs and
+events. The SQL is the store's (noetl.store.pg_queue); this module only decides.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from noetl.runtime.step_runner import seconds_since
 from noetl.store.pg_queue import PostgresQueue, Reaped
 
 log = logging.getLogger("noetl.broker")
-_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
 _MAX_ABANDONED_ATTEMPTS = 3  # a step whose worker dies this often fails instead of killing more workers
 _playbooks: dict[tuple[str, int], Playbook] = {}
 _playbooks_lock = threading.Lock()
@@ -59,8 +59,7 @@ def _emit(store: Any, execution_id: str, parent: str | None, event_type: str, **
 def schedule(store: Any, execution_id: str) -> None:
     """Enqueue the execution's next steps, or end it, exactly once whoever calls."""
     queue = PostgresQueue(store)
-    with store.connection() as conn, conn.transaction():
-        conn.execute(_LOCK, (execution_id,))
+    with queue.decision(execution_id) as conn:
         events = store.read(execution_id)
         if not events:
             return
@@ -128,19 +127,20 @@ def _fail_dead_jobs(
 
 
 def abandon(store: Any, job: Reaped) -> None:
-    """A worker lost the lease of a whole step: record the abandoned attempt, then schedule the next."""
-    with store.connection() as conn, conn.transaction():
-        conn.execute(_LOCK, (job.execution_id,))
+    """A worker lost the lease of a step's job (or of the join that finishes a fanned-out step): record
+    the abandoned attempt, then schedule the next."""
+    queue = PostgresQueue(store)
+    with queue.decision(job.execution_id) as conn:
         events = store.read(job.execution_id)
         state = fold(events)
         step = state.steps.get(job.step)
         started = step is not None and step.runs == job.run and step.status == RUNNING
         if state.finished or not started or step is None or step.attempt != job.attempt:
             # It never started (or already moved on): hand the same job to another worker.
-            conn.execute(
-                "UPDATE noetl_jobs SET status = 'queued', worker_id = NULL WHERE job_id = %s", (job.job_id,)
-            )
+            queue.requeue(conn, job.job_id)
             return
+        # The attempt's chunks (if it fanned out) must not run beside the next attempt's.
+        queue.cancel_fan_out(conn, job.group)
         base = {
             "node_name": job.step,
             "node_id": job.step,
@@ -189,8 +189,7 @@ def abandon(store: Any, job: Reaped) -> None:
 
 def cancel(store: Any, execution_id: str, reason: str) -> bool:
     queue = PostgresQueue(store)
-    with store.connection() as conn, conn.transaction():
-        conn.execute(_LOCK, (execution_id,))
+    with queue.decision(execution_id) as conn:
         events = store.read(execution_id)
         if not events or fold(events).finished:
             return False
@@ -212,8 +211,9 @@ def cancel(store: Any, execution_id: str, reason: str) -> bool:
 
 
 def reap_once(store: Any) -> int:
-    """Return expired leases to the queue (chunks) or record them as abandoned attempts (steps)."""
-    reaped = PostgresQueue(store).reap_expired()
+    """Return expired leases to the queue (chunks) or record them as abandoned attempts (steps, joins)."""
+    queue = PostgresQueue(store)
+    reaped = queue.reap_expired()
     for job in reaped:
         log.warning(
             "lease of worker %s on job %s (%s/%s) expired",
@@ -222,20 +222,17 @@ def reap_once(store: Any) -> int:
             job.execution_id,
             job.step,
         )
-        if job.kind == "step":
+        if job.kind in ("step", "join"):
             abandon(store, job)
+        elif job.status == "dead":  # a chunk given up on: its fan-out may now be complete
+            queue.settle(job.group)
     return len(reaped)
 
 
 def sweep(store: Any) -> None:
     """Schedule running executions with no open job: a worker may have died between its events and
     its call to `schedule`, and nothing else would wake the execution."""
-    with store.connection() as conn:
-        rows = conn.execute(
-            "SELECT e.execution_id FROM noetl_executions e WHERE e.status = 'RUNNING' AND NOT EXISTS "
-            "(SELECT 1 FROM noetl_jobs j WHERE j.execution_id = e.execution_id AND j.status IN ('queued', 'leased'))"
-        ).fetchall()
-    for (execution_id,) in rows:
+    for execution_id in PostgresQueue(store).idle_executions():
         schedule(store, execution_id)
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from noetl.actions import iterator_action
 from noetl.actions.base import ActionContext
 from noetl.actions.iteration.collection import WorkItem
+from noetl.actions.iteration.fanout import FannedOut, FanOut
 from noetl.actions.iteration.item import ItemRunner
-from noetl.actions.iteration.summary import Tally
+from noetl.actions.iteration.summary import Tally, breach
 from noetl.actions.registry import Registry
 from noetl.actions.save.breaker import Breakers
 from noetl.dsl.models import IteratorSpec, Playbook
@@ -16,7 +18,7 @@ from noetl.engine.events import Event
 from noetl.engine.events import EventType as T
 from noetl.engine.items import items_done, run_events
 from noetl.engine.planner import RunStep
-from noetl.engine.state import COMPLETED, FAILED, ExecutionState
+from noetl.engine.state import COMPLETED, FAILED, RUNNING, ExecutionState
 from noetl.runtime.credentials import CredentialResolver
 from noetl.runtime.redact import Redactor
 from noetl.runtime.scope import build_scope
@@ -24,7 +26,15 @@ from noetl.runtime.services import RunServices
 from noetl.runtime.sink import EventSink, IdBlocks
 from noetl.runtime.step_runner import StepRunner, StepSnapshot
 from noetl.runtime.workload import protect, real_workload
-from noetl.store.pg_queue import Job, PostgresQueue
+from noetl.store.pg_queue import Job
+
+# How many chunks a fan-out makes per slot of its `concurrency`: more chunks than slots, so that a
+# worker that finishes early takes the next one (rebalancing), few enough that per-job costs stay small.
+CHUNKS_PER_SLOT = 4
+# How often a chunk asks how many items failed on other workers (the failure policy is shared): often
+# enough that `on_error: fail` stops the other chunks within a fraction of a second, rare enough that it
+# is not a query per item.
+POLICY_CHECK_SECONDS = 0.2
 
 
 class WorkerServices(RunServices):
@@ -42,74 +52,33 @@ class WorkerServices(RunServices):
         skips them (the rule is the engine's, shared with local runs)."""
         return items_done(self.events, step, self.job.run)
 
-    def _distribute(
-        self,
-        runner: ItemRunner,
-        spec: IteratorSpec,
-        todo: list[WorkItem],
-        tally: Tally,
-        results: dict[int, Any],
-    ) -> None:
-        """Split the items into `concurrency` chunk jobs that any worker may lease; help run them here,
-        wait for all, then rebuild the tally and results from the log (the chunks ran elsewhere)."""
-        ctx = runner.ctx
-        size = max(1, -(-len(todo) // spec.concurrency))
-        chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
-        queue = PostgresQueue(self.worker.store)
-        with self.worker.store.connection() as conn, conn.transaction():
-            for number, chunk in enumerate(chunks):
-                payload = {
-                    "items": [[w.index, w.value] for w in chunk],
-                    "iterator_event_id": runner.iterator_event_id,
-                    "action_event_id": ctx.parent_event_id,
-                    "count": runner.count,
-                    "attempt": ctx.attempt,
-                }
-                queue.enqueue(
-                    conn,
-                    ctx.execution_id,
-                    ctx.step,
-                    self.job.run,
-                    ctx.attempt,
-                    kind="chunk",
-                    chunk=number,
-                    payload=payload,
-                )
-        self.sink.store.flush()
-        while True:
-            done, dead, total = queue.chunk_status(ctx.execution_id, ctx.step, self.job.run, ctx.attempt)
-            if done + dead >= total:
-                break
-            stolen = queue.lease(self.worker.worker_id, 1, execution_id=ctx.execution_id, step=ctx.step)
-            if stolen:
-                self.worker.run_leased(stolen[0])
-            else:
-                time.sleep(0.05)
-        _rebuild(self.worker.store.read(ctx.execution_id), runner, todo, tally, results)
+    def attempt_items(self, step: str, iterator_event_id: int) -> list[Event]:
+        """The item end events of one iterator attempt (its `iterator_started` id), in log order."""
+        ends = (T.ITERATION_COMPLETED, T.ITERATION_FAILED)
+        return [
+            e
+            for e in run_events(self.events, step, self.job.run)
+            if e.parent_event_id == iterator_event_id and e.event_type in ends
+        ]
 
-
-def _rebuild(
-    events: list[Event], runner: ItemRunner, todo: list[WorkItem], tally: Tally, results: dict[int, Any]
-) -> None:
-    wanted = {w.index for w in todo}
-    seen: set[int] = set()
-    for e in events:
-        if e.parent_event_id != runner.iterator_event_id or e.current_index not in wanted:
-            continue
-        index = e.current_index
-        if e.event_type == T.ITERATION_COMPLETED and index not in seen:
-            seen.add(index)
-            results[index] = e.result
-            tally.ok(e.duration or 0.0, int((e.meta or {}).get("rows", 0)))
-        elif e.event_type == T.ITERATION_FAILED and index not in seen:
-            seen.add(index)
-            if e.status == "SKIPPED":
-                tally.skip()
-            else:
-                tally.fail(index, e.duration or 0.0, e.error or "")
-    for item in todo:  # items of a chunk that died for good never got an end event: say so now
-        if item.index not in seen:
-            runner.lost(item, "its chunk job was abandoned after its last try")
+    def _distribute(self, runner: ItemRunner, spec: IteratorSpec, todo: list[WorkItem], fan: FanOut) -> None:
+        """Send the items out as chunk jobs that any worker may lease, then end this job: the step's
+        slot is free while they run, and the last chunk to end enqueues the join (pg_queue)."""
+        per_chunk = max(1, -(-len(todo) // (spec.concurrency * CHUNKS_PER_SLOT)))
+        payloads = [
+            {**fan.payload(), "items": [[w.index, w.value] for w in todo[i : i + per_chunk]]}
+            for i in range(0, len(todo), per_chunk)
+        ]
+        store = self.worker.store
+        # iterator_started is committed before any chunk can be leased: in commit order (seq) the
+        # items' events come after it, whichever worker writes them.
+        store.flush()
+        group = {"execution_id": runner.ctx.execution_id, "step": runner.ctx.step, "run": self.job.run}
+        with store.connection() as conn, conn.transaction():
+            self.worker.queue.enqueue_chunks(
+                conn, {**group, "attempt": fan.attempt}, payloads, spec.concurrency
+            )
+        raise FannedOut()
 
 
 def build_services(
@@ -150,6 +119,21 @@ def build_services(
     return services
 
 
+def _snapshot(state: ExecutionState, events: list[Event], job: Job, services: RunServices) -> StepSnapshot:
+    step = state.step(job.step)
+    first = job.attempt == 1 and step.runs < job.run
+    edge_data = list(state.triggers.get(job.step, [])) if first else list(step.edge_data)
+    started = next(
+        (e for e in reversed(run_events(events, job.step, job.run)) if e.event_type == T.STEP_STARTED), None
+    )
+    return StepSnapshot(
+        build_scope(state, services.workload, services.unseal),
+        edge_data,
+        started.created_at if started else "",
+        started.event_id if started else None,
+    )
+
+
 def run_step_job(
     worker: Any, job: Job, playbook: Playbook, state: ExecutionState, events: list[Event]
 ) -> None:
@@ -161,18 +145,31 @@ def run_step_job(
     services = build_services(
         worker, playbook, state, events, job, worker.actions, worker.storages, worker.breakers
     )
-    first = job.attempt == 1 and step.runs < job.run
-    edge_data = list(state.triggers.get(job.step, [])) if first else list(step.edge_data)
-    started = next(
-        (e for e in reversed(run_events(events, job.step, job.run)) if e.event_type == T.STEP_STARTED), None
-    )
-    snap = StepSnapshot(
-        build_scope(state, services.workload, services.unseal),
-        edge_data,
-        started.created_at if started else "",
-        started.event_id if started else None,
-    )
+    snap = _snapshot(state, events, job, services)
     StepRunner(playbook, services, worker.actions).run(RunStep(job.step, job.attempt, job.run), snap)
+    worker.store.flush()
+
+
+def run_join_job(
+    worker: Any, job: Job, playbook: Playbook, state: ExecutionState, events: list[Event]
+) -> None:
+    """Every chunk of a fanned-out iterator attempt has ended: finish the iterator, then the step."""
+    step = state.step(job.step)
+    if step.runs != job.run or step.status != RUNNING or step.attempt != job.attempt:
+        return  # the attempt was abandoned, or this join already ran (a redelivered job)
+    fan = FanOut.of(job.payload)
+    action_started = next((e for e in events if e.event_id == fan.action_event_id), None)
+    services = build_services(
+        worker, playbook, state, events, job, worker.actions, worker.storages, worker.breakers
+    )
+    sent = worker.queue.chunk_items(job.group)
+    StepRunner(playbook, services, worker.actions).join(
+        RunStep(job.step, job.attempt, job.run),
+        _snapshot(state, events, job, services),
+        fan.action_event_id,
+        action_started.created_at if action_started else "",
+        lambda ctx: iterator_action.finish(ctx, fan, sent),
+    )
     worker.store.flush()
 
 
@@ -187,7 +184,7 @@ def run_chunk_job(
     services = build_services(
         worker, playbook, state, events, job, worker.actions, worker.storages, worker.breakers
     )
-    payload = job.payload
+    fan = FanOut.of(job.payload)
     ctx = ActionContext(
         execution_id=job.execution_id,
         step=job.step,
@@ -196,27 +193,39 @@ def run_chunk_job(
         inputs=None,
         scope=build_scope(state, services.workload, services.unseal),
         services=services,
-        attempt=int(payload["attempt"]),
-        parent_event_id=payload["action_event_id"],
+        attempt=fan.attempt,
+        parent_event_id=fan.action_event_id,
         node_id=job.step,
     )
-    done = services.completed_items(job.step, int(payload["attempt"]))
-    runner = ItemRunner(ctx, spec, int(payload["count"]), int(payload["iterator_event_id"]), Tally(0))
-    for index, value in payload["items"]:
-        if index in done:
-            continue
-        if spec.on_error == "fail" and _failed_already(worker.store, job, int(payload["iterator_event_id"])):
-            runner.skip(WorkItem(index, value), "an item failed and on_error is fail")
-            continue
-        runner.run(WorkItem(index, value))
+    done = services.completed_items(job.step, fan.attempt)
+    mine = Tally(0)
+    runner = ItemRunner(ctx, spec, fan.total, fan.iterator_event_id, mine)
+    policy = _SharedPolicy(worker.store, job.execution_id, spec, fan)
+    items = [WorkItem(index, value) for index, value in job.payload["items"] if index not in done]
+    for position, item in enumerate(items):
+        reason = policy.breach(mine.failed)
+        if reason:
+            for rest in items[position:]:
+                runner.skip(rest, f"the iterator stopped ({reason})")
+            worker.queue.hold_back(job.group)
+            break
+        runner.run(item)
     worker.store.flush()
 
 
-def _failed_already(store: Any, job: Job, iterator_event_id: int) -> bool:
-    with store.connection() as conn:
-        row = conn.execute(
-            "SELECT 1 FROM noetl_events WHERE execution_id = %s AND parent_event_id = %s AND event_type = %s "
-            "AND status = 'FAILED' LIMIT 1",
-            (job.execution_id, iterator_event_id, T.ITERATION_FAILED),
-        ).fetchone()
-    return row is not None
+class _SharedPolicy:
+    """The iterator's failure policy (summary.breach) over the failures of every chunk of the attempt:
+    the other workers' count is read at most every POLICY_CHECK_SECONDS, this chunk's own at once."""
+
+    def __init__(self, store: Any, execution_id: str, spec: IteratorSpec, fan: FanOut) -> None:
+        self.store, self.execution_id, self.spec, self.fan = store, execution_id, spec, fan
+        self.elsewhere = 0
+        self.checked = 0.0
+
+    def breach(self, failed_here: int) -> str | None:
+        now = time.monotonic()
+        if now - self.checked >= POLICY_CHECK_SECONDS or failed_here:
+            self.checked = now
+            self.store.flush()  # this chunk's own failures are counted by the query too
+            self.elsewhere = self.store.failed_items(self.execution_id, self.fan.iterator_event_id)
+        return breach(self.spec, Tally(count=self.fan.todo, failed=max(self.elsewhere, failed_here)))

@@ -12,6 +12,8 @@ from noetl.actions.save.breaker import Breakers, CircuitBreaker
 from noetl.actions.save.executor import execute_save
 from noetl.dsl.models import CircuitBreakerSpec, Playbook, SaveSpec, Task
 from noetl.dsl.render import render
+from noetl.engine.events import Event
+from noetl.engine.events import EventType as T
 from noetl.engine.items import items_done
 from noetl.runtime.assertions import check_expects, check_returns
 from noetl.runtime.credentials import CredentialResolver
@@ -118,3 +120,12 @@ class RunServices:
             store: Any = self.sink.store
             done.update(items_done(store.read(self.sink.execution_id), step))
         return done
+
+    def attempt_items(self, step: str, iterator_event_id: int) -> list[Event]:
+        store: Any = self.sink.store
+        ends = (T.ITERATION_COMPLETED, T.ITERATION_FAILED)
+        return [
+            e
+            for e in store.read(self.sink.execution_id)
+            if e.node_name == step and e.parent_event_id == iterator_event_id and e.event_type in ends
+        ]

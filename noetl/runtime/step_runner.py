@@ -5,11 +5,13 @@ from __future__ import annotations
 import random
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from noetl.actions.base import ActionContext
+from noetl.actions.iteration.fanout import FannedOut
 from noetl.actions.iteration.item import preview
 from noetl.actions.retrying import not_retryable
 from noetl.dsl.models import Playbook, Step
@@ -82,13 +84,58 @@ class StepRunner:
         try:
             if problem is not None or prepared is None:
                 raise problem or AssertionError("unreachable: no inputs and no problem")
-            result = self._attempt(step, cmd, snap, prepared, action_started.event_id)
+            result = self._attempt(step, cmd, prepared, action_started.event_id)
+        except FannedOut:
+            return  # the items went out as chunk jobs; the join job writes the rest of this attempt
+        except Exception as exc:
+            self._fail(step, cmd, exc, t0, started_at, step_event_id, action_started.event_id, base)
+            return
+        self._complete(step, cmd, prepared, result, t0, started_at, step_event_id, action_started.event_id)
+
+    def join(
+        self,
+        cmd: RunStep,
+        snap: StepSnapshot,
+        action_event_id: int,
+        action_started_at: str,
+        finish: Callable[[ActionContext], Any],
+    ) -> None:
+        """Finish an attempt whose action went on in other jobs (a fanned-out iterator): `finish` gives
+        its result, then everything after the action runs as in `run`, with the same events."""
+        step = self.playbook.steps[cmd.step]
+        base = {"node_name": step.name, "node_id": step.name, "node_type": node_type(step)}
+        t0 = time.monotonic() - (seconds_since(action_started_at) or 0.0)
+        prepared, problem = self._prepare(step, snap)
+        try:
+            if problem is not None or prepared is None:
+                raise problem or AssertionError("unreachable: no inputs and no problem")
+            result = self._attempt(step, cmd, prepared, action_event_id, finish)
+        except Exception as exc:
+            self._fail(step, cmd, exc, t0, snap.started_at, snap.step_event_id, action_event_id, base)
+            return
+        self._complete(step, cmd, prepared, result, t0, snap.started_at, snap.step_event_id, action_event_id)
+
+    def _complete(
+        self,
+        step: Step,
+        cmd: RunStep,
+        prepared: Prepared,
+        result: Any,
+        t0: float,
+        started_at: str,
+        step_event_id: int | None,
+        action_event_id: int,
+    ) -> None:
+        """action_completed, the step's `result`, its transitions, step_completed."""
+        sink = self.services.sink
+        base = {"node_name": step.name, "node_id": step.name, "node_type": node_type(step)}
+        try:
             sink.new(
                 T.ACTION_COMPLETED,
                 attempt=cmd.attempt,
                 duration=_since(t0),
                 result=result,
-                parent_event_id=action_started.event_id,
+                parent_event_id=action_event_id,
                 **base,
             )
             # In its own `next` (and `result`), a step's name is its result, like `result` (NoETL 0.x).
@@ -112,7 +159,7 @@ class StepRunner:
                 **base,
             )
         except Exception as exc:
-            self._fail(step, cmd, exc, t0, started_at, step_event_id, action_started.event_id, base)
+            self._fail(step, cmd, exc, t0, started_at, step_event_id, action_event_id, base)
 
     def _prepare(self, step: Step, snap: StepSnapshot) -> tuple[Prepared | None, Exception | None]:
         """The step's rendered inputs, config and scope, or the error that rendering them raised.
@@ -156,10 +203,11 @@ class StepRunner:
         self,
         step: Step,
         cmd: RunStep,
-        snap: StepSnapshot,
         prepared: Prepared,
         action_event_id: int,
+        action: Callable[[ActionContext], Any] | None = None,
     ) -> Any:
+        """Run the action (or `action`, which finishes one that went on elsewhere), then check and save."""
         inputs, config, scope = prepared
         ctx = ActionContext(
             execution_id=self.services.sink.execution_id,
@@ -174,7 +222,8 @@ class StepRunner:
             node_id=step.name,
         )
         # Recorded as JSON values now, by one set of rules, so that every later reader sees this value.
-        result = recorded(self.actions.get(step.task.type)(ctx), f"step '{step.name}' result")
+        run = action or self.actions.get(step.task.type)
+        result = recorded(run(ctx), f"step '{step.name}' result")
         check_returns(step.assertions, result, f"step '{step.name}'")
         if step.task.result_save is not None:
             self.services.run_save(step.task.result_save, ctx, result, parent_event_id=action_event_id)

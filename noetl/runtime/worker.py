@@ -13,16 +13,14 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import psycopg
-
 from noetl.actions.registry import default_actions, default_storages
 from noetl.actions.save.breaker import Breakers
 from noetl.engine.state import fold
 from noetl.errors import ExecutionClosed, StoreError
 from noetl.runtime import broker
-from noetl.runtime.distributed import run_chunk_job, run_step_job
+from noetl.runtime.distributed import run_chunk_job, run_join_job, run_step_job
 from noetl.runtime.local import LocalRunner
-from noetl.store.pg_queue import CHANNEL, Job, PostgresQueue
+from noetl.store.pg_queue import Job, PostgresQueue
 
 log = logging.getLogger("noetl.worker")
 
@@ -61,10 +59,9 @@ class Worker:
         heartbeat = threading.Thread(target=self._heartbeat_loop, name="noetl-heartbeat", daemon=True)
         heartbeat.start()
         with (
-            psycopg.connect(self.store.url, autocommit=True) as listener,
+            self.queue.listening() as listener,
             ThreadPoolExecutor(self.concurrency, thread_name_prefix="noetl-job") as pool,
         ):
-            listener.execute(f"LISTEN {CHANNEL}")
             while not self.stop_event.is_set():
                 free = self.concurrency - self._count()
                 jobs = self.queue.lease(self.worker_id, free) if free > 0 else []
@@ -74,16 +71,14 @@ class Worker:
                     pool.submit(self._execute, job)
                 if not jobs:
                     # Sleep until a job is queued (NOTIFY) or a slot frees up; the timeout is a safety net.
-                    for _ in listener.notifies(timeout=self.poll_seconds, stop_after=1):
-                        pass
+                    self.queue.wait_for_work(listener, self.poll_seconds)
         self._finished.set()
         log.info("worker %s stopped", self.worker_id)
 
     def stop(self) -> None:
         self.stop_event.set()
         try:  # wake the loop from its LISTEN wait
-            with self.store.connection() as conn:
-                conn.execute("SELECT pg_notify(%s, 'stop')", (CHANNEL,))
+            self.queue.notify("stop")
         except Exception:
             log.exception("could not wake the worker loop; it stops after its poll timeout")
 
@@ -115,33 +110,22 @@ class Worker:
 
     def run_leased(self, job: Job) -> None:
         """Run a job this worker holds, report it, and let the broker decide what comes next."""
-        if job.job_id not in self._inflight:
-            with self._lock:
-                self._inflight[job.job_id] = job  # a chunk stolen by its own coordinator: heartbeat it too
-            stolen = True
-        else:
-            stolen = False
         try:
             events = self.store.read(job.execution_id)
             state = fold(events)
             if not state.finished:
                 playbook = broker.playbook_of(self.store, state, events)
-                run = run_step_job if job.kind == "step" else run_chunk_job
-                run(self, job, playbook, state, events)
-            self.queue.complete(job.job_id, self.worker_id)
+                _RUNNERS[job.kind](self, job, playbook, state, events)
+            self.queue.complete(job, self.worker_id)
         except ExecutionClosed:
             # Cancelled while this job ran: it stopped at its next event and the store refused what it
             # would have written after the end. Not a failure of the job: nothing to try again.
             log.info("job %s of ended execution %s stopped", job.job_id, job.execution_id)
-            self.queue.complete(job.job_id, self.worker_id)
+            self.queue.complete(job, self.worker_id)
         except Exception as exc:  # the store or a bug, not the playbook: the job is tried again later
             log.exception("job %s failed on worker %s", job.job_id, self.worker_id)
             self._give_back(job, exc)
-        finally:
-            if stolen:
-                with self._lock:
-                    self._inflight.pop(job.job_id, None)
-        if job.kind == "step":
+        if job.kind != "chunk":  # a chunk's end settles its fan-out in the queue instead
             try:
                 broker.schedule(self.store, job.execution_id)
             except Exception:  # the server's sweep schedules idle executions: nothing waits forever
@@ -149,7 +133,7 @@ class Worker:
 
     def _give_back(self, job: Job, exc: Exception) -> None:
         try:
-            self.queue.fail(job.job_id, self.worker_id, f"{type(exc).__name__}: {exc}", delay=1.0)
+            self.queue.fail(job, self.worker_id, f"{type(exc).__name__}: {exc}", delay=1.0)
         except Exception:
             log.exception("could not give job %s back; its lease will expire", job.job_id)
         if isinstance(exc, StoreError):
@@ -161,7 +145,9 @@ class Worker:
 
     def _wake_others(self) -> None:
         try:
-            with self.store.connection() as conn:
-                conn.execute("SELECT pg_notify(%s, 'slot')", (CHANNEL,))
+            self.queue.notify("slot")
         except Exception:
             log.exception("could not notify")
+
+
+_RUNNERS = {"step": run_step_job, "chunk": run_chunk_job, "join": run_join_job}

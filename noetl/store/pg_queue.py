@@ -1,10 +1,19 @@
-"""The job queue on PostgreSQL: enqueue, lease with SKIP LOCKED, heartbeat, complete, fail, reap."""
+"""The job queue on PostgreSQL: enqueue, lease with SKIP LOCKED, heartbeat, complete, fail, reap.
+
+Jobs are of three kinds: `step` (one attempt of a step), `chunk` (a slice of an async iterator's items)
+and `join` (finishes an iterator step once its chunks have ended). A fan-out's chunks are `held` beyond
+the step's `concurrency` and promoted one by one as others end (settle_chunks), so that there can be
+many more chunks than worker slots, and work rebalances, without ever running more than `concurrency`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
@@ -25,10 +34,20 @@ class Job:
     run: int
     attempt: int
     chunk: int
-    kind: str  # step | chunk
+    kind: str  # step | chunk | join
     payload: dict[str, Any]
     tries: int
     max_tries: int
+
+    @property
+    def group(self) -> dict[str, Any]:
+        """The fan-out a chunk or join job belongs to: one attempt of one run of one step."""
+        return {
+            "execution_id": self.execution_id,
+            "step": self.step,
+            "run": self.run,
+            "attempt": self.attempt,
+        }
 
 
 @dataclass(frozen=True)
@@ -42,6 +61,15 @@ class Reaped:
     kind: str
     worker_id: str | None
     status: str  # queued again, or dead
+
+    @property
+    def group(self) -> dict[str, Any]:
+        return {
+            "execution_id": self.execution_id,
+            "step": self.step,
+            "run": self.run,
+            "attempt": self.attempt,
+        }
 
 
 class PostgresQueue:
@@ -82,19 +110,26 @@ class PostgresQueue:
         ).fetchone()
         return int(row[0]) if row else None
 
-    def lease(
-        self, worker_id: str, n: int, *, execution_id: str | None = None, step: str | None = None
-    ) -> list[Job]:
-        """Up to n ready jobs (or only chunks of one iterator step) for this worker."""
+    def enqueue_chunks(
+        self, conn: Connection[Any], group: dict[str, Any], payloads: Sequence[dict[str, Any]], window: int
+    ) -> None:
+        """In the caller's transaction: a fan-out's chunks, the first `window` ready, the rest held."""
+        for number, payload in enumerate(payloads):
+            conn.execute(
+                _q("enqueue_chunk"),
+                {
+                    **group,
+                    "chunk": number,
+                    "payload": Jsonb({**payload, "window": window}),
+                    "status": "queued" if number < window else "held",
+                },
+            )
+
+    def lease(self, worker_id: str, n: int) -> list[Job]:
+        """Up to n ready jobs for this worker, oldest first."""
         if n <= 0:
             return []
-        params = {
-            "worker": worker_id,
-            "lease": self.lease_seconds,
-            "n": n,
-            "execution_id": execution_id,
-            "step": step,
-        }
+        params = {"worker": worker_id, "lease": self.lease_seconds, "n": n}
         with self.store.connection() as conn:
             rows = conn.execute(_q("lease"), params).fetchall()
         return [Job(*r) for r in rows]
@@ -109,19 +144,50 @@ class PostgresQueue:
             ).fetchall()
         return {int(r[0]) for r in rows}
 
-    def complete(self, job_id: int, worker_id: str) -> bool:
-        with self.store.connection() as conn:
-            return (
-                conn.execute(_q("complete"), {"job_id": job_id, "worker": worker_id}).fetchone() is not None
-            )
+    def complete(self, job: Job, worker_id: str) -> bool:
+        """Done; a chunk's end also settles its fan-out (the next held chunk, or the join)."""
+        with self.store.connection() as conn, conn.transaction():
+            if job.kind == "chunk":
+                conn.execute(_q("lock_chunks"), job.group)
+            done = conn.execute(_q("complete"), {"job_id": job.job_id, "worker": worker_id}).fetchone()
+            if job.kind == "chunk":
+                conn.execute(_q("settle_chunks"), job.group)
+        return done is not None
 
-    def fail(self, job_id: int, worker_id: str, error: str, delay: float = 1.0) -> str | None:
+    def fail(self, job: Job, worker_id: str, error: str, delay: float = 1.0) -> str | None:
         """Back to the queue after `delay`, or dead after its last try; the new status."""
-        with self.store.connection() as conn:
+        with self.store.connection() as conn, conn.transaction():
+            if job.kind == "chunk":
+                conn.execute(_q("lock_chunks"), job.group)
             row = conn.execute(
-                _q("fail"), {"job_id": job_id, "worker": worker_id, "error": error[:2000], "delay": delay}
+                _q("fail"),
+                {"job_id": job.job_id, "worker": worker_id, "error": error[:2000], "delay": delay},
             ).fetchone()
+            if job.kind == "chunk" and row is not None and row[1] == "dead":
+                conn.execute(_q("settle_chunks"), job.group)
         return str(row[1]) if row else None
+
+    def settle(self, group: dict[str, Any]) -> None:
+        """Settle a fan-out whose chunk ended outside a worker (the reaper gave up on it)."""
+        with self.store.connection() as conn, conn.transaction():
+            conn.execute(_q("lock_chunks"), group)
+            conn.execute(_q("settle_chunks"), group)
+
+    def hold_back(self, group: dict[str, Any]) -> int:
+        """The failure policy stopped the iterator: its chunks not yet started will not run."""
+        with self.store.connection() as conn, conn.transaction():
+            conn.execute(_q("lock_chunks"), group)
+            return len(conn.execute(_q("hold_back_chunks"), group).fetchall())
+
+    def cancel_fan_out(self, conn: Connection[Any], group: dict[str, Any]) -> int:
+        """An abandoned attempt's chunks and join, in the caller's transaction."""
+        return len(conn.execute(_q("cancel_fan_out"), group).fetchall())
+
+    def chunk_items(self, group: dict[str, Any]) -> list[tuple[int, Any, str]]:
+        """(index, value, status of its chunk) of every item a fan-out sent out, by index."""
+        with self.store.connection() as conn:
+            rows = conn.execute(_q("chunk_items"), group).fetchall()
+        return [(int(r[0]), r[1], str(r[2])) for r in rows]
 
     def release(self, worker_id: str, job_ids: list[int]) -> int:
         """Give back jobs this worker leased but did not start (a clean shutdown)."""
@@ -151,17 +217,43 @@ class PostgresQueue:
     def open_jobs(self, conn: Connection[Any], execution_id: str) -> int:
         return int(conn.execute(_q("open_jobs"), {"execution_id": execution_id}).fetchone()[0])  # type: ignore[index]
 
-    def chunk_status(self, execution_id: str, step: str, run: int, attempt: int) -> tuple[int, int, int]:
-        """(done, dead, total) chunk jobs of one attempt of an iterator step."""
-        with self.store.connection() as conn:
-            row = conn.execute(
-                _q("chunk_status"),
-                {"execution_id": execution_id, "step": step, "run": run, "attempt": attempt},
-            ).fetchone()
-        return (int(row[0]), int(row[1]), int(row[2])) if row else (0, 0, 0)
-
     def cancel(self, conn: Connection[Any], execution_id: str) -> int:
         return len(conn.execute(_q("cancel"), {"execution_id": execution_id}).fetchall())
+
+    @contextmanager
+    def decision(self, execution_id: str) -> Iterator[Connection[Any]]:
+        """A transaction holding the execution's lock: every decision for it (schedule, abandon, cancel)
+        is taken inside one, so that two brokers deciding at once take turns."""
+        with self.store.connection() as conn, conn.transaction():
+            conn.execute(_q("lock_execution"), {"execution_id": execution_id})
+            yield conn
+
+    def requeue(self, conn: Connection[Any], job_id: int) -> None:
+        """Hand a job whose step never started to another worker (in the caller's transaction)."""
+        conn.execute(_q("requeue"), {"job_id": job_id})
+
+    def idle_executions(self) -> list[str]:
+        """Running executions with no job held, queued or leased: nothing would wake them."""
+        with self.store.connection() as conn:
+            return [str(r[0]) for r in conn.execute(_q("idle_executions")).fetchall()]
+
+    def notify(self, reason: str) -> None:
+        """Wake the workers waiting in `wait_for_work` (a freed slot, a stop)."""
+        with self.store.connection() as conn:
+            conn.execute(_q("notify"), {"reason": reason})
+
+    @contextmanager
+    def listening(self) -> Iterator[Any]:
+        """A connection LISTENing for queued jobs; pass it to `wait_for_work`."""
+        with psycopg.connect(self.store.url, autocommit=True) as listener:
+            listener.execute(f"LISTEN {CHANNEL}")
+            yield listener
+
+    @staticmethod
+    def wait_for_work(listener: Any, timeout: float) -> None:
+        """Sleep until a job is queued (NOTIFY) or `timeout` passes (a safety net)."""
+        for _ in listener.notifies(timeout=timeout, stop_after=1):
+            pass
 
     def depth(self) -> dict[str, int]:
         with self.store.connection() as conn:

@@ -158,6 +158,14 @@ class PostgresStore:
         assert row is not None  # INSERT ... RETURNING always returns the row
         return int(row[0])
 
+    def failed_items(self, execution_id: str, iterator_event_id: int) -> int:
+        """Items of one iterator attempt (its `iterator_started` id) that failed, on every worker."""
+        with self._conn("counting failed items") as conn:
+            row = conn.execute(
+                Q["failed_items"], {"execution_id": execution_id, "iterator_event_id": iterator_event_id}
+            ).fetchone()
+        return int(row[0]) if row else 0
+
     def executions(self, limit: int = 50) -> list[ExecutionRecord]:
         self.flush()
         with self._conn("listing executions") as conn:

@@ -361,3 +361,111 @@ def test_a_job_given_up_on_fails_its_step_and_the_execution(pg_store: PostgresSt
     assert failed.node_name == "start" and failed.meta["reason"] == "job_dead"
     assert "5 times" in (failed.error or "") and "disk full" in (failed.error or "")
     assert events[-1].event_type == "execution_failed" and "start" in (events[-1].error or "")
+
+
+ASYNC_KILL_LOOP = KILL_LOOP.replace("name: kill_loop", "name: async_kill_loop").replace(
+    "    type: iterator\n", "    type: iterator\n    mode: async\n    concurrency: 2\n"
+)
+
+
+def test_sigkilled_worker_in_an_async_iterator_leaves_every_row_and_item_once(
+    pg_store: PostgresStore, pg_dsn: str, workers: Workers, broker: None
+) -> None:
+    """The chunks the dead worker held go back to the queue when their leases expire; whoever leases them
+    skips the items the log already has, so each item is completed once (its upsert may run twice)."""
+    pg_store.register("async_kill_loop", "async_kill_loop", ASYNC_KILL_LOOP)
+    workers.start("doomed", concurrency=2, lease=3)
+    execution_id = start_execution(pg_store, "async_kill_loop")
+    deadline = time.monotonic() + 60
+    while _rows(pg_dsn) < 200 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    workers.kill("doomed")
+    assert 200 <= _rows(pg_dsn) < 1000, "killed in the middle of the loop"
+    workers.start("rescuer", concurrency=2, lease=3)
+    assert wait_finished(pg_store, execution_id, timeout=120) == "COMPLETED"
+
+    with psycopg.connect(pg_dsn) as conn:
+        count, distinct = conn.execute("SELECT count(*), count(DISTINCT id) FROM items").fetchone()  # type: ignore[misc]
+    assert (count, distinct) == (1000, 1000)
+    loop = [e for e in pg_store.read(execution_id) if e.node_name == "loop"]
+    completed = [e.current_index for e in loop if e.event_type == "iteration_completed"]
+    assert sorted(completed) == list(range(1000)), "every item completed exactly once in the log"
+    assert {e.meta["worker_id"] for e in loop if e.event_type == "iteration_completed"} == {
+        "doomed",
+        "rescuer",
+    }
+    assert [e.event_type for e in loop][-3:] == ["iterator_completed", "action_completed", "step_completed"]
+    summary = next(e for e in loop if e.event_type == "iterator_completed").meta
+    assert (summary["succeeded"], summary["failed"]) == (1000, 0)
+
+
+SLOTS = """
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: slots}
+workflow:
+  - step: start
+    next: [{step: loop}]
+  - step: loop
+    type: iterator
+    mode: async
+    concurrency: 3
+    collection: "{{ range(60) | list }}"
+    element: i
+    task:
+      type: python
+      data: {i: "{{ i }}"}
+      code: |
+        import time
+        def main(i):
+            time.sleep(0.03)
+            return i * 2
+    next: [{step: end}]
+  - step: end
+"""
+
+
+def _most_in_flight(events: list[Event]) -> int:
+    """The most items running at once, from their iteration_started / iteration_completed times."""
+    edges = []
+    for e in events:
+        if e.event_type == "iteration_started":
+            edges.append((e.created_at, 1))
+        elif e.event_type == "iteration_completed":
+            edges.append((e.created_at, -1))
+    running = most = 0
+    for _, step in sorted(edges, key=lambda edge: (edge[0], edge[1])):
+        running += step
+        most = max(most, running)
+    return most
+
+
+def test_an_async_iterator_fans_out_more_chunks_than_slots_and_no_job_waits(
+    pg_store: PostgresStore, pg_dsn: str, workers: Workers
+) -> None:
+    """Issue 8, divergence 6: the fanning-out job used to poll for its chunks while holding its lease, and
+    made exactly `concurrency` chunks, so nothing rebalanced. Now the step's job ends once the chunks are
+    queued, there are more chunks than slots, never more than `concurrency` of them run at once, and a
+    join job finishes the step."""
+    pg_store.register("slots", "slots", SLOTS)
+    workers.start("w1", concurrency=4)
+    execution_id = start_execution(pg_store, "slots")
+    assert wait_finished(pg_store, execution_id) == "COMPLETED"
+    with psycopg.connect(pg_dsn) as conn:
+        jobs = conn.execute(
+            "SELECT kind, status, created_at, updated_at FROM noetl_jobs WHERE step = 'loop' ORDER BY job_id"
+        ).fetchall()
+    kinds = [kind for kind, *_ in jobs]
+    assert kinds[0] == "step" and kinds[-1] == "join" and kinds.count("join") == 1
+    chunks = [job for job in jobs if job[0] == "chunk"]
+    assert len(chunks) > 3, f"{len(chunks)} chunks for 3 slots: nothing could rebalance"
+    assert all(status == "done" for _, status, *_ in jobs)
+    step_job_done = jobs[0][3]
+    assert step_job_done < max(updated for *_, updated in chunks), "the step's job waited for its chunks"
+    events = pg_store.read(execution_id)
+    loop = [e for e in events if e.node_name == "loop"]
+    assert _most_in_flight(loop) <= 3, "more items ran at once than the iterator's concurrency"
+    result = next(e for e in loop if e.event_type == "step_completed").result
+    assert result == [i * 2 for i in range(60)]
+    assert [e.event_type for e in loop][-3:] == ["iterator_completed", "action_completed", "step_completed"]
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))

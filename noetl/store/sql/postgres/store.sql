@@ -86,3 +86,9 @@ ON CONFLICT (execution_id, name) DO UPDATE SET data = EXCLUDED.data;
 
 -- name: get_sealed
 SELECT data FROM noetl_sealed_values WHERE execution_id = %(execution_id)s AND name = %(name)s;
+
+-- name: failed_items
+-- How many items of one iterator attempt failed so far (the chunks' shared failure policy).
+SELECT count(*) FROM noetl_events
+WHERE execution_id = %(execution_id)s AND parent_event_id = %(iterator_event_id)s
+  AND event_type = 'iteration_failed' AND status = 'FAILED';
