@@ -134,3 +134,6 @@ _HANDLERS = {
     EventType.EXECUTION_COMPLETE: _execution_complete,
     EventType.EXECUTION_FAILED: _execution_failed,
 }
+# The event types that move the workflow; every other event (items, saves, iterators) is detail that
+# fold() passes over, so a reader that only needs the state may read just these (store.read_workflow).
+WORKFLOW_TYPES = frozenset(_HANDLERS)

@@ -60,7 +60,7 @@ def schedule(store: Any, execution_id: str) -> None:
     """Enqueue the execution's next steps, or end it, exactly once whoever calls."""
     queue = PostgresQueue(store)
     with queue.decision(execution_id) as conn:
-        events = store.read(execution_id)
+        events = store.read_workflow(execution_id)
         if not events:
             return
         state = fold(events)
@@ -131,7 +131,7 @@ def abandon(store: Any, job: Reaped) -> None:
     the abandoned attempt, then schedule the next."""
     queue = PostgresQueue(store)
     with queue.decision(job.execution_id) as conn:
-        events = store.read(job.execution_id)
+        events = store.read_workflow(job.execution_id)
         state = fold(events)
         step = state.steps.get(job.step)
         started = step is not None and step.runs == job.run and step.status == RUNNING
@@ -190,7 +190,7 @@ def abandon(store: Any, job: Reaped) -> None:
 def cancel(store: Any, execution_id: str, reason: str) -> bool:
     queue = PostgresQueue(store)
     with queue.decision(execution_id) as conn:
-        events = store.read(execution_id)
+        events = store.read_workflow(execution_id)
         if not events or fold(events).finished:
             return False
         queue.cancel(conn, execution_id)

@@ -11,8 +11,6 @@ from noetl.actions.iteration.collection import WorkItem
 from noetl.actions.iteration.fanout import FannedOut, FanOut
 from noetl.actions.iteration.item import ItemRunner
 from noetl.actions.iteration.summary import Tally, breach
-from noetl.actions.registry import Registry
-from noetl.actions.save.breaker import Breakers
 from noetl.dsl.models import IteratorSpec, Playbook
 from noetl.engine.events import Event
 from noetl.engine.events import EventType as T
@@ -40,24 +38,31 @@ POLICY_CHECK_SECONDS = 0.2
 class WorkerServices(RunServices):
     """RunServices whose finished items come from the log, and whose async iterators fan out as jobs."""
 
-    def __init__(self, *args: Any, events: list[Event], worker: Any, job: Job, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, worker: Any, job: Job, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.events = events
         self.worker = worker
         self.job = job
         self.distribute = self._distribute
+        self._log: list[Event] | None = None
+
+    def log(self) -> list[Event]:
+        """The whole log with the items' events, read once and only by a job that needs it (the job's
+        state comes from the workflow events alone; see Worker.run_leased)."""
+        if self._log is None:
+            self._log = self.worker.store.read(self.job.execution_id)
+        return self._log
 
     def completed_items(self, step: str, attempt: int = 1) -> dict[int, Any]:
         """Items of this run of `step` that some attempt already finished: a retry or a redelivered job
         skips them (the rule is the engine's, shared with local runs)."""
-        return items_done(self.events, step, self.job.run)
+        return items_done(self.log(), step, self.job.run)
 
     def attempt_items(self, step: str, iterator_event_id: int) -> list[Event]:
         """The item end events of one iterator attempt (its `iterator_started` id), in log order."""
         ends = (T.ITERATION_COMPLETED, T.ITERATION_FAILED)
         return [
             e
-            for e in run_events(self.events, step, self.job.run)
+            for e in run_events(self.log(), step, self.job.run)
             if e.parent_event_id == iterator_event_id and e.event_type in ends
         ]
 
@@ -82,15 +87,9 @@ class WorkerServices(RunServices):
 
 
 def build_services(
-    worker: Any,
-    playbook: Playbook,
-    state: ExecutionState,
-    events: list[Event],
-    job: Job,
-    actions: Registry,
-    storages: Registry,
-    breakers: Breakers,
+    worker: Any, playbook: Playbook, state: ExecutionState, job: Job, ids: int = 8
 ) -> WorkerServices:
+    """`ids`: the first block of event ids to reserve (a chunk knows roughly how many it will write)."""
     store = worker.store
     redactor = Redactor()
     workload = real_workload(state, store)  # read once per job: the sealed form is a store read
@@ -100,7 +99,7 @@ def build_services(
         job.execution_id,
         parent_execution_id=state.parent_execution_id,
         redactor=redactor,
-        allocate=IdBlocks(store, job.execution_id),
+        allocate=IdBlocks(store, job.execution_id, first=ids),
         meta_defaults={"worker_id": worker.worker_id},
     )
     services = WorkerServices(
@@ -108,10 +107,9 @@ def build_services(
         playbook,
         sink,
         CredentialResolver(store, redactor),
-        actions,
-        storages,
-        breakers,
-        events=events,
+        worker.actions,
+        worker.storages,
+        worker.breakers,
         worker=worker,
         job=job,
     )
@@ -142,9 +140,7 @@ def run_step_job(
         step.runs == job.run and (step.status in (COMPLETED, FAILED) or step.attempt > job.attempt)
     ):
         return  # this decision was already carried out (a redelivered job): nothing to do twice
-    services = build_services(
-        worker, playbook, state, events, job, worker.actions, worker.storages, worker.breakers
-    )
+    services = build_services(worker, playbook, state, job)
     snap = _snapshot(state, events, job, services)
     StepRunner(playbook, services, worker.actions).run(RunStep(job.step, job.attempt, job.run), snap)
     worker.store.flush()
@@ -159,9 +155,7 @@ def run_join_job(
         return  # the attempt was abandoned, or this join already ran (a redelivered job)
     fan = FanOut.of(job.payload)
     action_started = next((e for e in events if e.event_id == fan.action_event_id), None)
-    services = build_services(
-        worker, playbook, state, events, job, worker.actions, worker.storages, worker.breakers
-    )
+    services = build_services(worker, playbook, state, job)
     sent = worker.queue.chunk_items(job.group)
     StepRunner(playbook, services, worker.actions).join(
         RunStep(job.step, job.attempt, job.run),
@@ -181,9 +175,7 @@ def run_chunk_job(
     spec = step.task.iterator
     if spec is None:
         return
-    services = build_services(
-        worker, playbook, state, events, job, worker.actions, worker.storages, worker.breakers
-    )
+    services = build_services(worker, playbook, state, job, ids=min(1024, 4 * len(job.payload["items"]) + 2))
     fan = FanOut.of(job.payload)
     ctx = ActionContext(
         execution_id=job.execution_id,
@@ -197,7 +189,9 @@ def run_chunk_job(
         parent_event_id=fan.action_event_id,
         node_id=job.step,
     )
-    done = services.completed_items(job.step, fan.attempt)
+    # A chunk's first try has nothing done (the fan-out sent only items not done before); a redelivered
+    # chunk skips what its last holder finished, which only the items' events say.
+    done = services.completed_items(job.step, fan.attempt) if job.tries > 1 else {}
     mine = Tally(0)
     runner = ItemRunner(ctx, spec, fan.total, fan.iterator_event_id, mine)
     policy = _SharedPolicy(worker.store, job.execution_id, spec, fan)
@@ -219,13 +213,17 @@ class _SharedPolicy:
 
     def __init__(self, store: Any, execution_id: str, spec: IteratorSpec, fan: FanOut) -> None:
         self.store, self.execution_id, self.spec, self.fan = store, execution_id, spec, fan
+        # With `on_error: continue` and no threshold, failures never stop the iterator: nothing to ask.
+        self.shared = (
+            spec.on_error == "fail" or spec.max_failures is not None or spec.max_failure_ratio is not None
+        )
         self.elsewhere = 0
         self.checked = 0.0
 
     def breach(self, failed_here: int) -> str | None:
         now = time.monotonic()
-        if now - self.checked >= POLICY_CHECK_SECONDS or failed_here:
+        if self.shared and (now - self.checked >= POLICY_CHECK_SECONDS or failed_here):
             self.checked = now
-            self.store.flush()  # this chunk's own failures are counted by the query too
+            # Committed failures of every chunk (this one's too, once written: hence max, not a sum).
             self.elsewhere = self.store.failed_items(self.execution_id, self.fan.iterator_event_id)
         return breach(self.spec, Tally(count=self.fan.todo, failed=max(self.elsewhere, failed_here)))

@@ -111,7 +111,9 @@ class Worker:
     def run_leased(self, job: Job) -> None:
         """Run a job this worker holds, report it, and let the broker decide what comes next."""
         try:
-            events = self.store.read(job.execution_id)
+            # The workflow's events are enough for the state; a job that needs the items' events (a
+            # retry, a redelivered chunk, a join) reads them itself (WorkerServices.log).
+            events = self.store.read_workflow(job.execution_id)
             state = fold(events)
             if not state.finished:
                 playbook = broker.playbook_of(self.store, state, events)

@@ -20,6 +20,23 @@ SELECT_EVENTS = (
     f"SELECT {', '.join(f'{c}::text' if c in JSON_COLUMNS else c for c in COLUMNS)} FROM noetl_events "
     "WHERE execution_id = %(execution_id)s AND seq > %(after)s ORDER BY seq"
 )
+# The literal list, not a parameter: it must match the partial index noetl_events_workflow (004).
+_WORKFLOW_TYPES = ", ".join(
+    f"'{t}'"
+    for t in (
+        "execution_start",
+        "step_started",
+        "action_started",
+        "action_retry",
+        "step_completed",
+        "step_failed",
+        "execution_complete",
+        "execution_failed",
+    )
+)
+SELECT_WORKFLOW_EVENTS = SELECT_EVENTS.replace(
+    " ORDER BY seq", f" AND event_type IN ({_WORKFLOW_TYPES}) ORDER BY seq"
+)
 COPY_EVENTS = f"COPY noetl_events ({', '.join(COLUMNS)}) FROM STDIN"
 
 

@@ -48,6 +48,11 @@ class EventStore(Protocol):
         """The execution's stored events with `seq` above `after`, in commit order (see Event.seq)."""
         ...
 
+    def read_workflow(self, execution_id: str) -> list[Event]:
+        """`read` restricted to the types fold() uses (engine.state.WORKFLOW_TYPES): the state of a large
+        iterator's execution without reading its items' events."""
+        ...
+
     def closed(self, execution_id: str) -> bool:
         """True once this store refused events of the execution because its terminal event was stored
         (a cancelled execution): the work still running for it must stop (noetl.store.sequencing)."""

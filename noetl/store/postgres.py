@@ -7,6 +7,7 @@ from `allocate_event_id`, which is unique across all of them and never reuses an
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -20,7 +21,14 @@ from noetl.store import crypto
 from noetl.store.batching import BatchWriter
 from noetl.store.codec import dumps, loads, row_to_event
 from noetl.store.migrations import migrate
-from noetl.store.pg_codec import COPY_EVENTS, SELECT_EVENTS, clean_text, event_row, jsonb_text
+from noetl.store.pg_codec import (
+    COPY_EVENTS,
+    SELECT_EVENTS,
+    SELECT_WORKFLOW_EVENTS,
+    clean_text,
+    event_row,
+    jsonb_text,
+)
 from noetl.store.pg_pool import Connection, ConnectionPool, display_url, scrub
 from noetl.store.ports import CatalogEntry, CredentialRecord, ExecutionRecord
 from noetl.store.sequencing import FINAL_TYPES, executions_of, sequence
@@ -88,20 +96,18 @@ class PostgresStore:
 
     def _write_batch(self, events: Sequence[Event]) -> set[str]:
         executions = executions_of(events)
+        counts = Counter(e.execution_id for e in events)
         with self._writer_pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            # The counter rows stay locked until commit: writers of one execution commit in seq order.
-            cur.execute(Q["lock_sequences"], {"executions": executions})
-            counters = cur.fetchall()
-            last = {row[0]: int(row[1]) for row in counters}
-            batch = sequence(events, last, {row[0] for row in counters if row[2]})
+            # One round trip takes the batch's seq range of each execution and locks its sequence row
+            # until commit: writers of one execution commit in seq order.
             cur.execute(
-                Q["advance_sequences"],
-                {
-                    "executions": executions,
-                    "last_seqs": [batch.last_seq[x] for x in executions],
-                    "finished": [x in batch.finished for x in executions],
-                },
+                Q["take_sequences"], {"executions": executions, "counts": [counts[x] for x in executions]}
             )
+            rows = cur.fetchall()
+            start = {x: int(last) - counts[x] for x, last, _ in rows}
+            batch = sequence(events, start, {x for x, _, finished in rows if finished})
+            if batch.finished:
+                cur.execute(Q["finish_sequences"], {"executions": sorted(batch.finished)})
             with cur.copy(COPY_EVENTS) as copy:
                 for e, seq in batch.kept:
                     copy.write_row(event_row(e, seq))
@@ -137,6 +143,13 @@ class PostgresStore:
         self.flush()
         with self._conn("reading events") as conn:
             rows = conn.execute(SELECT_EVENTS, {"execution_id": execution_id, "after": after}).fetchall()
+        return [row_to_event(r) for r in rows]
+
+    def read_workflow(self, execution_id: str) -> list[Event]:
+        """Only the events fold() uses (state.WORKFLOW_TYPES), in commit order: no item events."""
+        self.flush()
+        with self._conn("reading events") as conn:
+            rows = conn.execute(SELECT_WORKFLOW_EVENTS, {"execution_id": execution_id, "after": 0}).fetchall()
         return [row_to_event(r) for r in rows]
 
     def last_event_id(self, execution_id: str) -> int:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from noetl.engine.events import Event, EventType
+from noetl.engine.state import WORKFLOW_TYPES
 from noetl.errors import StoreError
 from noetl.store import crypto
 from noetl.store.batching import BatchWriter
@@ -123,6 +124,18 @@ class SQLiteStore:
             rows = self._conn.execute(
                 f"SELECT {', '.join(COLUMNS)} FROM events WHERE execution_id = ? AND seq > ? ORDER BY seq",
                 (execution_id, after),
+            ).fetchall()
+        return [row_to_event(r) for r in rows]
+
+    def read_workflow(self, execution_id: str) -> list[Event]:
+        """Only the events fold() uses (state.WORKFLOW_TYPES), in commit order: no item events."""
+        types = sorted(WORKFLOW_TYPES)
+        self.flush()
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {', '.join(COLUMNS)} FROM events WHERE execution_id = ? "
+                f"AND event_type IN ({', '.join('?' * len(types))}) ORDER BY seq",
+                (execution_id, *types),
             ).fetchall()
         return [row_to_event(r) for r in rows]
 

@@ -75,6 +75,24 @@ def test_read_returns_events_in_commit_order_and_after_is_by_seq(store: Store) -
     assert [(e.execution_id, e.seq) for e in store.read(other)] == [(other, 1)]
 
 
+def test_read_workflow_is_read_restricted_to_the_types_fold_uses(store: Store) -> None:
+    from noetl.engine.events import ALL_TYPES
+    from noetl.engine.state import WORKFLOW_TYPES, fold
+
+    x = new_id()
+    ends = [T.EXECUTION_COMPLETE]  # last: nothing is stored after an execution's end
+    types = sorted(ALL_TYPES - {T.EXECUTION_COMPLETE, T.EXECUTION_FAILED}) + ends
+    store.append([ev(x, i + 1, t) for i, t in enumerate(types)])
+    everything = store.read(x)
+    workflow = store.read_workflow(x)
+    assert workflow == [e for e in everything if e.event_type in WORKFLOW_TYPES]
+    assert {e.event_type for e in workflow} == WORKFLOW_TYPES - {T.EXECUTION_FAILED}
+    assert vars(fold(workflow)) == {**vars(fold(everything)), "last_event_id": fold(workflow).last_event_id}
+    y = new_id()
+    store.append([ev(y, 1, T.ITERATION_COMPLETED), ev(y, 2, T.EXECUTION_FAILED)])
+    assert [e.event_type for e in store.read_workflow(y)] == [T.EXECUTION_FAILED]
+
+
 def test_read_sees_appended_events_without_an_explicit_flush(store: Store) -> None:
     x = new_id()
     store.append([ev(x, 1)])

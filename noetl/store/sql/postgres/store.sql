@@ -26,18 +26,19 @@ VALUES (%(execution_id)s,
 ON CONFLICT (execution_id) DO UPDATE SET last_id = greatest(c.last_id + %(n)s, EXCLUDED.last_id)
 RETURNING last_id;
 
--- name: lock_sequences
--- The batch writer's first statement: lock the counter row of every execution of the batch (in sorted
--- order, so that two batches cannot deadlock) and read where its numbering goes on. Held to commit.
-INSERT INTO noetl_event_counters AS c (execution_id, last_id)
-SELECT x, 0 FROM unnest(%(executions)s::text[]) AS t(x) ORDER BY x
-ON CONFLICT (execution_id) DO UPDATE SET last_seq = c.last_seq
+-- name: take_sequences
+-- The batch writer's first statement: lock the sequence row of every execution of the batch (in sorted
+-- order, so that two batches cannot deadlock), held to commit, and advance it by the batch's events of
+-- that execution. The batch numbers its events up to the returned last_seq. An execution already
+-- finished does not advance: its events are refused.
+INSERT INTO noetl_event_sequences AS c (execution_id, last_seq)
+SELECT x, n FROM unnest(%(executions)s::text[], %(counts)s::bigint[]) AS t(x, n) ORDER BY x
+ON CONFLICT (execution_id) DO UPDATE
+SET last_seq = CASE WHEN c.finished THEN c.last_seq ELSE c.last_seq + EXCLUDED.last_seq END
 RETURNING execution_id, last_seq, finished;
 
--- name: advance_sequences
-UPDATE noetl_event_counters AS c SET last_seq = t.last_seq, finished = c.finished OR t.finished
-FROM unnest(%(executions)s::text[], %(last_seqs)s::bigint[], %(finished)s::boolean[]) AS t(x, last_seq, finished)
-WHERE c.execution_id = t.x;
+-- name: finish_sequences
+UPDATE noetl_event_sequences SET finished = true WHERE execution_id = ANY(%(executions)s::text[]);
 
 -- name: list_executions
 SELECT execution_id, playbook_path, status, created_at, finished_at, parent_execution_id, result::text, error
