@@ -146,11 +146,15 @@ class PostgresQueue:
 
     def complete(self, job: Job, worker_id: str) -> bool:
         """Done; a chunk's end also settles its fan-out (the next held chunk, or the join)."""
-        with self.store.connection() as conn, conn.transaction():
-            if job.kind == "chunk":
+        with self.store.connection() as conn:
+            if job.kind != "chunk":  # one statement: no transaction round trips on the step-to-step path
+                return (
+                    conn.execute(_q("complete"), {"job_id": job.job_id, "worker": worker_id}).fetchone()
+                    is not None
+                )
+            with conn.transaction():
                 conn.execute(_q("lock_chunks"), job.group)
-            done = conn.execute(_q("complete"), {"job_id": job.job_id, "worker": worker_id}).fetchone()
-            if job.kind == "chunk":
+                done = conn.execute(_q("complete"), {"job_id": job.job_id, "worker": worker_id}).fetchone()
                 conn.execute(_q("settle_chunks"), job.group)
         return done is not None
 
