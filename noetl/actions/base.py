@@ -69,6 +69,11 @@ class Services(Protocol):
         ...
 
 
+class Awaiting(Exception):
+    """Raised by an action whose work goes on in other jobs (an iterator's chunks, a sub-playbook's
+    execution): the step runner writes nothing more for this attempt now; a join job finishes it."""
+
+
 @dataclass(frozen=True)
 class ActionContext:
     execution_id: str

@@ -66,6 +66,10 @@ def schedule(store: Any, execution_id: str) -> None:
         state = fold(events)
         if state.finished or state.status == PENDING:
             return
+        if (events[0].context or {}).get("version") is None:
+            # Not the queue's: a child that a worker runs inside a job (an iterator item's sub-playbook)
+            # is driven by that job's own runner; scheduling it here would run its steps twice.
+            return
         playbook = playbook_of(store, state, events)
         plan = Planner(playbook).plan(state)
         if plan.finish is not None:
@@ -85,6 +89,7 @@ def schedule(store: Any, execution_id: str) -> None:
                 duration=seconds_since(state.started_at),
             )
             store.flush()  # durable before the lock is released: the next broker sees the end
+            _wake_parent(store, queue, conn, events[0])
             return
         waiting = []
         for cmd in plan.run:
@@ -96,6 +101,30 @@ def schedule(store: Any, execution_id: str) -> None:
         failed = _fail_dead_jobs(store, queue, conn, state, waiting + running)
     if failed:
         schedule(store, execution_id)  # the step failure ends the execution now
+
+
+def _wake_parent(store: Any, queue: PostgresQueue, conn: Any, start: Event) -> None:
+    """A sub-playbook started by a step on a worker has ended: queue that step's join, which returns
+    the child's result (or fails the step). Only while the parent step waits in the same run; a parent
+    step waiting to retry finds the ended child itself when its next attempt starts."""
+    waiting = (start.context or {}).get("parent_step")
+    parent = start.parent_execution_id
+    if not waiting or not parent:
+        return
+    state = fold(store.read_workflow(parent))
+    step = state.steps.get(str(waiting.get("step")))
+    if state.finished or step is None or step.runs != int(waiting.get("run", 0)) or step.status != RUNNING:
+        return
+    queue.enqueue(
+        conn,
+        parent,
+        step.name,
+        step.runs,
+        step.attempt,
+        kind="join",
+        chunk=-2,
+        payload={"child": start.execution_id},
+    )
 
 
 def _fail_dead_jobs(
@@ -207,6 +236,9 @@ def cancel(store: Any, execution_id: str, reason: str) -> bool:
             duration=seconds_since(events[0].created_at),
         )
         store.flush()
+        children = queue.running_children(conn, execution_id)
+    for child in children:  # a cancelled parent's sub-playbooks are cancelled with it
+        cancel(store, child, f"its parent execution {execution_id} was cancelled")
     return True
 
 
@@ -233,7 +265,10 @@ def sweep(store: Any) -> None:
     """Schedule running executions with no open job: a worker may have died between its events and
     its call to `schedule`, and nothing else would wake the execution."""
     for execution_id in PostgresQueue(store).idle_executions():
-        schedule(store, execution_id)
+        try:
+            schedule(store, execution_id)
+        except Exception:  # one execution's trouble must not end the pass for the others
+            log.exception("sweeping execution %s failed", execution_id)
 
 
 def run_broker_loop(store: Any, stop: threading.Event, interval: float = 1.0) -> None:

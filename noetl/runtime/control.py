@@ -35,23 +35,32 @@ def start_execution(
     merge: bool = False,
     version: int | None = None,
     parent_execution_id: str | None = None,
+    execution_id: str | None = None,
+    parent_step: dict[str, Any] | None = None,
+    redactor: Redactor | None = None,
+    depth: int = 0,
 ) -> str:
-    """Append `execution_start` for a catalog playbook and enqueue its first steps; returns the id."""
+    """Append `execution_start` for a catalog playbook and enqueue its first steps; returns the id.
+
+    A sub-playbook started by a step on a worker names that step (`parent_step`: step and run): when it
+    ends, the broker queues the parent step's join. `redactor`: the parent's, so that the secrets it
+    passes on stay masked in the child's log too; `depth`: how many parents the child has.
+    """
     from noetl.runtime.broker import schedule
 
     playbook, version = load_catalog_playbook(store, path, version)
-    execution_id = str(uuid.uuid4())
+    execution_id = execution_id or str(uuid.uuid4())
     env = template_env()
     workload = start_workload(
         playbook.workload, parameters or {}, merge=merge, execution_id=execution_id, env=env
     )
-    redactor = Redactor()
+    redactor = redactor or Redactor()
     protect(redactor, workload)
+    extra: dict[str, Any] = {"path": path, "version": version, "source": playbook.source}
+    if parent_step is not None:
+        extra.update(parent_step=parent_step, depth=depth)
     context = start_context(
-        workload,
-        redactor,
-        lambda name, value: store.seal(execution_id, name, value),
-        {"path": path, "version": version, "source": playbook.source},
+        workload, redactor, lambda name, value: store.seal(execution_id, name, value), extra
     )
     start = Event(
         execution_id=execution_id,

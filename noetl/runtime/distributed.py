@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 from noetl.actions import iterator_action
-from noetl.actions.base import ActionContext
+from noetl.actions.base import ActionContext, Awaiting
 from noetl.actions.iteration.collection import WorkItem
 from noetl.actions.iteration.fanout import FannedOut, FanOut
 from noetl.actions.iteration.item import ItemRunner
@@ -17,12 +19,15 @@ from noetl.engine.events import EventType as T
 from noetl.engine.items import items_done, run_events
 from noetl.engine.planner import RunStep
 from noetl.engine.state import COMPLETED, FAILED, RUNNING, ExecutionState
+from noetl.errors import ActionError
+from noetl.runtime import control
 from noetl.runtime.credentials import CredentialResolver
 from noetl.runtime.redact import Redactor
 from noetl.runtime.scope import build_scope
 from noetl.runtime.services import RunServices
 from noetl.runtime.sink import EventSink, IdBlocks
 from noetl.runtime.step_runner import StepRunner, StepSnapshot
+from noetl.runtime.subplaybooks import catalog_path_of, child_result
 from noetl.runtime.workload import protect, real_workload
 from noetl.store.pg_queue import Job
 
@@ -65,6 +70,43 @@ class WorkerServices(RunServices):
             for e in run_events(self.log(), step, self.job.run)
             if e.parent_event_id == iterator_event_id and e.event_type in ends
         ]
+
+    def run_playbook(self, path: str, data: Any, return_step: str | None, ctx: ActionContext) -> Any:
+        """A step's sub-playbook runs as an execution of its own, through the queue like any other: this
+        job ends (Awaiting) and frees its slot; when the child ends, the broker queues the join of this
+        step, which returns the child's result. A child of an iterator's item or a workbook entry still
+        runs inside this job (noted in operations.md). A child from a file, not the catalog, likewise."""
+        runner = self.worker.child_runner
+        depth = self.depth + 1
+        runner.check_depth(path, depth)
+        child = runner.find_playbook(path, self)
+        catalog_path = catalog_path_of(child.source)
+        step = self.playbook.steps.get(ctx.step)
+        if ctx.index is not None or step is None or ctx.task is not step.task or catalog_path is None:
+            return super().run_playbook(path, data, return_step, ctx)
+        store = self.worker.store
+        # This attempt's action_started is durable before the child can end: the broker, waking the
+        # parent when the child ends, must see this step running.
+        store.flush()
+        run, attempt = self.job.run, ctx.attempt
+        adopted = _child_to_adopt(store, ctx.execution_id, ctx.step, run, attempt)
+        if adopted is None:
+            adopted = control.start_execution(
+                store,
+                catalog_path,
+                data if isinstance(data, dict) else {},
+                merge=True,
+                version=_version_of(child.source),
+                parent_execution_id=ctx.execution_id,
+                execution_id=child_execution_id(ctx.execution_id, ctx.step, run, attempt),
+                parent_step={"step": ctx.step, "run": run},
+                redactor=self.sink.redactor,
+                depth=depth,
+            )
+        record = store.execution(adopted)
+        if record is not None and record.status in ("COMPLETED", "FAILED"):
+            return child_result(store, path, adopted, record.status, record.error, record.result, return_step)
+        raise Awaiting()
 
     def _distribute(self, runner: ItemRunner, spec: IteratorSpec, todo: list[WorkItem], fan: FanOut) -> None:
         """Send the items out as chunk jobs that any worker may lease, then end this job: the step's
@@ -117,6 +159,28 @@ def build_services(
     return services
 
 
+def child_execution_id(parent: str, step: str, run: int, attempt: int) -> str:
+    """The id of the child a step's attempt starts: derived, so that a retry of an abandoned attempt
+    finds the child it started instead of starting another."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"noetl:{parent}/{step}/{run}/{attempt}"))
+
+
+def _child_to_adopt(store: Any, parent: str, step: str, run: int, attempt: int) -> str | None:
+    """The child this attempt should wait for: its own, or an earlier attempt's that did not fail (the
+    attempt was abandoned by a dead worker while its child ran on). A failed child is not adopted: a
+    retry runs the child again."""
+    for earlier in range(attempt, 0, -1):
+        record = store.execution(child_execution_id(parent, step, run, earlier))
+        if record is not None:
+            return None if record.status == "FAILED" and earlier < attempt else record.execution_id
+    return None
+
+
+def _version_of(source: str) -> int | None:
+    _, _, version = source.rpartition("@")
+    return int(version) if version.isdigit() else None
+
+
 def _snapshot(state: ExecutionState, events: list[Event], job: Job, services: RunServices) -> StepSnapshot:
     step = state.step(job.step)
     first = job.attempt == 1 and step.runs < job.run
@@ -141,6 +205,7 @@ def run_step_job(
     ):
         return  # this decision was already carried out (a redelivered job): nothing to do twice
     services = build_services(worker, playbook, state, job)
+    services.depth = int((events[0].context or {}).get("depth", 0))
     snap = _snapshot(state, events, job, services)
     StepRunner(playbook, services, worker.actions).run(RunStep(job.step, job.attempt, job.run), snap)
     worker.store.flush()
@@ -149,20 +214,57 @@ def run_step_job(
 def run_join_job(
     worker: Any, job: Job, playbook: Playbook, state: ExecutionState, events: list[Event]
 ) -> None:
-    """Every chunk of a fanned-out iterator attempt has ended: finish the iterator, then the step."""
+    """The attempt's other jobs have ended (every chunk of a fanned-out iterator, or the sub-playbook's
+    execution): finish the action, then the step, with the events a run in one process writes."""
     step = state.step(job.step)
     if step.runs != job.run or step.status != RUNNING or step.attempt != job.attempt:
         return  # the attempt was abandoned, or this join already ran (a redelivered job)
-    fan = FanOut.of(job.payload)
-    action_started = next((e for e in events if e.event_id == fan.action_event_id), None)
     services = build_services(worker, playbook, state, job)
-    sent = worker.queue.chunk_items(job.group)
+    services.depth = int((events[0].context or {}).get("depth", 0))
+    action_started = next(
+        (
+            e
+            for e in reversed(run_events(events, job.step, job.run))
+            if e.event_type == T.ACTION_STARTED and e.attempt == job.attempt
+        ),
+        None,
+    )
+    if action_started is None:
+        return  # nothing of this attempt was started: nothing to finish
+    finish: Callable[[ActionContext], Any]
+    if "child" in job.payload:
+        child = str(job.payload["child"])
+        record = worker.store.execution(child)
+        task = playbook.steps[job.step].task
+
+        def finish(ctx: ActionContext) -> Any:
+            if record is None:
+                raise ActionError(
+                    f"the sub-playbook's execution {child} is not in the store", non_retryable=True
+                )
+            path = str(ctx.config.get("path", task.config.get("path")))
+            return child_result(
+                worker.store,
+                path,
+                child,
+                record.status,
+                record.error,
+                record.result,
+                ctx.config.get("return_step"),
+            )
+    else:
+        fan = FanOut.of(job.payload)
+        sent = worker.queue.chunk_items(job.group)
+
+        def finish(ctx: ActionContext) -> Any:
+            return iterator_action.finish(ctx, fan, sent)
+
     StepRunner(playbook, services, worker.actions).join(
         RunStep(job.step, job.attempt, job.run),
         _snapshot(state, events, job, services),
-        fan.action_event_id,
-        action_started.created_at if action_started else "",
-        lambda ctx: iterator_action.finish(ctx, fan, sent),
+        action_started.event_id,
+        action_started.created_at,
+        finish,
     )
     worker.store.flush()
 
@@ -176,6 +278,7 @@ def run_chunk_job(
     if spec is None:
         return
     services = build_services(worker, playbook, state, job, ids=min(1024, 4 * len(job.payload["items"]) + 2))
+    services.depth = int((events[0].context or {}).get("depth", 0))
     fan = FanOut.of(job.payload)
     ctx = ActionContext(
         execution_id=job.execution_id,

@@ -28,7 +28,7 @@ from noetl.runtime.scope import build_scope
 from noetl.runtime.services import RunServices
 from noetl.runtime.sink import EventSink
 from noetl.runtime.step_runner import StepRunner, StepSnapshot, seconds_since
-from noetl.runtime.subplaybooks import catalog_candidates, catalog_path_of, file_candidates
+from noetl.runtime.subplaybooks import catalog_candidates, catalog_path_of, child_result, file_candidates
 from noetl.runtime.template_env import template_env
 from noetl.runtime.workload import protect, real_workload, start_context, start_workload
 from noetl.store.ports import Store
@@ -134,16 +134,8 @@ class LocalRunner:
         self, path: str, data: Any, return_step: str | None, services: RunServices, ctx: ActionContext
     ) -> Any:
         depth = services.depth + 1
-        if depth > MAX_PLAYBOOK_DEPTH:
-            # A playbook that calls itself (or a ring of them) with no way out would nest forever.
-            raise ActionError(
-                f"sub-playbook {path!r} would be nested {depth} deep, past the limit of "
-                f"{MAX_PLAYBOOK_DEPTH} (reason max_depth): a playbook that calls itself needs a `when` "
-                "that stops calling it",
-                non_retryable=True,
-                error_type="MaxDepth",
-            )
-        child = self._find_playbook(path, services)
+        self.check_depth(path, depth)
+        child = self.find_playbook(path, services)
         payload = data if isinstance(data, dict) else {}
         outcome = self.run(
             child,
@@ -153,21 +145,22 @@ class LocalRunner:
             redactor=services.sink.redactor,
             depth=depth,
         )
-        if outcome.status != "COMPLETED":
-            raise ActionError(
-                f"sub-playbook {path!r} (execution {outcome.execution_id}) failed: {outcome.error}"
-            )
-        if return_step:
-            state = fold(self.store.read(outcome.execution_id))
-            if return_step not in state.steps:
-                raise ActionError(
-                    f"sub-playbook {path!r} has no finished step {return_step!r} to return",
-                    non_retryable=True,
-                )
-            return state.steps[return_step].result
-        return outcome.result
+        return child_result(
+            self.store, path, outcome.execution_id, outcome.status, outcome.error, outcome.result, return_step
+        )
 
-    def _find_playbook(self, path: str, services: RunServices) -> Playbook:
+    def check_depth(self, path: str, depth: int) -> None:
+        if depth > MAX_PLAYBOOK_DEPTH:
+            # A playbook that calls itself (or a ring of them) with no way out would nest forever.
+            raise ActionError(
+                f"sub-playbook {path!r} would be nested {depth} deep, past the limit of "
+                f"{MAX_PLAYBOOK_DEPTH} (reason max_depth): a playbook that calls itself needs a `when` "
+                "that stops calling it",
+                non_retryable=True,
+                error_type="MaxDepth",
+            )
+
+    def find_playbook(self, path: str, services: RunServices) -> Playbook:
         """The child a `type: playbook` path names; the order is in noetl.runtime.subplaybooks."""
         parent = services.playbook
         parent_in_catalog = catalog_path_of(parent.source)

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from noetl.actions.base import ActionContext
-from noetl.actions.iteration.fanout import FannedOut
+from noetl.actions.base import ActionContext, Awaiting
 from noetl.actions.iteration.item import preview
 from noetl.actions.retrying import not_retryable
 from noetl.dsl.models import Playbook, Step
@@ -85,8 +84,8 @@ class StepRunner:
             if problem is not None or prepared is None:
                 raise problem or AssertionError("unreachable: no inputs and no problem")
             result = self._attempt(step, cmd, prepared, action_started.event_id)
-        except FannedOut:
-            return  # the items went out as chunk jobs; the join job writes the rest of this attempt
+        except Awaiting:
+            return  # the work goes on in other jobs (chunks, a child execution); a join job finishes it
         except Exception as exc:
             self._fail(step, cmd, exc, t0, started_at, step_event_id, action_started.event_id, base)
             return
@@ -100,7 +99,8 @@ class StepRunner:
         action_started_at: str,
         finish: Callable[[ActionContext], Any],
     ) -> None:
-        """Finish an attempt whose action went on in other jobs (a fanned-out iterator): `finish` gives
+        """Finish an attempt whose action went on in other jobs (a fanned-out iterator, a sub-playbook's
+        execution): `finish` gives
         its result, then everything after the action runs as in `run`, with the same events."""
         step = self.playbook.steps[cmd.step]
         base = {"node_name": step.name, "node_id": step.name, "node_type": node_type(step)}

@@ -17,11 +17,13 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from noetl.dsl import load_playbook
 from noetl.dsl.loader import playbook_file
 from noetl.dsl.models import Playbook, Task
-from noetl.errors import InputError
+from noetl.engine.state import fold
+from noetl.errors import ActionError, InputError
 
 SUFFIXES = (".yaml", ".yml")
 
@@ -127,3 +129,26 @@ def _stem(path: str) -> str:
         if path.endswith(suffix) and len(path) > len(suffix):
             return path[: -len(suffix)]
     return path
+
+
+def child_result(
+    store: Any,
+    path: str,
+    execution_id: str,
+    status: str,
+    error: str | None,
+    result: Any,
+    return_step: str | None,
+) -> Any:
+    """What a `type: playbook` step returns once its child ended, in both modes: the child's result, or
+    its `return_step`'s; a failed child fails the step."""
+    if status != "COMPLETED":
+        raise ActionError(f"sub-playbook {path!r} (execution {execution_id}) failed: {error}")
+    if not return_step:
+        return result
+    state = fold(store.read_workflow(execution_id))
+    if return_step not in state.steps:
+        raise ActionError(
+            f"sub-playbook {path!r} has no finished step {return_step!r} to return", non_retryable=True
+        )
+    return state.steps[return_step].result

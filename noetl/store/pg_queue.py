@@ -236,6 +236,11 @@ class PostgresQueue:
         """Hand a job whose step never started to another worker (in the caller's transaction)."""
         conn.execute(_q("requeue"), {"job_id": job_id})
 
+    def running_children(self, conn: Connection[Any], execution_id: str) -> list[str]:
+        return [
+            str(r[0]) for r in conn.execute(_q("running_children"), {"execution_id": execution_id}).fetchall()
+        ]
+
     def idle_executions(self) -> list[str]:
         """Running executions with no job held, queued or leased: nothing would wake them."""
         with self.store.connection() as conn:

@@ -7,8 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from noetl.actions.base import Awaiting
 
-class FannedOut(Exception):
+
+class FannedOut(Awaiting):
     """Raised by the iterator once its items are out as chunk jobs; the step runner writes nothing more
     for this attempt now (its join job will)."""
 

@@ -147,3 +147,6 @@ SELECT name, value FROM noetl_queue_counters;
 SELECT tries, last_error FROM noetl_jobs
 WHERE execution_id = %(execution_id)s AND step = %(step)s AND run = %(run)s AND attempt = %(attempt)s
   AND kind IN ('step', 'join') AND status = 'dead';
+
+-- name: running_children
+SELECT execution_id FROM noetl_executions WHERE parent_execution_id = %(execution_id)s AND status = 'RUNNING';
