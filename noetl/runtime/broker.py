@@ -20,11 +20,13 @@ from noetl.engine.planner import Planner
 from noetl.engine.state import COMPLETED, PENDING, RUNNING, ExecutionState, fold
 from noetl.runtime.control import load_catalog_playbook
 from noetl.runtime.step_runner import seconds_since
+from noetl.runtime.workflow_log import workflow_log
 from noetl.store.pg_queue import PostgresQueue, Reaped
 
 log = logging.getLogger("noetl.broker")
 _MAX_ABANDONED_ATTEMPTS = 3  # a step whose worker dies this often fails instead of killing more workers
 _playbooks: dict[tuple[str, int], Playbook] = {}
+_planners: dict[int, Planner] = {}  # by id() of a cached playbook: both live as long as the process
 _playbooks_lock = threading.Lock()
 
 
@@ -38,6 +40,15 @@ def playbook_of(store: Any, state: ExecutionState, events: list[Event]) -> Playb
         found, _ = load_catalog_playbook(store, key[0], key[1] or None)
         with _playbooks_lock:
             _playbooks[key] = found
+    return found
+
+
+def planner_of(playbook: Playbook) -> Planner:
+    """The planner of a cached playbook: its reachability tables are built once, not per decision."""
+    with _playbooks_lock:
+        found = _planners.get(id(playbook))
+        if found is None:
+            found = _planners[id(playbook)] = Planner(playbook)
     return found
 
 
@@ -56,25 +67,27 @@ def _emit(store: Any, execution_id: str, parent: str | None, event_type: str, **
     )
 
 
-def schedule(store: Any, execution_id: str) -> None:
-    """Enqueue the execution's next steps, or end it, exactly once whoever calls."""
+def schedule(store: Any, execution_id: str) -> list[int]:
+    """Enqueue the execution's next steps, or end it, exactly once whoever calls. Returns the ids of the
+    jobs it queued that may run now (the caller, a worker with a slot just freed, may take one)."""
     queue = PostgresQueue(store)
+    ready: list[int] = []
     with queue.decision(execution_id) as conn:
-        events = store.read_workflow(execution_id)
+        events = workflow_log.read(store, execution_id)
         if not events:
-            return
+            return ready
         state = fold(events)
         if state.finished or state.status == PENDING:
-            return
+            return ready
         if (events[0].context or {}).get("version") is None:
             # Not the queue's: a child that a worker runs inside a job (an iterator item's sub-playbook)
             # is driven by that job's own runner; scheduling it here would run its steps twice.
-            return
+            return ready
         playbook = playbook_of(store, state, events)
-        plan = Planner(playbook).plan(state)
+        plan = planner_of(playbook).plan(state)
         if plan.finish is not None:
             if queue.open_jobs(conn, execution_id):
-                return  # a job still runs or waits: it will call schedule again when it ends
+                return ready  # a job still runs or waits: it will call schedule again when it ends
             event_type = T.EXECUTION_COMPLETE if plan.finish.status == COMPLETED else T.EXECUTION_FAILED
             _emit(
                 store,
@@ -90,17 +103,21 @@ def schedule(store: Any, execution_id: str) -> None:
             )
             store.flush()  # durable before the lock is released: the next broker sees the end
             _wake_parent(store, queue, conn, events[0])
-            return
+            return ready
         waiting = []
         for cmd in plan.run:
-            if not queue.enqueue(
+            job_id = queue.enqueue(
                 conn, execution_id, cmd.step, cmd.run, cmd.attempt, not_before=cmd.not_before
-            ):
+            )
+            if job_id is None:
                 waiting.append((cmd.step, cmd.run, cmd.attempt))
+            elif cmd.not_before is None:
+                ready.append(job_id)
         running = [(name, s.runs, s.attempt) for name, s in state.steps.items() if s.status == RUNNING]
         failed = _fail_dead_jobs(store, queue, conn, state, waiting + running)
     if failed:
-        schedule(store, execution_id)  # the step failure ends the execution now
+        return schedule(store, execution_id)  # the step failure ends the execution now
+    return ready
 
 
 def _wake_parent(store: Any, queue: PostgresQueue, conn: Any, start: Event) -> None:
@@ -111,7 +128,7 @@ def _wake_parent(store: Any, queue: PostgresQueue, conn: Any, start: Event) -> N
     parent = start.parent_execution_id
     if not waiting or not parent:
         return
-    state = fold(store.read_workflow(parent))
+    state = fold(workflow_log.read(store, parent))
     step = state.steps.get(str(waiting.get("step")))
     if state.finished or step is None or step.runs != int(waiting.get("run", 0)) or step.status != RUNNING:
         return
@@ -160,7 +177,7 @@ def abandon(store: Any, job: Reaped) -> None:
     the abandoned attempt, then schedule the next."""
     queue = PostgresQueue(store)
     with queue.decision(job.execution_id) as conn:
-        events = store.read_workflow(job.execution_id)
+        events = workflow_log.read(store, job.execution_id)
         state = fold(events)
         step = state.steps.get(job.step)
         started = step is not None and step.runs == job.run and step.status == RUNNING
@@ -219,7 +236,7 @@ def abandon(store: Any, job: Reaped) -> None:
 def cancel(store: Any, execution_id: str, reason: str) -> bool:
     queue = PostgresQueue(store)
     with queue.decision(execution_id) as conn:
-        events = store.read_workflow(execution_id)
+        events = workflow_log.read(store, execution_id)
         if not events or fold(events).finished:
             return False
         queue.cancel(conn, execution_id)

@@ -189,7 +189,7 @@ def _snapshot(state: ExecutionState, events: list[Event], job: Job, services: Ru
         (e for e in reversed(run_events(events, job.step, job.run)) if e.event_type == T.STEP_STARTED), None
     )
     return StepSnapshot(
-        build_scope(state, services.workload, services.unseal),
+        build_scope(state, services.workload, services.unseal, services.reveal),
         edge_data,
         started.created_at if started else "",
         started.event_id if started else None,
@@ -286,7 +286,7 @@ def run_chunk_job(
         task=step.task,
         config={},
         inputs=None,
-        scope=build_scope(state, services.workload, services.unseal),
+        scope=build_scope(state, services.workload, services.unseal, services.reveal),
         services=services,
         attempt=fan.attempt,
         parent_event_id=fan.action_event_id,

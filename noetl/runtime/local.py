@@ -301,7 +301,7 @@ class _Execution:
                 list(self.state.triggers.get(cmd.step, [])) if cmd.attempt == 1 else list(step.edge_data)
             )
             started_at, event_id = self.step_events.get(cmd.step, ("", None))
-            scope = build_scope(self.state, self.workload, self.services.unseal)
+            scope = build_scope(self.state, self.workload, self.services.unseal, self.services.reveal)
             return StepSnapshot(scope, edge_data, started_at, event_id)
 
     def _run_step(self, cmd: RunStep, snap: StepSnapshot) -> None:

@@ -22,15 +22,20 @@ def build_scope(
     state: ExecutionState,
     workload: dict[str, Any] | None = None,
     unseal: Callable[[str], Any] | None = None,
+    reveal: Callable[[Any, Any], None] | None = None,
 ) -> dict[str, Any]:
     """`workload`: the real workload when the logged one has masked values (see runtime/workload.py).
     `unseal`: reads a step's real result when the log holds it masked (a secret), so that a later step,
-    a resumed run and a worker all use the value the step returned."""
+    a resumed run and a worker all use the value the step returned. `reveal(real, shown)` is told of
+    each: the process that now holds the secret masks it in what it writes, as the one that read it did
+    (a value built from it later, `"value is " + secret`, is masked in both modes)."""
     scope: dict[str, Any] = {}
     for name, value in state.results().items():
         step = state.steps[name]
         if step.sealed and unseal is not None:
             real = unseal(sealed_result_name(name, step.runs))
+            if real is not None and reveal is not None:
+                reveal(real, value)
             value = value if real is None else real
         scope[name] = StepView(value)
     shown = state.workload if workload is None else workload

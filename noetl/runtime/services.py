@@ -19,6 +19,7 @@ from noetl.runtime.assertions import check_expects, check_returns
 from noetl.runtime.credentials import CredentialResolver
 from noetl.runtime.scope import explicit_part, merge_inputs, with_inputs
 from noetl.runtime.sink import EventSink
+from noetl.runtime.workload import masked_values
 
 if TYPE_CHECKING:
     from noetl.runtime.local import LocalRunner
@@ -111,6 +112,10 @@ class RunServices:
     def unseal(self, name: str) -> Any:
         store: Any = self.sink.store
         return store.unseal(self.sink.execution_id, name)
+
+    def reveal(self, real: Any, shown: Any) -> None:
+        """A sealed value is in use here: mask its secret parts in every event this process writes."""
+        self.sink.redactor.add_all(masked_values(real, shown))
 
     def completed_items(self, step: str, attempt: int = 1) -> dict[int, Any]:
         """Items of this run of `step` already done: those of the run a resume continues, or, on a later

@@ -20,6 +20,7 @@ from noetl.errors import ExecutionClosed, StoreError
 from noetl.runtime import broker
 from noetl.runtime.distributed import run_chunk_job, run_join_job, run_step_job
 from noetl.runtime.local import LocalRunner
+from noetl.runtime.workflow_log import workflow_log
 from noetl.store.pg_queue import Job, PostgresQueue
 
 log = logging.getLogger("noetl.worker")
@@ -101,19 +102,34 @@ class Worker:
     # ---- one job -----------------------------------------------------------------------------------
 
     def _execute(self, job: Job) -> None:
+        current = job
         try:
-            self.run_leased(job)
-        finally:
+            while True:
+                following = self.run_leased(current)
+                with self._lock:
+                    was_full = len(self._inflight) >= self.concurrency
+                    self._inflight.pop(current.job_id, None)
+                    if following is not None:  # the same slot goes on with the next step
+                        self._inflight[following.job_id] = following
+                if following is None:
+                    break
+                current = following
+        except BaseException:
             with self._lock:
-                self._inflight.pop(job.job_id, None)
+                self._inflight.pop(current.job_id, None)
+            raise
+        if was_full:
+            # The loop stopped leasing while every slot was busy: wake it for the slot this job frees.
+            # With a slot free it was leasing already, and any job queued since NOTIFYs.
             self._wake_others()
 
-    def run_leased(self, job: Job) -> None:
-        """Run a job this worker holds, report it, and let the broker decide what comes next."""
+    def run_leased(self, job: Job) -> Job | None:
+        """Run a job this worker holds, report it, and let the broker decide what comes next. Returns the
+        next job of the execution when this worker could take it at once (its slot is this job's)."""
         try:
             # The workflow's events are enough for the state; a job that needs the items' events (a
             # retry, a redelivered chunk, a join) reads them itself (WorkerServices.log).
-            events = self.store.read_workflow(job.execution_id)
+            events = workflow_log.read(self.store, job.execution_id)
             state = fold(events)
             if not state.finished:
                 playbook = broker.playbook_of(self.store, state, events)
@@ -127,11 +143,18 @@ class Worker:
         except Exception as exc:  # the store or a bug, not the playbook: the job is tried again later
             log.exception("job %s failed on worker %s", job.job_id, self.worker_id)
             self._give_back(job, exc)
-        if job.kind != "chunk":  # a chunk's end settles its fan-out in the queue instead
-            try:
-                broker.schedule(self.store, job.execution_id)
-            except Exception:  # the server's sweep schedules idle executions: nothing waits forever
-                log.exception("scheduling after job %s failed", job.job_id)
+        if job.kind == "chunk":
+            return None  # a chunk's end settles its fan-out in the queue instead
+        try:
+            ready = broker.schedule(self.store, job.execution_id)
+            if not ready or self.stop_event.is_set():
+                return None  # a stopping worker takes nothing new
+            # The step that follows runs in this thread, on the slot this job frees: no round trip
+            # through NOTIFY and the loop. Another worker may have leased it already: then nothing.
+            return self.queue.lease_job(self.worker_id, ready[0])
+        except Exception:  # the server's sweep schedules idle executions: nothing waits forever
+            log.exception("scheduling after job %s failed", job.job_id)
+            return None
 
     def _give_back(self, job: Job, exc: Exception) -> None:
         try:

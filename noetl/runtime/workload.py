@@ -106,6 +106,11 @@ def protect(redactor: Redactor, workload: dict[str, Any], shown: dict[str, Any] 
         redactor.add_all(list(_masked(workload, shown)))
 
 
+def masked_values(real: Any, shown: Any) -> list[str]:
+    """The strings of `real` that `shown` (the logged form) has masked: the secrets a value holds."""
+    return list(_masked(real, shown))
+
+
 def _masked(real: Any, shown: Any) -> Any:
     if isinstance(real, dict) and isinstance(shown, dict):
         for key, value in real.items():

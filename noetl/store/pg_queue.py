@@ -134,6 +134,14 @@ class PostgresQueue:
             rows = conn.execute(_q("lease"), params).fetchall()
         return [Job(*r) for r in rows]
 
+    def lease_job(self, worker_id: str, job_id: int) -> Job | None:
+        """That one job, if it is still queued and ready (another worker may have taken it)."""
+        with self.store.connection() as conn:
+            row = conn.execute(
+                _q("lease_job"), {"worker": worker_id, "lease": self.lease_seconds, "job_id": job_id}
+            ).fetchone()
+        return Job(*row) if row else None
+
     def heartbeat(self, worker_id: str, job_ids: list[int]) -> set[int]:
         """Extend the leases; returns the jobs still held (a job missing here was lost to the reaper)."""
         if not job_ids:

@@ -48,7 +48,7 @@ class EventStore(Protocol):
         """The execution's stored events with `seq` above `after`, in commit order (see Event.seq)."""
         ...
 
-    def read_workflow(self, execution_id: str) -> list[Event]:
+    def read_workflow(self, execution_id: str, after: int = 0) -> list[Event]:
         """`read` restricted to the types fold() uses (engine.state.WORKFLOW_TYPES): the state of a large
         iterator's execution without reading its items' events."""
         ...

@@ -145,11 +145,13 @@ class PostgresStore:
             rows = conn.execute(SELECT_EVENTS, {"execution_id": execution_id, "after": after}).fetchall()
         return [row_to_event(r) for r in rows]
 
-    def read_workflow(self, execution_id: str) -> list[Event]:
+    def read_workflow(self, execution_id: str, after: int = 0) -> list[Event]:
         """Only the events fold() uses (state.WORKFLOW_TYPES), in commit order: no item events."""
         self.flush()
         with self._conn("reading events") as conn:
-            rows = conn.execute(SELECT_WORKFLOW_EVENTS, {"execution_id": execution_id, "after": 0}).fetchall()
+            rows = conn.execute(
+                SELECT_WORKFLOW_EVENTS, {"execution_id": execution_id, "after": after}
+            ).fetchall()
         return [row_to_event(r) for r in rows]
 
     def last_event_id(self, execution_id: str) -> int:

@@ -127,15 +127,15 @@ class SQLiteStore:
             ).fetchall()
         return [row_to_event(r) for r in rows]
 
-    def read_workflow(self, execution_id: str) -> list[Event]:
+    def read_workflow(self, execution_id: str, after: int = 0) -> list[Event]:
         """Only the events fold() uses (state.WORKFLOW_TYPES), in commit order: no item events."""
         types = sorted(WORKFLOW_TYPES)
         self.flush()
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT {', '.join(COLUMNS)} FROM events WHERE execution_id = ? "
+                f"SELECT {', '.join(COLUMNS)} FROM events WHERE execution_id = ? AND seq > ? "
                 f"AND event_type IN ({', '.join('?' * len(types))}) ORDER BY seq",
-                (execution_id, *types),
+                (execution_id, after, *types),
             ).fetchall()
         return [row_to_event(r) for r in rows]
 

@@ -9,6 +9,13 @@ WHERE job_id IN (
     LIMIT %(n)s)
 RETURNING job_id, execution_id, step, run, attempt, chunk, kind, payload, tries, max_tries;
 
+-- name: lease_job
+-- One job by id, for the worker whose job just queued it (it skips the NOTIFY round to its own loop).
+UPDATE noetl_jobs SET status = 'leased', worker_id = %(worker)s, tries = tries + 1, updated_at = now(),
+       lease_until = now() + make_interval(secs => %(lease)s)
+WHERE job_id = %(job_id)s AND status = 'queued' AND available_at <= now()
+RETURNING job_id, execution_id, step, run, attempt, chunk, kind, payload, tries, max_tries;
+
 -- name: heartbeat
 UPDATE noetl_jobs SET lease_until = now() + make_interval(secs => %(lease)s), updated_at = now()
 WHERE job_id = ANY(%(ids)s) AND worker_id = %(worker)s AND status = 'leased'
