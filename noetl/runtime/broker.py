@@ -21,7 +21,7 @@ from noetl.engine.state import COMPLETED, PENDING, RUNNING, ExecutionState, fold
 from noetl.runtime.control import load_catalog_playbook
 from noetl.runtime.step_runner import seconds_since
 from noetl.runtime.workflow_log import workflow_log
-from noetl.store.pg_queue import PostgresQueue, Reaped
+from noetl.store.pg_queue import Job, PostgresQueue, Reaped
 
 log = logging.getLogger("noetl.broker")
 _MAX_ABANDONED_ATTEMPTS = 3  # a step whose worker dies this often fails instead of killing more workers
@@ -67,27 +67,41 @@ def _emit(store: Any, execution_id: str, parent: str | None, event_type: str, **
     )
 
 
-def schedule(store: Any, execution_id: str) -> list[int]:
-    """Enqueue the execution's next steps, or end it, exactly once whoever calls. Returns the ids of the
-    jobs it queued that may run now (the caller, a worker with a slot just freed, may take one)."""
-    queue = PostgresQueue(store)
-    ready: list[int] = []
+def schedule(
+    store: Any,
+    execution_id: str,
+    *,
+    done: Job | None = None,
+    worker_id: str | None = None,
+    take: bool = True,
+    lease: float = 30.0,
+) -> Job | None:
+    """Enqueue the execution's next steps, or end it, exactly once whoever calls.
+
+    A worker whose job `done` just ended passes it and its `worker_id`: the job is completed in this
+    same transaction, and (unless `take` is false: a stopping worker) the first step that may run now is
+    leased to that worker and returned, so it runs on the slot the job frees; the others are queued for
+    any worker."""
+    queue = PostgresQueue(store, lease)
+    taken: Job | None = None
     with queue.decision(execution_id) as conn:
+        if done is not None and worker_id is not None:
+            queue.complete_in(conn, done, worker_id)
         events = workflow_log.read(store, execution_id)
         if not events:
-            return ready
+            return taken
         state = fold(events)
         if state.finished or state.status == PENDING:
-            return ready
+            return taken
         if (events[0].context or {}).get("version") is None:
             # Not the queue's: a child that a worker runs inside a job (an iterator item's sub-playbook)
             # is driven by that job's own runner; scheduling it here would run its steps twice.
-            return ready
+            return taken
         playbook = playbook_of(store, state, events)
         plan = planner_of(playbook).plan(state)
         if plan.finish is not None:
             if queue.open_jobs(conn, execution_id):
-                return ready  # a job still runs or waits: it will call schedule again when it ends
+                return taken  # a job still runs or waits: it will call schedule again when it ends
             event_type = T.EXECUTION_COMPLETE if plan.finish.status == COMPLETED else T.EXECUTION_FAILED
             _emit(
                 store,
@@ -103,21 +117,22 @@ def schedule(store: Any, execution_id: str) -> list[int]:
             )
             store.flush()  # durable before the lock is released: the next broker sees the end
             _wake_parent(store, queue, conn, events[0])
-            return ready
+            return taken
         waiting = []
         for cmd in plan.run:
+            to = worker_id if take and taken is None and cmd.not_before is None else None
             job_id = queue.enqueue(
-                conn, execution_id, cmd.step, cmd.run, cmd.attempt, not_before=cmd.not_before
+                conn, execution_id, cmd.step, cmd.run, cmd.attempt, not_before=cmd.not_before, worker_id=to
             )
             if job_id is None:
                 waiting.append((cmd.step, cmd.run, cmd.attempt))
-            elif cmd.not_before is None:
-                ready.append(job_id)
+            elif to is not None:
+                taken = Job(job_id, execution_id, cmd.step, cmd.run, cmd.attempt, -1, "step", {}, 1, 5)
         running = [(name, s.runs, s.attempt) for name, s in state.steps.items() if s.status == RUNNING]
         failed = _fail_dead_jobs(store, queue, conn, state, waiting + running)
     if failed:
-        return schedule(store, execution_id)  # the step failure ends the execution now
-    return ready
+        schedule(store, execution_id)  # the step failure ends the execution now
+    return taken
 
 
 def _wake_parent(store: Any, queue: PostgresQueue, conn: Any, start: Event) -> None:

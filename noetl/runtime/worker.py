@@ -125,7 +125,8 @@ class Worker:
 
     def run_leased(self, job: Job) -> Job | None:
         """Run a job this worker holds, report it, and let the broker decide what comes next. Returns the
-        next job of the execution when this worker could take it at once (its slot is this job's)."""
+        next step of the execution when the broker leased it to this worker (its slot is this job's)."""
+        ran = True
         try:
             # The workflow's events are enough for the state; a job that needs the items' events (a
             # retry, a redelivered chunk, a join) reads them itself (WorkerServices.log).
@@ -134,26 +135,37 @@ class Worker:
             if not state.finished:
                 playbook = broker.playbook_of(self.store, state, events)
                 _RUNNERS[job.kind](self, job, playbook, state, events)
-            self.queue.complete(job, self.worker_id)
         except ExecutionClosed:
             # Cancelled while this job ran: it stopped at its next event and the store refused what it
             # would have written after the end. Not a failure of the job: nothing to try again.
             log.info("job %s of ended execution %s stopped", job.job_id, job.execution_id)
-            self.queue.complete(job, self.worker_id)
         except Exception as exc:  # the store or a bug, not the playbook: the job is tried again later
             log.exception("job %s failed on worker %s", job.job_id, self.worker_id)
             self._give_back(job, exc)
-        if job.kind == "chunk":
-            return None  # a chunk's end settles its fan-out in the queue instead
+            ran = False
+        if job.kind == "chunk":  # a chunk's end settles its fan-out in the queue instead
+            if ran:
+                self.queue.complete(job, self.worker_id)
+            return None
         try:
-            ready = broker.schedule(self.store, job.execution_id)
-            if not ready or self.stop_event.is_set():
-                return None  # a stopping worker takes nothing new
-            # The step that follows runs in this thread, on the slot this job frees: no round trip
-            # through NOTIFY and the loop. Another worker may have leased it already: then nothing.
-            return self.queue.lease_job(self.worker_id, ready[0])
+            if not ran:
+                broker.schedule(self.store, job.execution_id)
+                return None
+            # Completes the job and decides in one transaction; a stopping worker takes nothing new.
+            return broker.schedule(
+                self.store,
+                job.execution_id,
+                done=job,
+                worker_id=self.worker_id,
+                take=not self.stop_event.is_set(),
+                lease=self.lease_seconds,
+            )
         except Exception:  # the server's sweep schedules idle executions: nothing waits forever
             log.exception("scheduling after job %s failed", job.job_id)
+            try:
+                self.queue.complete(job, self.worker_id)
+            except Exception:
+                log.exception("could not complete job %s; its lease will expire", job.job_id)
             return None
 
     def _give_back(self, job: Job, exc: Exception) -> None:

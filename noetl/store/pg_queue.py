@@ -92,8 +92,10 @@ class PostgresQueue:
         payload: dict[str, Any] | None = None,
         not_before: float | None = None,
         max_tries: int = 5,
+        worker_id: str | None = None,
     ) -> int | None:
-        """In the caller's transaction; None when that job exists already (a decision made twice)."""
+        """In the caller's transaction; None when that job exists already (a decision made twice).
+        With `worker_id`, the job is leased to that worker at once (it runs it next)."""
         row = conn.execute(
             _q("enqueue"),
             {
@@ -106,9 +108,17 @@ class PostgresQueue:
                 "payload": Jsonb(payload or {}),
                 "not_before": not_before,
                 "max_tries": max_tries,
+                "worker": worker_id,
+                "lease": self.lease_seconds,
             },
         ).fetchone()
         return int(row[0]) if row else None
+
+    def complete_in(self, conn: Connection[Any], job: Job, worker_id: str) -> bool:
+        """`complete` for a step or join job, in the caller's transaction (the broker's decision)."""
+        return (
+            conn.execute(_q("complete"), {"job_id": job.job_id, "worker": worker_id}).fetchone() is not None
+        )
 
     def enqueue_chunks(
         self, conn: Connection[Any], group: dict[str, Any], payloads: Sequence[dict[str, Any]], window: int
@@ -133,14 +143,6 @@ class PostgresQueue:
         with self.store.connection() as conn:
             rows = conn.execute(_q("lease"), params).fetchall()
         return [Job(*r) for r in rows]
-
-    def lease_job(self, worker_id: str, job_id: int) -> Job | None:
-        """That one job, if it is still queued and ready (another worker may have taken it)."""
-        with self.store.connection() as conn:
-            row = conn.execute(
-                _q("lease_job"), {"worker": worker_id, "lease": self.lease_seconds, "job_id": job_id}
-            ).fetchone()
-        return Job(*row) if row else None
 
     def heartbeat(self, worker_id: str, job_ids: list[int]) -> set[int]:
         """Extend the leases; returns the jobs still held (a job missing here was lost to the reaper)."""

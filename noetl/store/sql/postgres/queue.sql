@@ -9,13 +9,6 @@ WHERE job_id IN (
     LIMIT %(n)s)
 RETURNING job_id, execution_id, step, run, attempt, chunk, kind, payload, tries, max_tries;
 
--- name: lease_job
--- One job by id, for the worker whose job just queued it (it skips the NOTIFY round to its own loop).
-UPDATE noetl_jobs SET status = 'leased', worker_id = %(worker)s, tries = tries + 1, updated_at = now(),
-       lease_until = now() + make_interval(secs => %(lease)s)
-WHERE job_id = %(job_id)s AND status = 'queued' AND available_at <= now()
-RETURNING job_id, execution_id, step, run, attempt, chunk, kind, payload, tries, max_tries;
-
 -- name: heartbeat
 UPDATE noetl_jobs SET lease_until = now() + make_interval(secs => %(lease)s), updated_at = now()
 WHERE job_id = ANY(%(ids)s) AND worker_id = %(worker)s AND status = 'leased'
@@ -56,9 +49,15 @@ INSERT INTO noetl_queue_counters (name, value) VALUES ('lease_expiries', %(n)s)
 ON CONFLICT (name) DO UPDATE SET value = noetl_queue_counters.value + EXCLUDED.value;
 
 -- name: enqueue
-INSERT INTO noetl_jobs (execution_id, step, run, attempt, chunk, kind, payload, available_at, max_tries)
+-- With a worker: the job is born leased by it (the worker whose job decided it runs it on the slot that
+-- job frees: no NOTIFY, no lease round trip). Without: queued, and the trigger NOTIFYs idle workers.
+INSERT INTO noetl_jobs (execution_id, step, run, attempt, chunk, kind, payload, available_at, max_tries,
+                        status, worker_id, lease_until, tries)
 VALUES (%(execution_id)s, %(step)s, %(run)s, %(attempt)s, %(chunk)s, %(kind)s, %(payload)s,
-        coalesce(to_timestamp(%(not_before)s), now()), %(max_tries)s)
+        coalesce(to_timestamp(%(not_before)s), now()), %(max_tries)s,
+        CASE WHEN %(worker)s::text IS NULL THEN 'queued' ELSE 'leased' END, %(worker)s::text,
+        CASE WHEN %(worker)s::text IS NULL THEN NULL ELSE now() + make_interval(secs => %(lease)s) END,
+        CASE WHEN %(worker)s::text IS NULL THEN 0 ELSE 1 END)
 ON CONFLICT (execution_id, step, run, attempt, chunk) DO NOTHING
 RETURNING job_id;
 
