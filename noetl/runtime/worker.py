@@ -145,7 +145,10 @@ class Worker:
             ran = False
         if job.kind == "chunk":  # a chunk's end settles its fan-out in the queue instead
             if ran:
-                self.queue.complete(job, self.worker_id)
+                try:
+                    self.queue.complete(job, self.worker_id)
+                except Exception:  # its lease expires and the chunk is run again, skipping done items
+                    log.exception("could not complete chunk job %s; its lease will expire", job.job_id)
             return None
         try:
             if not ran:
