@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -173,3 +174,29 @@ def run_on_worker(
         finally:
             workers.stop_all()
     return record, events["events"]
+
+
+@contextmanager
+def broker_loop(store: Any, interval: float = 0.5) -> Iterator[None]:
+    """The server's broker loop (reaper, and the sweep every 5 ticks) on a thread of this process."""
+    from noetl.runtime.broker import run_broker_loop
+
+    stop = threading.Event()
+    thread = threading.Thread(target=run_broker_loop, args=(store, stop, interval), daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5)
+
+
+def finished_record(store: Any, execution_id: str, timeout: float = 90) -> Any:
+    """Poll the store until the execution has finished; its record."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        record = store.execution(execution_id)
+        if record is not None and record.status in ("COMPLETED", "FAILED"):
+            return record
+        time.sleep(0.05)
+    pytest.fail(f"execution {execution_id} did not finish in {timeout} s")

@@ -42,12 +42,7 @@ class Job:
     @property
     def group(self) -> dict[str, Any]:
         """The fan-out a chunk or join job belongs to: one attempt of one run of one step."""
-        return {
-            "execution_id": self.execution_id,
-            "step": self.step,
-            "run": self.run,
-            "attempt": self.attempt,
-        }
+        return _group(self)
 
 
 @dataclass(frozen=True)
@@ -64,12 +59,11 @@ class Reaped:
 
     @property
     def group(self) -> dict[str, Any]:
-        return {
-            "execution_id": self.execution_id,
-            "step": self.step,
-            "run": self.run,
-            "attempt": self.attempt,
-        }
+        return _group(self)
+
+
+def _group(job: Job | Reaped) -> dict[str, Any]:
+    return {"execution_id": job.execution_id, "step": job.step, "run": job.run, "attempt": job.attempt}
 
 
 class PostgresQueue:

@@ -16,12 +16,12 @@ import psycopg
 import pytest
 
 from noetl.engine.events import Event
-from noetl.runtime.broker import run_broker_loop, schedule
+from noetl.runtime.broker import schedule
 from noetl.runtime.control import start_execution
 from noetl.store.postgres import PostgresStore
 from tests.conftest import pg_fields
 from tests.httpd import JSONHandler, serve
-from tests.processes import SECRET_KEY, Workers, running_server
+from tests.processes import SECRET_KEY, Workers, broker_loop, finished_record, running_server
 
 
 @pytest.fixture
@@ -42,22 +42,12 @@ def workers(pg_dsn: str, tmp_path: Path) -> Iterator[Workers]:
 
 @pytest.fixture
 def broker(pg_store: PostgresStore) -> Iterator[None]:
-    stop = threading.Event()
-    thread = threading.Thread(target=run_broker_loop, args=(pg_store, stop, 0.5), daemon=True)
-    thread.start()
-    yield
-    stop.set()
-    thread.join(5)
+    with broker_loop(pg_store, 0.5):
+        yield
 
 
 def wait_finished(store: PostgresStore, execution_id: str, timeout: float = 90) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        record = store.execution(execution_id)
-        if record is not None and record.status in ("COMPLETED", "FAILED"):
-            return record.status
-        time.sleep(0.1)
-    pytest.fail(f"execution {execution_id} did not finish in {timeout} s")
+    return str(finished_record(store, execution_id, timeout).status)
 
 
 class _SlowAPI(JSONHandler):

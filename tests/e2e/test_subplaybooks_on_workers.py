@@ -8,7 +8,6 @@ while the child runs leaves the child to another worker and the parent to resume
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,12 +17,11 @@ import pytest
 
 from noetl.engine.events import Event
 from noetl.engine.events import EventType as T
-from noetl.runtime.broker import run_broker_loop
 from noetl.runtime.control import start_execution
 from noetl.store import open_store
 from noetl.store.postgres import PostgresStore
 from tests.helpers import run_file
-from tests.processes import SECRET_KEY, Workers
+from tests.processes import SECRET_KEY, Workers, broker_loop, finished_record
 
 CHILD = """
 apiVersion: noetl.io/v1
@@ -115,23 +113,12 @@ def workers(pg_dsn: str, tmp_path: Path) -> Iterator[Workers]:
 
 @pytest.fixture
 def broker(pg_store: PostgresStore) -> Iterator[None]:
-    """The server's broker loop (reaper, and the sweep every 5 ticks), fast."""
-    stop = threading.Event()
-    thread = threading.Thread(target=run_broker_loop, args=(pg_store, stop, 0.2), daemon=True)
-    thread.start()
-    yield
-    stop.set()
-    thread.join(5)
+    with broker_loop(pg_store, 0.2):  # fast: the sweep runs every second
+        yield
 
 
 def wait_finished(store: PostgresStore, execution_id: str, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        record = store.execution(execution_id)
-        if record is not None and record.status in ("COMPLETED", "FAILED"):
-            return record
-        time.sleep(0.05)
-    pytest.fail(f"execution {execution_id} did not finish in {timeout} s: {store.read(execution_id)[-3:]}")
+    return finished_record(store, execution_id, timeout)
 
 
 def children_of(store: PostgresStore, parent: str) -> list[Any]:
