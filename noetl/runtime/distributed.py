@@ -76,14 +76,16 @@ class WorkerServices(RunServices):
         job ends (Awaiting) and frees its slot; when the child ends, the broker queues the join of this
         step, which returns the child's result. A child of an iterator's item or a workbook entry still
         runs inside this job (noted in operations.md). A child from a file, not the catalog, likewise."""
+        step = self.playbook.steps.get(ctx.step)
+        if ctx.index is not None or step is None or ctx.task is not step.task:
+            return super().run_playbook(path, data, return_step, ctx)  # an item's or an entry's child
         runner = self.worker.child_runner
         depth = self.depth + 1
         runner.check_depth(path, depth)
         child = runner.find_playbook(path, self)
         catalog_path = catalog_path_of(child.source)
-        step = self.playbook.steps.get(ctx.step)
-        if ctx.index is not None or step is None or ctx.task is not step.task or catalog_path is None:
-            return super().run_playbook(path, data, return_step, ctx)
+        if catalog_path is None:
+            return super().run_playbook(path, data, return_step, ctx)  # a file: only this job can read it
         store = self.worker.store
         # This attempt's action_started is durable before the child can end: the broker, waking the
         # parent when the child ends, must see this step running.

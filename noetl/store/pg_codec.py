@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from noetl.engine.events import Event
+from noetl.engine.state import WORKFLOW_TYPES
 from noetl.store.codec import COLUMNS, JSON_COLUMNS, event_to_row
 
 _JSON_AT = tuple(i for i, c in enumerate(COLUMNS) if c in JSON_COLUMNS)
@@ -20,20 +21,10 @@ SELECT_EVENTS = (
     f"SELECT {', '.join(f'{c}::text' if c in JSON_COLUMNS else c for c in COLUMNS)} FROM noetl_events "
     "WHERE execution_id = %(execution_id)s AND seq > %(after)s ORDER BY seq"
 )
-# The literal list, not a parameter: it must match the partial index noetl_events_workflow (004).
-_WORKFLOW_TYPES = ", ".join(
-    f"'{t}'"
-    for t in (
-        "execution_start",
-        "step_started",
-        "action_started",
-        "action_retry",
-        "step_completed",
-        "step_failed",
-        "execution_complete",
-        "execution_failed",
-    )
-)
+# Literals, not a parameter, so that the planner can match the partial index noetl_events_workflow
+# (004), whose predicate lists the same types; derived from the engine's set so the two cannot disagree
+# on what is read (a type added there is still read, only without the index until a migration adds it).
+_WORKFLOW_TYPES = ", ".join(f"'{t}'" for t in sorted(WORKFLOW_TYPES))
 SELECT_WORKFLOW_EVENTS = SELECT_EVENTS.replace(
     " ORDER BY seq", f" AND event_type IN ({_WORKFLOW_TYPES}) ORDER BY seq"
 )
