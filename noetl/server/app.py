@@ -7,11 +7,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from noetl.server import errors
 from noetl.server.auth import BearerAuth
 from noetl.server.dispatch import Dispatcher, dispatcher_for
-from noetl.server.routes import catalog, credentials, events, executions, health
+from noetl.server.routes import catalog, credentials, events, executions, health, ui
 from noetl.server.schema import store_label
 
 
@@ -37,8 +38,9 @@ def create_app(store: Any, *, token: str | None = None, dispatcher: Dispatcher |
     app.state.store = store
     app.state.token = token or None
     app.state.store_label = store_label(store)
-    for module in (catalog, executions, events, credentials, health):
+    for module in (catalog, executions, events, credentials, health, ui):
         app.include_router(module.router)
+    app.mount("/ui", StaticFiles(directory=ui.ASSETS), name="ui")
     errors.install(app)
     if token:
         app.add_middleware(BearerAuth, token=token)
