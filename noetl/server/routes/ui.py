@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel
 
-from noetl.server.auth import SESSION_COOKIE, cookie_value, value_matches
+from noetl.server.auth import SESSION_COOKIE, cookie_value, session_matches, session_value, value_matches
 from noetl.server.errors import ApiError
 
 ASSETS = Path(__file__).resolve().parent.parent / "ui"
@@ -33,7 +33,7 @@ def index() -> FileResponse:
 def session(request: Request) -> dict[str, bool]:
     """Whether this server needs a token, and whether this browser's session cookie holds the right one."""
     token = request.app.state.token
-    signed_in = not token or value_matches(cookie_value(request.headers.get("cookie")), token)
+    signed_in = not token or session_matches(cookie_value(request.headers.get("cookie")), token)
     return {"token_required": bool(token), "signed_in": signed_in}
 
 
@@ -48,7 +48,7 @@ def sign_in(body: SignIn, request: Request) -> Response:
     response = Response(status_code=204)
     response.set_cookie(
         SESSION_COOKIE,
-        token,
+        session_value(token),
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
