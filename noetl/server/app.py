@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from noetl.server import errors
 from noetl.server.auth import BearerAuth
 from noetl.server.dispatch import Dispatcher, dispatcher_for
-from noetl.server.routes import catalog, credentials, events, executions, health, ui
+from noetl.server.routes import catalog, credentials, docs, events, executions, health, ui, views
 from noetl.server.schema import store_label
 
 
@@ -34,11 +34,13 @@ def create_app(store: Any, *, token: str | None = None, dispatcher: Dispatcher |
         summary="Catalog, executions, events and credentials of a NoETL server",
         version=_version(),
         lifespan=lifespan,
+        docs_url=None,  # routes/docs.py serves /docs from vendored assets, not a CDN
+        redoc_url=None,
     )
     app.state.store = store
     app.state.token = token or None
     app.state.store_label = store_label(store)
-    for module in (catalog, executions, events, credentials, health, ui):
+    for module in (catalog, executions, events, credentials, health, ui, docs, views):
         app.include_router(module.router)
     app.mount("/ui", StaticFiles(directory=ui.ASSETS), name="ui")
     errors.install(app)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from noetl.engine.events import Event
+from noetl.store.views_sql import EventFilter, ExecutionFilter
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,42 @@ class EventStore(Protocol):
     def execution(self, execution_id: str) -> ExecutionRecord | None: ...
 
 
+class LogViews(Protocol):
+    """The reads behind the UI: pages and light rows, so that a large execution is never read whole."""
+
+    def query_events(
+        self, execution_id: str, f: EventFilter, after: int = 0, limit: int = 1000
+    ) -> list[Event]:
+        """Up to `limit` events matching `f` with seq > `after`, in commit order."""
+        ...
+
+    def last_seq(self, execution_id: str) -> int:
+        """The seq of the last committed event: every smaller seq is committed (0: no events)."""
+        ...
+
+    def lane_events(self, execution_id: str, after: int = 0) -> list[Event]:
+        """The events of views_sql.LANE_TYPES with seq > `after`, in commit order; step results left out."""
+        ...
+
+    def item_outcomes(self, execution_id: str, after: int = 0) -> list[tuple[Any, ...]]:
+        """The items that ended, as rows of views_sql.OUTCOME_COLUMNS, in commit order."""
+        ...
+
+    def item_starts(self, execution_id: str, after: int, upto: int) -> dict[str, int]:
+        """How many items of each step started with seq in (after, upto]."""
+        ...
+
+    def find_executions(self, f: ExecutionFilter, limit: int = 50, offset: int = 0) -> list[ExecutionRecord]:
+        """Newest first, without their results."""
+        ...
+
+    def count_executions(self, f: ExecutionFilter) -> int: ...
+
+    def execution_facts(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """{id: {"children": count, "version": catalog version or None}}."""
+        ...
+
+
 class Credentials(Protocol):
     def put_credential(self, name: str, type_: str, data: dict[str, Any]) -> None: ...
 
@@ -104,7 +141,7 @@ class Catalog(Protocol):
     def list_playbooks(self) -> list[CatalogEntry]: ...
 
 
-class Store(EventStore, Credentials, Catalog, Protocol):
+class Store(EventStore, LogViews, Credentials, Catalog, Protocol):
     url: str
 
     def close(self) -> None: ...

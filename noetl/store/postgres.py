@@ -17,9 +17,9 @@ import psycopg
 
 from noetl.engine.events import Event, EventType
 from noetl.errors import StoreError
-from noetl.store import crypto
+from noetl.store import crypto, views_sql
 from noetl.store.batching import BatchWriter
-from noetl.store.codec import dumps, loads, row_to_event
+from noetl.store.codec import COLUMNS, JSON_COLUMNS, dumps, loads, row_to_event
 from noetl.store.migrations import migrate
 from noetl.store.pg_codec import (
     COPY_EVENTS,
@@ -33,8 +33,20 @@ from noetl.store.pg_pool import Connection, ConnectionPool, display_url, scrub
 from noetl.store.ports import CatalogEntry, CredentialRecord, ExecutionRecord
 from noetl.store.sequencing import FINAL_TYPES, executions_of, sequence
 from noetl.store.sqlfiles import named_queries
+from noetl.store.views_sql import EventFilter, ExecutionFilter
 
 Q = named_queries("postgres", "store.sql")
+_SELECT_EVENTS = SELECT_EVENTS.split(" WHERE ")[0]
+_LANE_COLUMNS = [
+    views_sql.LANE_RESULT.format(result="result::text")
+    if c == "result"
+    else (f"{c}::text" if c in JSON_COLUMNS else c)
+    for c in COLUMNS
+]
+_SELECT_EXECUTIONS_LIGHT = (
+    "SELECT execution_id, playbook_path, status, created_at, finished_at, parent_execution_id, NULL, error "
+    "FROM noetl_executions"
+)
 
 
 def _now() -> str:
@@ -153,6 +165,81 @@ class PostgresStore:
                 SELECT_WORKFLOW_EVENTS, {"execution_id": execution_id, "after": after}
             ).fetchall()
         return [row_to_event(r) for r in rows]
+
+    def query_events(
+        self, execution_id: str, f: EventFilter, after: int = 0, limit: int = 1000
+    ) -> list[Event]:
+        """A page of the events matching `f`, in commit order, after `seq`."""
+        sql, params = views_sql.events_page(_SELECT_EVENTS, f, execution_id, after, limit, "%s")
+        self.flush()
+        with self._conn("reading events") as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [row_to_event(r) for r in rows]
+
+    def last_seq(self, execution_id: str) -> int:
+        """The seq of the execution's last committed event (0: none): every smaller seq is committed too."""
+        self.flush()
+        with self._conn("reading the last seq") as conn:
+            row = conn.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM noetl_events WHERE execution_id = %s", (execution_id,)
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def lane_events(self, execution_id: str, after: int = 0) -> list[Event]:
+        """The events of views_sql.LANE_TYPES after `seq`, step results left out, through their index."""
+        sql, params = views_sql.lane_events(_LANE_COLUMNS, "noetl_events", execution_id, after, "%s")
+        self.flush()
+        with self._conn("reading lane events") as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [row_to_event(r) for r in rows]
+
+    def item_outcomes(self, execution_id: str, after: int = 0) -> list[tuple[Any, ...]]:
+        """The items that ended, as light rows (views_sql.OUTCOME_COLUMNS), without their JSON columns."""
+        sql, params = views_sql.item_outcomes(
+            "noetl_events", "current_item::text", views_sql.POSTGRES_EPOCH, execution_id, after, "%s"
+        )
+        self.flush()
+        with self._conn("reading item outcomes") as conn:
+            return [tuple(r) for r in conn.execute(sql, params).fetchall()]
+
+    def item_starts(self, execution_id: str, after: int, upto: int) -> dict[str, int]:
+        """How many items of each step started with seq in (after, upto]."""
+        sql, params = views_sql.item_starts("noetl_events", execution_id, after, upto, "%s")
+        self.flush()
+        with self._conn("counting started items") as conn:
+            return {name: int(n) for name, n in conn.execute(sql, params).fetchall()}
+
+    def find_executions(self, f: ExecutionFilter, limit: int = 50, offset: int = 0) -> list[ExecutionRecord]:
+        """A page of executions matching `f`, newest first; `result` is left out (a list does not show it)."""
+        sql, params = views_sql.executions_page(_SELECT_EXECUTIONS_LIGHT, f, limit, offset, "%s")
+        self.flush()
+        with self._conn("listing executions") as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [_record(r) for r in rows]
+
+    def count_executions(self, f: ExecutionFilter) -> int:
+        sql, params = views_sql.executions_count("noetl_executions", f, "%s")
+        with self._conn("counting executions") as conn:
+            row = conn.execute(sql, params).fetchone()
+        return int(row[0]) if row else 0
+
+    def execution_facts(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """For each execution: how many children it has and which catalog version it runs (None: a file)."""
+        facts: dict[str, dict[str, Any]] = {i: {"children": 0, "version": None} for i in ids}
+        if not ids:
+            return facts
+        sql, params = views_sql.child_counts("noetl_executions", list(ids), "%s")
+        with self._conn("reading execution facts") as conn:
+            for parent, n in conn.execute(sql, params).fetchall():
+                facts[parent]["children"] = int(n)
+            versions = conn.execute(
+                "SELECT execution_id, (context->>'version')::int FROM noetl_events "
+                "WHERE execution_id = ANY(%s) AND seq = 1 AND event_type = 'execution_start'",
+                [list(ids)],
+            ).fetchall()
+        for execution_id, version in versions:
+            facts[execution_id]["version"] = version
+        return facts
 
     def last_event_id(self, execution_id: str) -> int:
         self.flush()

@@ -14,12 +14,20 @@ from typing import Any
 from noetl.engine.events import Event, EventType
 from noetl.engine.state import WORKFLOW_TYPES
 from noetl.errors import StoreError
-from noetl.store import crypto
+from noetl.store import crypto, views_sql
 from noetl.store.batching import BatchWriter
 from noetl.store.codec import COLUMNS, dumps, event_to_row, loads, row_to_event
 from noetl.store.ports import CatalogEntry, CredentialRecord, ExecutionRecord
 from noetl.store.sequencing import FINAL_TYPES, executions_of, sequence
+from noetl.store.views_sql import EventFilter, ExecutionFilter
 
+_SELECT_EVENTS = f"SELECT {', '.join(COLUMNS)} FROM events"
+_SELECT_EXECUTIONS_LIGHT = (
+    "SELECT execution_id, playbook_path, status, created_at, finished_at, parent_execution_id, NULL, error "
+    "FROM executions"
+)
+_LANE_COLUMNS = [views_sql.LANE_RESULT.format(result="result") if c == "result" else c for c in COLUMNS]
+_LANE_INDEX = f"CREATE INDEX IF NOT EXISTS events_lanes ON events (execution_id, seq) WHERE {views_sql.LANE_INDEX_WHERE}"
 _INSERT_EVENT = f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 # allocate_event_id's counter: written at once (not batched) so every process on the file sees it.
 _COUNTERS_TABLE = (
@@ -59,6 +67,7 @@ class SQLiteStore:
             self._conn.executescript(schema)
             self._conn.execute(_COUNTERS_TABLE)
             _add_seq(self._conn)
+            self._conn.execute(_LANE_INDEX)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(
                 f"cannot open the store at {self.path}: {exc}; check the path and permissions"
@@ -138,6 +147,81 @@ class SQLiteStore:
                 (execution_id, after, *types),
             ).fetchall()
         return [row_to_event(r) for r in rows]
+
+    def query_events(
+        self, execution_id: str, f: EventFilter, after: int = 0, limit: int = 1000
+    ) -> list[Event]:
+        """A page of the events matching `f`, in commit order, after `seq`."""
+        sql, params = views_sql.events_page(_SELECT_EVENTS, f, execution_id, after, limit, "?")
+        self.flush()
+        with self._lock:
+            rows = self._conn.execute(sql, params).fetchall()
+        return [row_to_event(r) for r in rows]
+
+    def last_seq(self, execution_id: str) -> int:
+        """The seq of the execution's last committed event (0: none): every smaller seq is committed too."""
+        self.flush()
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM events WHERE execution_id = ?", (execution_id,)
+            ).fetchone()
+        return int(row[0])
+
+    def lane_events(self, execution_id: str, after: int = 0) -> list[Event]:
+        """The events of views_sql.LANE_TYPES after `seq`, step results left out, through their index."""
+        sql, params = views_sql.lane_events(_LANE_COLUMNS, "events", execution_id, after, "?")
+        self.flush()
+        with self._lock:
+            rows = self._conn.execute(sql, params).fetchall()
+        return [row_to_event(r) for r in rows]
+
+    def item_outcomes(self, execution_id: str, after: int = 0) -> list[tuple[Any, ...]]:
+        """The items that ended, as light rows (views_sql.OUTCOME_COLUMNS), without their JSON columns."""
+        sql, params = views_sql.item_outcomes(
+            "events", "current_item", views_sql.SQLITE_EPOCH, execution_id, after, "?"
+        )
+        self.flush()
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def item_starts(self, execution_id: str, after: int, upto: int) -> dict[str, int]:
+        """How many items of each step started with seq in (after, upto]."""
+        sql, params = views_sql.item_starts("events", execution_id, after, upto, "?")
+        self.flush()
+        with self._lock:
+            return {name: int(n) for name, n in self._conn.execute(sql, params)}
+
+    def find_executions(self, f: ExecutionFilter, limit: int = 50, offset: int = 0) -> list[ExecutionRecord]:
+        """A page of executions matching `f`, newest first; `result` is left out (a list does not show it)."""
+        sql, params = views_sql.executions_page(_SELECT_EXECUTIONS_LIGHT, f, limit, offset, "?")
+        self.flush()
+        with self._lock:
+            rows = self._conn.execute(sql, params).fetchall()
+        return [self._record(r) for r in rows]
+
+    def count_executions(self, f: ExecutionFilter) -> int:
+        sql, params = views_sql.executions_count("executions", f, "?")
+        with self._lock:
+            return int(self._conn.execute(sql, params).fetchone()[0])
+
+    def execution_facts(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """For each execution: how many children it has and which catalog version it runs (None: a file)."""
+        facts: dict[str, dict[str, Any]] = {i: {"children": 0, "version": None} for i in ids}
+        if not ids:
+            return facts
+        marks = ", ".join("?" * len(ids))
+        sql, params = views_sql.child_counts("executions", list(ids), "?")
+        with self._lock:
+            for parent, n in self._conn.execute(sql, params):
+                facts[parent]["children"] = int(n)
+            versions = self._conn.execute(
+                "SELECT execution_id, json_extract(context, '$.version') FROM events "
+                f"WHERE execution_id IN ({marks}) AND seq = 1 AND event_type = 'execution_start'",
+                list(ids),
+            ).fetchall()
+        for execution_id, version in versions:
+            facts[execution_id]["version"] = version
+        return facts
 
     def last_event_id(self, execution_id: str) -> int:
         self.flush()

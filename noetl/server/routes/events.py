@@ -6,10 +6,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
+from noetl.engine.events import ALL_TYPES
 from noetl.server import schemas
-from noetl.server.errors import not_found
+from noetl.server.errors import ApiError, not_found
 from noetl.server.routes import deps
 from noetl.server.summary import summarize
+from noetl.store.views_sql import EventFilter
 
 router = APIRouter(tags=["events"])
 Store = Annotated[Any, Depends(deps.store)]
@@ -23,15 +25,30 @@ def events(
         int, Query(ge=0, description="Only events with a larger `seq` (commit order): the last_seq you saw")
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
+    type: Annotated[
+        list[str] | None, Query(description="Only these event types (repeat for several)")
+    ] = None,
+    step: Annotated[str | None, Query(description="Only the events of this step (node_name)")] = None,
+    status: Annotated[str | None, Query(description="Only events with this status")] = None,
+    index: Annotated[
+        int | None, Query(ge=0, description="Only the events of this item (current_index)")
+    ] = None,
 ) -> schemas.EventsPage:
     """Events in commit order; to follow a running execution, ask again with `after=last_seq`.
 
     `seq` is given as events commit, so no event can appear later below a `seq` already returned: a
-    poller that always passes the last `seq` it saw gets every event exactly once.
+    poller that always passes the last `seq` it saw gets every event exactly once. The filters narrow
+    the page (the UI's event table); `more` says whether another page follows.
     """
+    unknown = sorted(set(type or ()) - ALL_TYPES)
+    if unknown:
+        raise ApiError(422, f"unknown event type {unknown[0]!r}; the types are listed in docs/events.md")
     # Read the status first: events read after it include everything that status implies.
     record = store.execution(execution_id)
-    found = store.read(execution_id, after=after)
+    f = EventFilter(
+        types=tuple(type or ()), node_name=step, status=status.upper() if status else None, index=index
+    )
+    found = store.query_events(execution_id, f, after=after, limit=limit + 1)
     if record is None and not found and after == 0:
         raise not_found(f"execution {execution_id}", "GET /api/executions lists recent ones")
     page = found[:limit]

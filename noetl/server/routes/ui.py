@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
 from noetl.server.auth import SESSION_COOKIE, cookie_value, session_matches, session_value, value_matches
@@ -59,6 +59,6 @@ def sign_in(body: SignIn, request: Request) -> Response:
 
 @router.delete("/api/session", status_code=204)
 def sign_out() -> Response:
-    response = JSONResponse(None, status_code=204)
+    response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     return response
