@@ -127,6 +127,8 @@ class ItemRunner:
                 T.ITERATION_FAILED,
                 duration=round(duration, 6),
                 error=error,
+                # the task's result when its save failed: what the target refused, for the item's page
+                result=result if stage == "save" else None,
                 parent_event_id=self.iterator_event_id,
                 meta=meta,
                 **base,
