@@ -12,7 +12,10 @@ import time
 from collections import OrderedDict
 from typing import Any
 
+from noetl.engine.events import EventType as T
 from noetl.server.execution_view import ExecutionView
+
+_ENDS = (T.EXECUTION_COMPLETE, T.EXECUTION_FAILED)
 
 
 class ViewCache:
@@ -57,9 +60,10 @@ class ViewCache:
             # Everything up to `upto` is committed, so these reads see all of it, whatever their order.
             lanes = self.store.lane_events(execution_id, after=view.last_seq)
             rows = self.store.item_outcomes(execution_id, after=view.last_seq)
-            starts = [
-                (b, self.store.item_starts(execution_id, a, b)) for a, b in view.starts_windows(lanes, upto)
-            ]
+            starts = []
+            if not any(e.event_type in _ENDS for e in lanes):  # finished: no item is running, no count needed
+                windows = view.starts_windows(lanes, upto)
+                starts = [(b, self.store.item_starts(execution_id, a, b)) for a, b in windows]
             view.add(lanes, rows, starts, upto)
         return view
 

@@ -13,12 +13,14 @@ const EVENT_TYPES = [
 
 export async function render(main, route) {
   const id = route.parts[1];
-  const view = await api(`/api/views/executions/${encodeURIComponent(id)}`);
   const header = h("section", { id: "execution-header" });
   const timeline = h("section", { class: "card", id: "timeline" });
   const iterators = h("section", { id: "iterators" });
   const children = h("section", { id: "children" });
   const table = h("section", { class: "card", id: "events" });
+  // The event table's first page is asked for while the server sums the execution up.
+  const events = eventTable(table, id, route.params);
+  const view = await api(`/api/views/executions/${encodeURIComponent(id)}`);
   main.append(header, timeline, iterators, children, table);
 
   let current = view;
@@ -30,7 +32,7 @@ export async function render(main, route) {
     if (v.children && v.children.length) children.replaceChildren(childList(v.children));
   };
   draw(view);
-  const events = eventTable(table, id, view, route.params);
+  events.steps(view.lanes.map((l) => l.step));
 
   let source = null;
   if (view.finished === null) {
@@ -38,7 +40,8 @@ export async function render(main, route) {
     source.addEventListener("view", (message) => {
       const v = JSON.parse(message.data);
       draw({ ...v, children: current.children });
-      events.stale(v.last_seq);
+      events.stale();
+      events.steps(v.lanes.map((l) => l.step));
     });
     source.addEventListener("end", async () => {
       source.close();
@@ -286,7 +289,7 @@ function childList(kids) {
 
 // ---- the event table -----------------------------------------------------------------------------------
 
-function eventTable(root, id, view, params) {
+function eventTable(root, id, params) {
   const filter = {
     type: params.get("type") || "",
     step: params.get("step") || "",
@@ -306,6 +309,7 @@ function eventTable(root, id, view, params) {
     });
     return el;
   };
+  const stepSelect = select("step", filter.step ? [filter.step] : []);
   const index = h("input", { type: "number", min: 0, name: "index", value: filter.index, style: { width: "90px" } });
   index.addEventListener("change", () => {
     filter.index = index.value;
@@ -318,7 +322,7 @@ function eventTable(root, id, view, params) {
       "div",
       { class: "filters" },
       h("label", {}, "Type", select("type", EVENT_TYPES)),
-      h("label", {}, "Step", select("step", view.lanes.map((l) => l.step))),
+      h("label", {}, "Step", stepSelect),
       h("label", {}, "Status", select("status", ["STARTED", "RUNNING", "COMPLETED", "FAILED", "RETRYING", "SKIPPED"])),
       h("label", {}, "Item index", index),
       note,
@@ -372,10 +376,18 @@ function eventTable(root, id, view, params) {
   }
 
   load();
+  let lastStale = 0;
   return {
+    steps(names) {
+      for (const name of names) {
+        if (![...stepSelect.options].some((o) => o.value === name)) stepSelect.append(h("option", { value: name }, name));
+      }
+    },
     // a live page: new events were stored; refresh the page the user is on if it is the last one
+    // (at most every 2 s: the numbers above move at once, the table needs not)
     stale() {
-      if (!pager.querySelector("button:last-child")?.disabled) return;
+      if (!pager.querySelector("button:last-child")?.disabled || Date.now() - lastStale < 2000) return;
+      lastStale = Date.now();
       load();
     },
   };
