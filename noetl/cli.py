@@ -6,7 +6,7 @@ import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -18,6 +18,7 @@ from noetl.cli_common import (
     PortOption,
     TokenOption,
     announce_start,
+    api_client,
     close_observers,
     fail,
     open_local_store,
@@ -113,6 +114,64 @@ def validate(
     typer.echo(f"{playbook}: valid ({len(pb.steps)} steps{counted})")
 
 
+@app.command()
+def retry(
+    execution_id: str,
+    step: Annotated[
+        str | None, typer.Option(help="The iterator step (default: the one with failed items)")
+    ] = None,
+    items: Annotated[
+        str | None, typer.Option(help="Items to run again although they succeeded, e.g. 2,17,40-45")
+    ] = None,
+    no_continue: Annotated[
+        bool, typer.Option("--no-continue", help="Stop after the step; do not run the steps after it again")
+    ] = False,
+    playbook: Annotated[
+        Path | None, typer.Option(help="The playbook file, when the one the execution names is gone")
+    ] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output")] = False,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="With --host: follow it to its end")] = True,
+    host: HostOption = None,
+    port: PortOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Run the failed items of an iterator step of a finished execution again, in the same execution.
+
+    Items that succeeded keep their results and are not run (nor saved) again; then the steps after it
+    run again with the new result, unless --no-continue. Exit 0 when it completes, 1 when it fails.
+    """
+    from noetl.engine.retry import RetryRequest, parse_items
+
+    named = parse_items(items)
+    if _remote(host, port):
+        body = {"step": step, "items": list(named), "continue": not no_continue}
+        cli_server.remote_retry(
+            execution_id, body, host, port, token, wait=wait, as_json=as_json, quiet=quiet
+        )
+        return
+    from noetl.runtime.control import playbook_of
+    from noetl.runtime.local import LocalRunner
+
+    store = open_local_store(db)
+    try:
+        events = store.read(execution_id)
+        if not events:
+            raise InputError(f"execution {execution_id} not found; list executions with `noetl executions`")
+        pb = playbook_of(store, events, str(playbook) if playbook else None)
+        observers = [] if (quiet or as_json) else progress_observers()
+        runner = LocalRunner(store, observers=observers)
+        request = RetryRequest(step, named, not no_continue, "cli")
+        with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+            outcome = runner.retry(execution_id, pb, request)
+    finally:
+        close_observers()
+        store.close()
+    print_outcome(outcome.execution_id, outcome.status, outcome.result, outcome.error, as_json)
+    raise typer.Exit(0 if outcome.status == "COMPLETED" else 1)
+
+
 def _remote(host: str | None, port: int | None) -> bool:
     """A server is asked when --host or --port is given; otherwise the local store is read, as always."""
     return host is not None or port is not None
@@ -124,12 +183,19 @@ def events(
     db: DbOption = None,
     as_json: JsonOption = False,
     show_all: Annotated[bool, typer.Option("--all", help="Show every iteration, not the first 20")] = False,
+    summary: Annotated[
+        bool, typer.Option("--summary", help="Steps and iterators summed up (each run), not every event")
+    ] = False,
     host: HostOption = None,
     port: PortOption = None,
     token: TokenOption = None,
 ) -> None:
     """Show an execution's events as a timeline (or one JSON object per line)."""
     if _remote(host, port):
+        if summary:
+            with api_client(host, port, token) as client:
+                print_summary(client.summary(execution_id), as_json)
+            return
         cli_server.remote_events(execution_id, host, port, token, as_json, show_all)
         return
     store = open_local_store(db)
@@ -139,7 +205,35 @@ def events(
         store.close()
     if not found:
         fail(f"no events for execution {execution_id}; list executions with `noetl executions`")
+    if summary:
+        from noetl.server.summary import summarize
+
+        print_summary(summarize(found), as_json)
+        return
     print_events(found, as_json, show_all)
+
+
+def print_summary(s: dict[str, Any], as_json: bool) -> None:
+    """`noetl events --summary`: a line per step, and each iterator's runs with their counts."""
+    if as_json:
+        typer.echo(json.dumps(s, default=str))
+        return
+    ex = s["execution"]
+    duration = f"{ex['duration']:.3f}s" if ex.get("duration") is not None else "-"
+    typer.echo(f"execution {s['execution_id']}  {ex['status']}  {duration}  {s['events']} events")
+    if ex.get("error"):
+        typer.echo(f"error: {ex['error']}")
+    typer.echo(f"{'step':<24} {'status':<10} {'runs':>4} {'attempts':>8} {'duration':>10}")
+    for name, step in s["steps"].items():
+        took = f"{step['duration']:.3f}s" if step.get("duration") is not None else "-"
+        typer.echo(f"{name:<24} {step['status']:<10} {step['runs']:>4} {step['attempts']:>8} {took:>10}")
+    for name, it in s["iterators"].items():
+        for n, run in enumerate(it.get("runs", [it]), start=1):
+            kept = f" ({run['kept']} kept from before)" if run.get("kept") else ""
+            typer.echo(
+                f"iterator {name} run {n}: {run['count']} items{kept}, {run['completed']} completed, "
+                f"{run['failed']} failed ({run['status']})"
+            )
 
 
 @app.command()

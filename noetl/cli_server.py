@@ -42,11 +42,15 @@ def server_start(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = DEFAULT_HOST,
     port: Annotated[int, typer.Option(help="Port to listen on")] = DEFAULT_PORT,
     db: DbOption = None,
+    allow_no_token: Annotated[
+        bool,
+        typer.Option("--allow-no-token", help="Listen on a non-loopback address without NOETL_API_TOKEN"),
+    ] = False,
 ) -> None:
-    """Serve the API (/api, /docs, /health, /metrics). NOETL_API_TOKEN, when set, is required by clients."""
+    """Serve the web UI (/) and the API (/api, /docs, /health, /metrics). NOETL_API_TOKEN, when set, is required by clients."""
     from noetl.server.serve import serve
 
-    serve(host, port, db)
+    serve(host, port, db, allow_no_token=allow_no_token)
 
 
 @db_app.command("init")
@@ -132,13 +136,44 @@ def execute_playbook(
     raise typer.Exit(0 if final.status == "COMPLETED" else 1)
 
 
-def _follow(client: Any, execution_id: str, observers: list[Any], host: str | None, port: int | None) -> Any:
+def remote_retry(
+    execution_id: str,
+    body: dict[str, Any],
+    host: str | None,
+    port: int | None,
+    token: str | None,
+    *,
+    wait: bool,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """`noetl retry --host`: the server (its workers) runs the step again; --wait follows it to its end."""
+    with api_client(host, port, token) as client:
+        answer = client.retry(execution_id, body)
+        if not as_json:
+            typer.echo(
+                f"execution {execution_id}: step {answer['step']} runs {answer['items_count']} item(s) again, "
+                f"{answer['kept']} kept"
+            )
+        if not wait:
+            if as_json:
+                typer.echo(json.dumps(answer))
+            return
+        observers = [] if (quiet or as_json) else progress_observers()
+        final = _follow(client, execution_id, observers, host, port, after=int(answer["retry_seq"]))
+    print_outcome(execution_id, final.status or "", final.result, final.error, as_json)
+    raise typer.Exit(0 if final.status == "COMPLETED" else 1)
+
+
+def _follow(
+    client: Any, execution_id: str, observers: list[Any], host: str | None, port: int | None, after: int = 0
+) -> Any:
     """Poll the events endpoint with after= until the execution's final event; feed each to the observers.
 
     `after` is the last `seq` seen: seq is commit order, so each poll returns exactly the events that
     committed since the one before (no margin, no event seen twice or missed).
     """
-    last_seq = 0
+    last_seq = after
     try:
         while True:
             for event in client.events(execution_id, last_seq):

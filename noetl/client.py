@@ -61,6 +61,12 @@ class ApiClient:
         body = {"path": path, "version": version, "parameters": parameters, "merge": merge}
         return self._call("POST", "/api/executions/run", json=body)
 
+    def retry(self, execution_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", f"/api/executions/{execution_id}/retry", json=body)
+
+    def summary(self, execution_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/api/events/summary/{execution_id}")
+
     def execution(self, execution_id: str) -> dict[str, Any]:
         return self._call("GET", f"/api/executions/{execution_id}")
 

@@ -50,13 +50,18 @@ def pg_dsn(pg_server: str) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-# Every event stored after its execution's execution_complete / execution_failed (in commit order).
+# Every event stored after its execution's execution_complete / execution_failed (in commit order),
+# unless an execution_retry (noetl retry) opened the execution again in between.
 AFTER_THE_END = """
-SELECT e.execution_id, e.seq, e.event_type, e.node_name FROM {events} e
-JOIN (SELECT execution_id, min(seq) AS end_seq FROM {events}
-      WHERE event_type IN ('execution_complete', 'execution_failed') GROUP BY execution_id) t
-  ON t.execution_id = e.execution_id
-WHERE e.seq > t.end_seq ORDER BY e.execution_id, e.seq LIMIT 20
+SELECT execution_id, seq, event_type, node_name FROM (
+  SELECT execution_id, seq, event_type, node_name,
+         max(CASE WHEN event_type IN ('execution_complete', 'execution_failed') THEN seq END) OVER w AS last_end,
+         max(CASE WHEN event_type = 'execution_retry' THEN seq END) OVER w AS last_retry
+  FROM {events}
+  WINDOW w AS (PARTITION BY execution_id ORDER BY seq ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+) x
+WHERE last_end IS NOT NULL AND event_type <> 'execution_retry' AND (last_retry IS NULL OR last_retry < last_end)
+ORDER BY execution_id, seq LIMIT 20
 """
 
 

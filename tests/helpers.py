@@ -63,15 +63,23 @@ def one(events: list[Event], event_type: str, node: str) -> Event:
     return found[0]
 
 
-def cli_on_terminal(*args: str, timeout: float = 60) -> tuple[int, str]:
+def cli_on_terminal(*args: str, timeout: float = 60, columns: int | None = None) -> tuple[int, str]:
     """Run `noetl ARGS` with its stderr on a pseudo-terminal, as a person at a shell sees it:
-    (exit code, everything drawn on the terminal)."""
+    (exit code, everything drawn on the terminal). `columns`: the terminal's width (else unset: 0)."""
+    import fcntl
     import pty
+    import struct
+    import termios
     import time
 
     master, slave = pty.openpty()
+    # os.environ, not the process's own environment, which under pytest holds COLUMNS=80 set behind
+    # os.environ's back: the width must come from the terminal, as at a shell.
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    if columns is not None:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "noetl.cli", *args], stdout=subprocess.DEVNULL, stderr=slave, cwd=REPO
+        [sys.executable, "-m", "noetl.cli", *args], stdout=subprocess.DEVNULL, stderr=slave, cwd=REPO, env=env
     )
     os.close(slave)
     chunks = []

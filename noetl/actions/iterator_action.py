@@ -109,6 +109,9 @@ def _end(
     """iterator_completed or iterator_failed, by the failure policy; the result, one entry per item."""
     base = {"node_name": ctx.step, "node_id": ctx.step, "node_type": "iterator", "attempt": ctx.attempt}
     meta = tally.meta(spec, elapsed)
+    # All items of the step, not only this run's: those kept from an earlier attempt, a resumed or a
+    # retried run (`kept`) count with the ones that succeeded now (`succeeded_total`).
+    meta.update(total=total, kept=len(results) - tally.succeeded, succeeded_total=len(results))
     reason = breach(spec, tally)
     end_type = T.ITERATOR_FAILED if reason else T.ITERATOR_COMPLETED
     error = _error(ctx.step, tally, reason) if reason else None

@@ -34,7 +34,18 @@ def split_commands(value: Any) -> list[str]:
 
 
 def split_statements(sql: str) -> list[str]:
-    """Split on `;` outside quotes, dollar-quoted bodies and comments; empty statements are dropped."""
+    """Split on `;` outside quotes, dollar-quoted bodies and comments; empty statements are dropped.
+
+    Ours, not a library's: both candidates lose cases of tests/unit/test_sql_split.py (checked with
+    duckdb 1.4.4 and sqlparse 0.6.1).
+    - duckdb.extract_statements parses every statement with DuckDB's grammar before any runs: it raises
+      on PostgreSQL's `CREATE FUNCTION ... $$ ... $$ LANGUAGE plpgsql` and `DO $body$ ... $body$`, and on
+      an unterminated string (which we leave to the database to report), and keeps a trailing comment
+      as part of the last statement (`SELECT 1; -- done` gives `SELECT 1; -- done`, not `SELECT 1`).
+    - sqlparse.split does not nest block comments as PostgreSQL does (`SELECT /* a; /* b; */ c; */ 1`
+      is cut inside the comment), returns a trailing comment as a statement of its own, and splits an
+      unterminated string at its `;`.
+    """
     statements: list[str] = []
     current: list[tuple[bool, str]] = []
     for is_code, text in segments(sql):

@@ -29,6 +29,7 @@ class EventType:
     STEP_FAILED: Final = "step_failed"
     EXECUTION_COMPLETE: Final = "execution_complete"
     EXECUTION_FAILED: Final = "execution_failed"
+    EXECUTION_RETRY: Final = "execution_retry"  # a finished execution runs a step again (noetl retry)
 
 
 class Status:
@@ -65,6 +66,7 @@ STATUS_OF: Final[dict[str, str]] = {
     EventType.STEP_FAILED: Status.FAILED,
     EventType.EXECUTION_COMPLETE: Status.COMPLETED,
     EventType.EXECUTION_FAILED: Status.FAILED,
+    EventType.EXECUTION_RETRY: Status.RUNNING,
 }
 
 # End events carry a duration (seconds since the matching start).

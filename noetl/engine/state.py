@@ -23,6 +23,7 @@ class StepState:
     retry_at: float | None = None
     error: str | None = None
     sealed: bool = False  # its real result is sealed beside the log (the logged one is masked)
+    retried: bool = False  # its latest run was asked for by an execution_retry (noetl retry)
 
 
 @dataclass
@@ -41,6 +42,8 @@ class ExecutionState:
     result: Any = None
     last_event_id: int = 0
     started_at: str = ""
+    stop_after: str | None = None  # a retry with --no-continue: this step's `next` is not followed
+    retry_pending: str | None = None  # the step an execution_retry asked for, until its run starts
 
     def step(self, name: str) -> StepState:
         found = self.steps.get(name)
@@ -86,6 +89,9 @@ def _step_started(state: ExecutionState, e: Event) -> None:
     s = state.step(e.node_name or "")
     s.status, s.attempt, s.runs, s.started_at, s.error = RUNNING, 1, s.runs + 1, e.created_at, None
     s.edge_data = state.triggers.pop(s.name, [])
+    s.retried = state.retry_pending == s.name
+    if s.retried:
+        state.retry_pending = None
 
 
 def _action_started(state: ExecutionState, e: Event) -> None:
@@ -105,6 +111,9 @@ def _step_completed(state: ExecutionState, e: Event) -> None:
     s.status, s.result = COMPLETED, e.result
     s.sealed = bool(e.meta.get("sealed"))
     state.completed_order.append(s.name)
+    if state.stop_after == s.name:  # a retry that does not continue past this step
+        state.stop_after = None
+        return
     for taken in e.meta.get("next", []):
         state.triggers.setdefault(taken["step"], []).append(taken.get("data"))
 
@@ -124,6 +133,18 @@ def _execution_failed(state: ExecutionState, e: Event) -> None:
     state.status, state.error = FAILED, e.error
 
 
+def _execution_retry(state: ExecutionState, e: Event) -> None:
+    """A finished execution runs `meta.step` again, with the inputs of its last run; the workflow then
+    goes on from it as it would have (or stops after it: `meta.continue` false)."""
+    name = str(e.meta.get("step") or e.node_name or "")
+    s = state.step(name)
+    state.status, state.failed_step, state.error, state.result = RUNNING, None, None, None
+    state.triggers[name] = list(s.edge_data) or [None]
+    s.status, s.attempt, s.retry_at, s.error = PENDING, 1, None, None
+    state.retry_pending = name
+    state.stop_after = None if e.meta.get("continue", True) else name
+
+
 _HANDLERS = {
     EventType.EXECUTION_START: _execution_start,
     EventType.STEP_STARTED: _step_started,
@@ -133,6 +154,7 @@ _HANDLERS = {
     EventType.STEP_FAILED: _step_failed,
     EventType.EXECUTION_COMPLETE: _execution_complete,
     EventType.EXECUTION_FAILED: _execution_failed,
+    EventType.EXECUTION_RETRY: _execution_retry,
 }
 # The event types that move the workflow; every other event (items, saves, iterators) is detail that
 # fold() passes over, so a reader that only needs the state may read just these (store.read_workflow).

@@ -17,7 +17,9 @@ from noetl.dsl.models import Playbook
 from noetl.engine.events import Event
 from noetl.engine.events import EventType as T
 from noetl.engine.planner import Planner
+from noetl.engine.retry import RetryRequest, retry_target
 from noetl.engine.state import COMPLETED, PENDING, RUNNING, ExecutionState, fold
+from noetl.errors import InputError
 from noetl.runtime.control import load_catalog_playbook
 from noetl.runtime.step_runner import seconds_since
 from noetl.runtime.workflow_log import workflow_log
@@ -272,6 +274,39 @@ def cancel(store: Any, execution_id: str, reason: str) -> bool:
     for child in children:  # a cancelled parent's sub-playbooks are cancelled with it
         cancel(store, child, f"its parent execution {execution_id} was cancelled")
     return True
+
+
+def reopen(store: Any, execution_id: str, request: RetryRequest) -> dict[str, Any]:
+    """`noetl retry` on workers: under the execution's lock (two retries at once take turns, and the
+    second finds it running), check the request against the whole log, append `execution_retry`, and
+    schedule the step it runs again."""
+    from noetl.runtime.control import playbook_of
+
+    queue = PostgresQueue(store)
+    with queue.decision(execution_id):
+        events = store.read(execution_id)
+        if not events:
+            raise InputError(f"execution {execution_id} not found; list executions with `noetl executions`")
+        if (events[0].context or {}).get("version") is None:
+            raise InputError(
+                f"execution {execution_id} ran from a file, not the catalog, so workers cannot run it; "
+                "retry it with `noetl retry ID --db ...` where the playbook file is"
+            )
+        target = retry_target(events, playbook_of(store, events), request)
+        meta = target.meta(request)
+        _emit(
+            store,
+            execution_id,
+            events[0].parent_execution_id,
+            T.EXECUTION_RETRY,
+            node_name=target.step,
+            node_id=target.step,
+            node_type="iterator",
+            meta=meta,
+        )
+        store.flush()
+    schedule(store, execution_id)
+    return meta
 
 
 def reap_once(store: Any) -> int:

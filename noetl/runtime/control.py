@@ -13,6 +13,7 @@ from noetl.dsl import parse_playbook
 from noetl.dsl.models import Playbook
 from noetl.engine.events import Event
 from noetl.engine.events import EventType as T
+from noetl.engine.retry import RetryRequest
 from noetl.errors import InputError
 from noetl.runtime.redact import Redactor
 from noetl.runtime.template_env import template_env
@@ -77,6 +78,41 @@ def start_execution(
     store.flush()
     schedule(store, execution_id)
     return execution_id
+
+
+def playbook_of(store: Any, events: list[Event], file: str | None = None) -> Playbook:
+    """The playbook an execution ran: `file` when given, else its catalog version, else the file its
+    start names. For a retry, which must run the step as it was written."""
+    from pathlib import Path
+
+    from noetl.dsl import load_playbook
+
+    if file:
+        return load_playbook(file)
+    context = (events[0].context or {}) if events else {}
+    if context.get("version") is not None:
+        return load_catalog_playbook(store, str(context.get("path")), int(context["version"]))[0]
+    source = str(context.get("source") or "")
+    if source.startswith("catalog:") and "@" in source:
+        path, _, version = source.removeprefix("catalog:").rpartition("@")
+        return load_catalog_playbook(store, path, int(version))[0]
+    if source and Path(source).is_file():
+        return load_playbook(source)
+    raise InputError(
+        f"the playbook of execution {events[0].execution_id if events else '?'} is not at hand "
+        f"(its file {source or '(none)'} is gone); pass it with --playbook FILE"
+    )
+
+
+def retry_execution(store: Any, execution_id: str, request: RetryRequest) -> dict[str, Any]:
+    """Workers: append `execution_retry` and queue the retried step; the broker and workers do the rest.
+
+    Only a catalog execution can run on workers (they load the playbook by path and version); the
+    retried step's job keeps the items done before (engine.items) as any job of the step would.
+    """
+    from noetl.runtime.broker import reopen
+
+    return reopen(store, execution_id, request)
 
 
 def cancel_execution(store: Any, execution_id: str, reason: str = "cancelled by request") -> bool:

@@ -18,8 +18,9 @@ from noetl.dsl import load_playbook, parse_playbook
 from noetl.dsl.models import Playbook
 from noetl.engine.events import Event
 from noetl.engine.events import EventType as T
-from noetl.engine.items import items_done
+from noetl.engine.items import items_done, items_kept_by_retry
 from noetl.engine.planner import Planner, RunStep
+from noetl.engine.retry import RetryRequest, retry_target
 from noetl.engine.state import COMPLETED, FAILED, ExecutionState, fold
 from noetl.errors import ActionError, InputError, NoetlError
 from noetl.runtime.credentials import CredentialResolver
@@ -128,6 +129,35 @@ class LocalRunner:
         )
         run.workload = workload
         run.adopt(state)
+        return run.drive()
+
+    def retry(self, execution_id: str, playbook: Playbook, request: RetryRequest) -> Outcome:
+        """Run an iterator step of a finished execution again, in it: its failed items (and the items
+        named) run, the others keep their results; then the workflow goes on (engine.retry)."""
+        events = self.store.read(execution_id)
+        target = retry_target(events, playbook, request)
+        state = fold(events)
+        redactor = Redactor()
+        workload = real_workload(state, self.store)
+        protect(redactor, workload, shown=state.workload)
+        run = _Execution(
+            self,
+            playbook,
+            execution_id,
+            state.parent_execution_id,
+            redactor,
+            state.last_event_id,
+            resumed_items={target.step: items_kept_by_retry(events, target.step, request.items)},
+        )
+        run.workload = workload
+        run.adopt(state)
+        run.sink.new(
+            T.EXECUTION_RETRY,
+            node_name=target.step,
+            node_id=target.step,
+            node_type="iterator",
+            meta=target.meta(request),
+        )
         return run.drive()
 
     def run_child(

@@ -12,12 +12,20 @@ from fastapi.staticfiles import StaticFiles
 from noetl.server import errors
 from noetl.server.auth import BearerAuth
 from noetl.server.dispatch import Dispatcher, dispatcher_for
-from noetl.server.routes import catalog, credentials, docs, events, executions, health, ui, views
+from noetl.server.guard import RequestGuard, allowed_hosts
+from noetl.server.routes import catalog, credentials, docs, events, executions, graph, health, ui, views
 from noetl.server.schema import store_label
 
 
-def create_app(store: Any, *, token: str | None = None, dispatcher: Dispatcher | None = None) -> FastAPI:
-    """An app serving `store`, which it closes on shutdown; `token` guards every path but /health."""
+def create_app(
+    store: Any,
+    *,
+    token: str | None = None,
+    dispatcher: Dispatcher | None = None,
+    bind_host: str = "127.0.0.1",
+) -> FastAPI:
+    """An app serving `store`, which it closes on shutdown; `token` guards every path but /health and
+    the UI's shell; `bind_host`: the address it listens on (noetl.server.guard: the Host names served)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -40,12 +48,14 @@ def create_app(store: Any, *, token: str | None = None, dispatcher: Dispatcher |
     app.state.store = store
     app.state.token = token or None
     app.state.store_label = store_label(store)
-    for module in (catalog, executions, events, credentials, health, ui, docs, views):
+    for module in (catalog, executions, events, graph, credentials, health, ui, docs, views):
         app.include_router(module.router)
     app.mount("/ui", StaticFiles(directory=ui.ASSETS), name="ui")
     errors.install(app)
     if token:
         app.add_middleware(BearerAuth, token=token)
+    # Added last, so it runs first: a request from another site is refused before anything else.
+    app.add_middleware(RequestGuard, hosts=allowed_hosts(bind_host, token))
     return app
 
 

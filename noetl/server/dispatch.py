@@ -27,6 +27,9 @@ class Dispatcher(Protocol):
     def cancel(self, execution_id: str, reason: str) -> bool:
         """Fail an unfinished execution; False when it had already finished."""
 
+    def retry(self, execution_id: str, request: Any) -> dict[str, Any]:
+        """Run an iterator step of a finished execution again (engine.retry); its execution_retry meta."""
+
     def close(self) -> None: ...
 
 
@@ -66,6 +69,11 @@ class BrokerDispatcher:
         from noetl.runtime.control import cancel_execution
 
         return cancel_execution(self.store, execution_id, reason)
+
+    def retry(self, execution_id: str, request: Any) -> dict[str, Any]:
+        from noetl.runtime.control import retry_execution
+
+        return retry_execution(self.store, execution_id, request)
 
     def close(self) -> None:
         self._stop.set()
@@ -121,6 +129,42 @@ class InProcessDispatcher:
         if not started.done():
             finished.result()  # the run failed before it began: raise its error to the caller
         return started.result()
+
+    def retry(self, execution_id: str, request: Any) -> dict[str, Any]:
+        from noetl.engine.retry import retry_target
+        from noetl.runtime.control import playbook_of
+        from noetl.runtime.local import LocalRunner
+
+        with self._lock:
+            if execution_id in self._running:
+                from noetl.server.errors import ApiError
+
+                raise ApiError(409, f"execution {execution_id} is running again already")
+        events = self.store.read(execution_id)
+        playbook = playbook_of(self.store, events)
+        meta = retry_target(events, playbook, request).meta(request)  # refuse now, with a 4xx, not later
+        reopened = threading.Event()
+
+        def capture(event: Event) -> None:
+            if event.event_type == T.EXECUTION_RETRY and event.execution_id == execution_id:
+                reopened.set()
+
+        def run() -> None:
+            with self._lock:
+                self._running[execution_id] = threading.current_thread()
+            try:
+                LocalRunner(self.store, observers=[capture]).retry(execution_id, playbook, request)
+            except Exception:
+                log.exception("the retry of execution %s stopped with an error", execution_id)
+            finally:
+                reopened.set()
+                with self._lock:
+                    self._running.pop(execution_id, None)
+
+        threading.Thread(target=run, name="noetl-retry", daemon=True).start()
+        reopened.wait(timeout=30)
+        self.store.flush()
+        return meta
 
     def cancel(self, execution_id: str, reason: str) -> bool:
         from noetl.server.errors import ApiError

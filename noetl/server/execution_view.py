@@ -87,7 +87,9 @@ class IteratorFold:
     def __init__(self, step: str, event: Event) -> None:
         self.step = step
         self.started = epoch(event.created_at) or 0.0
-        self.count: int | None = event.meta.get("count")
+        self.count: int | None = event.meta.get("count")  # the items this run runs
+        self.total: int | None = event.meta.get("total", self.count)  # the step's items
+        self.kept: int = int(event.meta.get("resumed") or 0)  # done before (a retry, a resume): not run
         self.mode = event.meta.get("mode")
         self.concurrency = event.meta.get("concurrency")
         self.status = "RUNNING"
@@ -148,6 +150,8 @@ class IteratorFold:
             "step": self.step,
             "status": self.status,
             "count": self.count,
+            "total": self.total,
+            "kept": self.kept,
             "mode": self.mode,
             "concurrency": self.concurrency,
             "done": self.done,
@@ -246,6 +250,9 @@ class ExecutionView:
             return
         if t in (T.EXECUTION_COMPLETE, T.EXECUTION_FAILED):
             self.end = e
+            return
+        if t == T.EXECUTION_RETRY:  # running again: the retried step's new run follows
+            self.end = None
             return
         lane = self.lanes.setdefault(e.node_name or "", Lane(e.node_name or ""))
         if t == T.STEP_STARTED:

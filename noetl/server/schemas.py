@@ -7,6 +7,31 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 
+class RetryRequest(BaseModel):
+    """Run an iterator step of a finished execution again: its failed items, and the items named."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    step: str | None = Field(None, description="The iterator step; by default the one with failed items")
+    items: list[int] | str | None = Field(
+        None, description='Items to run again although they succeeded: [2, 17] or "2,17,40-45"'
+    )
+    proceed: bool = Field(
+        True, alias="continue", description="Run the steps after it again (false: stop after the step)"
+    )
+
+
+class RetryResponse(BaseModel):
+    execution_id: str
+    step: str
+    items: list[int] = Field(description="The indexes that run again (the first 1,000)")
+    items_count: int
+    kept: int = Field(description="Items that keep their result and do not run again")
+    total: int
+    status: str
+    retry_seq: int = Field(description="The seq of the execution_retry: follow events with after=retry_seq")
+
+
 class RunRequest(BaseModel):
     """Start an execution of a catalog playbook."""
 

@@ -81,10 +81,14 @@ def _step(step: dict[str, Any], e: Event) -> None:
 def _iterator(iterators: dict[str, dict[str, Any]], e: Event) -> None:
     name = e.node_name or ""
     if e.event_type == T.ITERATOR_STARTED:
-        # A retried step starts its iterator again: the summary is of the latest attempt.
+        # A retried step (its retry policy, or `noetl retry`) starts its iterator again: the summary's
+        # figures are of the latest run, and `runs` lists every run with its own counts.
+        earlier = iterators.get(name, {}).get("runs", [])
         iterators[name] = {
             "status": "RUNNING",
             "count": e.meta.get("count"),
+            "kept": e.meta.get("resumed", 0),
+            "total": e.meta.get("total", e.meta.get("count")),
             "mode": e.meta.get("mode"),
             "concurrency": e.meta.get("concurrency"),
             "completed": 0,
@@ -92,12 +96,21 @@ def _iterator(iterators: dict[str, dict[str, Any]], e: Event) -> None:
             "started_at": e.created_at,
             "duration": None,
         }
+        iterators[name]["runs"] = [*earlier, _run_of(iterators[name])]
         return
     it = iterators.get(name)
     if it is None:
         return
     if e.event_type in _ITEM_END:
         it[_ITEM_END[e.event_type]] += 1
-        return
-    it["status"], it["duration"] = e.status, e.duration if e.duration is not None else e.meta.get("duration")
-    it.update({k: e.meta[k] for k in _ITERATOR_FIGURES if k in e.meta})
+    else:
+        it["status"], it["duration"] = (
+            e.status,
+            e.duration if e.duration is not None else e.meta.get("duration"),
+        )
+        it.update({k: e.meta[k] for k in _ITERATOR_FIGURES if k in e.meta})
+    it["runs"][-1] = _run_of(it)
+
+
+def _run_of(it: dict[str, Any]) -> dict[str, Any]:
+    return {k: it[k] for k in ("status", "count", "kept", "completed", "failed", "started_at", "duration")}

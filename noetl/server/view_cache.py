@@ -28,20 +28,26 @@ class ViewCache:
         self._locks: dict[str, threading.Lock] = {}
 
     def view(self, execution_id: str) -> dict[str, Any] | None:
-        """The execution's view as of now, or None when the store has no event of it."""
-        if (done := self._finished.get(execution_id)) is not None:
-            return done
+        """The execution's view as of now, or None when the store has no event of it.
+
+        A finished execution's view is kept as it is until its log grows again (`noetl retry` opens it
+        again): one cheap look at its last seq per call tells.
+        """
         with self._lock_of(execution_id):
+            done = self._finished.get(execution_id)
+            if done is not None and self.store.last_seq(execution_id) <= done["last_seq"]:
+                return done
             view = self._current(execution_id)
             if view.start is None:
                 return None
             snapshot = view.to_dict(time.time())
-            if view.finished:
-                with self._lock:
+            with self._lock:
+                if view.finished:
                     self._finished[execution_id] = snapshot
-                    self._views.pop(execution_id, None)
                     while len(self._finished) > self.size:
                         self._finished.pop(next(iter(self._finished)))
+                else:
+                    self._finished.pop(execution_id, None)
             return snapshot
 
     def last_seq(self, execution_id: str) -> int:
@@ -61,7 +67,8 @@ class ViewCache:
             lanes = self.store.lane_events(execution_id, after=view.last_seq)
             rows = self.store.item_outcomes(execution_id, after=view.last_seq)
             starts = []
-            if not any(e.event_type in _ENDS for e in lanes):  # finished: no item is running, no count needed
+            ends = [e.event_type for e in lanes if e.event_type in _ENDS or e.event_type == T.EXECUTION_RETRY]
+            if not ends or ends[-1] == T.EXECUTION_RETRY:  # finished: no item is running, no count needed
                 windows = view.starts_windows(lanes, upto)
                 starts = [(b, self.store.item_starts(execution_id, a, b)) for a, b in windows]
             view.add(lanes, rows, starts, upto)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Collection, Sequence
 
-from noetl.engine.events import Event
+from noetl.engine.events import Event, EventType
 from noetl.errors import StoreError
 
 
@@ -83,7 +83,12 @@ class BatchWriter:
                     self._error = exc
                     self._cond.notify_all()
                 return
+            # An execution_retry that was kept opened its execution again (noetl.store.sequencing).
+            reopened = {e.execution_id for e in batch if e.event_type == EventType.EXECUTION_RETRY} - set(
+                refused
+            )
             with self._cond:
+                self._ended.difference_update(reopened)
                 self._ended.update(refused)
                 self._written += len(batch)
                 self._cond.notify_all()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from noetl.engine.events import Event
@@ -31,11 +32,20 @@ COLUMNS = (
 JSON_COLUMNS = frozenset({"current_item", "context", "result", "meta"})
 
 
-_dumps = json.dumps
+# What the stored text is: json.dumps(value, default=str), byte for byte (SQLite keeps the text as written
+# and its readers slice it, see views_sql). One encoder, built once: json.dumps(default=str) builds a new
+# JSONEncoder at every call. PostgreSQL's writer encodes with orjson instead (pg_codec), since jsonb keeps
+# no formatting.
+_encode = json.JSONEncoder(default=str).encode
+
+
+def json_text(value: Any) -> str:
+    # An int (the commonest item and result) skips the encoder's setup: json writes it as int.__repr__ too.
+    return int.__repr__(value) if type(value) is int else _encode(value)
 
 
 def dumps(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, default=str)
+    return None if value is None else json_text(value)
 
 
 def loads(value: Any) -> Any:
@@ -46,8 +56,11 @@ def loads(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
-def event_to_row(event: Event, seq: int | None = None) -> tuple[Any, ...]:
-    """The row of an event; `seq` is the one the store gives it as it commits (see sequencing)."""
+def event_to_row(
+    event: Event, seq: int | None = None, encode: Callable[[Any], str] = json_text
+) -> tuple[Any, ...]:
+    """The row of an event; `seq` is the one the store gives it as it commits (see sequencing), `encode`
+    writes the JSON columns."""
     # Spelled out, not a loop over COLUMNS: this runs for every event and is on the benchmark's hot path.
     e = event
     return (
@@ -63,12 +76,12 @@ def event_to_row(event: Event, seq: int | None = None) -> tuple[Any, ...]:
         e.created_at,
         e.duration,
         e.current_index,
-        None if e.current_item is None else _dumps(e.current_item, default=str),
+        None if e.current_item is None else encode(e.current_item),
         e.attempt,
-        None if e.context is None else _dumps(e.context, default=str),
-        None if e.result is None else _dumps(e.result, default=str),
+        None if e.context is None else encode(e.context),
+        None if e.result is None else encode(e.result),
         e.error,
-        _dumps(e.meta, default=str) if e.meta else None,
+        encode(e.meta) if e.meta else None,
         seq,
     )
 

@@ -1,8 +1,14 @@
-"""A small thread-safe pool of autocommit psycopg connections, and URLs made safe for error messages."""
+"""Autocommit psycopg connections lent by psycopg_pool, and URLs made safe for error messages.
+
+psycopg_pool does the pooling (waiting with a deadline, connections made and replaced in the background,
+max lifetime and idle time, statistics). This layer adds what the store promised before it: a borrower
+gets a connection rolled back to idle whatever the last one left, errors are StoreErrors that name the
+server but never the password, and a database that cannot be reached is reported at once with its
+reason, not after the pool's whole timeout.
+"""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,11 +16,16 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import psycopg
+import psycopg_pool
 from psycopg.pq import TransactionStatus
 
 from noetl.errors import StoreError
 
 Connection = psycopg.Connection[Any]
+
+# A borrower waits in slices of this many seconds, so that it notices between two slices that the pool
+# failed to connect (psycopg_pool retries in the background and would keep it waiting for `timeout`).
+_WAIT_SLICE = 0.1
 
 
 def display_url(url: str) -> str:
@@ -41,17 +52,26 @@ def scrub(message: str, url: str) -> str:
 class ConnectionPool:
     """Lends autocommit connections (use `with conn.transaction():` for several statements).
 
-    At most `max_size` are open; a borrower waits up to `timeout` seconds for one. A connection comes
-    back with its transaction rolled back if the borrower left one open, and a broken one is dropped,
-    so one failure never poisons the next borrower.
+    At most `max_size` are open, none before the first borrower; a borrower waits up to `timeout`
+    seconds for one. A connection comes back with its transaction rolled back if the borrower left one
+    open, and a broken one is replaced, so one failure never poisons the next borrower.
     """
 
-    def __init__(self, url: str, max_size: int = 8, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, max_size: int = 8, timeout: float = 30.0, name: str = "noetl") -> None:
         self.url, self.max_size, self.timeout = url, max_size, timeout
-        self._idle: list[Connection] = []
-        self._open = 0  # idle + lent
-        self._closed = False
-        self._cond = threading.Condition()
+        self._pool: psycopg_pool.ConnectionPool[Connection] = psycopg_pool.ConnectionPool(
+            url,
+            kwargs={"autocommit": True},
+            min_size=0,  # opened on demand, as many as borrowers need, kept up to max_idle (10 min)
+            max_size=max_size,
+            timeout=timeout,
+            name=name,
+            num_workers=1,  # its threads only open connections: one is enough, connections open one by one
+            # No reconnection loop with backoff (it would keep borrowers waiting for minutes after an
+            # outage): a failed connect is given up at once, and the next borrower asks for a new one.
+            reconnect_timeout=0,
+            open=True,
+        )
 
     @contextmanager
     def connection(self) -> Iterator[Connection]:
@@ -61,55 +81,51 @@ class ConnectionPool:
         finally:
             self._release(conn)
 
+    def stats(self) -> dict[str, int]:
+        """psycopg_pool's figures: pool_size, pool_available, requests_waiting, connections_errors..."""
+        return self._pool.get_stats()
+
     def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            idle, self._idle = self._idle, []
-            self._open -= len(idle)
-            self._cond.notify_all()
-        for conn in idle:
-            conn.close()
+        self._pool.close()
 
     def _acquire(self) -> Connection:
         deadline = time.monotonic() + self.timeout
-        with self._cond:
-            while not self._idle and self._open >= self.max_size and not self._closed:
-                if not self._cond.wait(timeout=max(0.0, deadline - time.monotonic())):
-                    raise StoreError(
-                        f"no free connection to {display_url(self.url)} after {self.timeout:g}s; "
-                        "a caller holds connections too long, or raise the pool size"
-                    )
-            if self._closed:
-                raise StoreError("the PostgreSQL store is closed")
-            if self._idle:
-                return self._idle.pop()
-            self._open += 1
-        try:
-            return psycopg.connect(self.url, autocommit=True)
-        except BaseException as exc:
-            with self._cond:
-                self._open -= 1
-                self._cond.notify()
-            if isinstance(exc, psycopg.Error):
+        failures = self._failures()
+        while True:
+            slice_ = min(_WAIT_SLICE, max(deadline - time.monotonic(), 0.001))
+            try:
+                return self._pool.getconn(timeout=slice_)
+            except psycopg_pool.PoolClosed:
+                raise StoreError("the PostgreSQL store is closed") from None
+            except psycopg_pool.PoolTimeout:
+                pass
+            if self._failures() > failures:
+                self._raise_if_unreachable()  # else a passing failure: wait on
+                failures = self._failures()
+            if time.monotonic() >= deadline:
                 raise StoreError(
-                    f"cannot connect to the PostgreSQL store at {display_url(self.url)}: "
-                    f"{scrub(str(exc), self.url)}; check that the server runs and the URL"
-                ) from None
-            raise
+                    f"no free connection to {display_url(self.url)} after {self.timeout:g}s; "
+                    "a caller holds connections too long, or raise the pool size"
+                )
+
+    def _failures(self) -> int:
+        return self._pool.get_stats().get("connections_errors", 0)
+
+    def _raise_if_unreachable(self) -> None:
+        """The pool could not connect: connect once here, to fail with the reason or to wait on."""
+        try:
+            psycopg.connect(self.url, autocommit=True, connect_timeout=10).close()
+        except psycopg.Error as exc:
+            raise StoreError(
+                f"cannot connect to the PostgreSQL store at {display_url(self.url)}: "
+                f"{scrub(str(exc), self.url)}; check that the server runs and the URL"
+            ) from None
 
     def _release(self, conn: Connection) -> None:
+        # Rolled back here rather than by psycopg_pool, which logs a warning for each such connection.
         if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
             try:
                 conn.rollback()
             except psycopg.Error:
                 conn.close()
-        with self._cond:
-            if self._closed or conn.closed or conn.broken:
-                self._open -= 1
-                keep = False
-            else:
-                self._idle.append(conn)
-                keep = True
-            self._cond.notify()
-        if not keep:
-            conn.close()
+        self._pool.putconn(conn)  # a closed or broken connection is dropped and replaced

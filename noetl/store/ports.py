@@ -79,6 +79,11 @@ class EventStore(Protocol):
 
     def execution(self, execution_id: str) -> ExecutionRecord | None: ...
 
+    def event_stats(self) -> list[tuple[Any, ...]]:
+        """Every stored event counted by (event_type, status), with a duration histogram: the rollup the
+        batch writer keeps (noetl.store.event_stats), read by /metrics without scanning the log."""
+        ...
+
 
 class LogViews(Protocol):
     """The reads behind the UI: pages and light rows, so that a large execution is never read whole."""

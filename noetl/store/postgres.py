@@ -7,6 +7,7 @@ from `allocate_event_id`, which is unique across all of them and never reuses an
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from noetl.errors import StoreError
 from noetl.store import crypto, views_sql
 from noetl.store.batching import BatchWriter
 from noetl.store.codec import COLUMNS, JSON_COLUMNS, dumps, loads, row_to_event
+from noetl.store.event_stats import StatsRow, rollup, select_sql, stats_rows, upsert_sql
 from noetl.store.migrations import migrate
 from noetl.store.pg_codec import (
     COPY_EVENTS,
@@ -43,6 +45,9 @@ _LANE_COLUMNS = [
     else (f"{c}::text" if c in JSON_COLUMNS else c)
     for c in COLUMNS
 ]
+_ADD_EVENT_STATS = upsert_sql("noetl_event_stats", "%s", ("shard", "event_type", "status"))
+_SELECT_EVENT_STATS = select_sql("noetl_event_stats")
+STATS_SHARDS = 16  # see migration 006
 _SELECT_EXECUTIONS_LIGHT = (
     "SELECT execution_id, playbook_path, status, created_at, finished_at, parent_execution_id, NULL, error "
     "FROM noetl_executions"
@@ -59,11 +64,12 @@ class PostgresStore:
     def __init__(self, url: str, *, migrate: bool = True, pool_size: int = 8) -> None:
         self.url = url  # kept whole for LISTEN connections; never put it in a message: use `location`
         self.location = display_url(url)
-        self._pool = ConnectionPool(url, max_size=pool_size)
+        self._pool = ConnectionPool(url, max_size=pool_size, name="noetl-store")
         # The batch writer has a connection of its own: a caller that holds pooled connections while it
         # flushes (the broker does, under its lock) must never wait for a connection the writer needs.
-        self._writer_pool = ConnectionPool(url, max_size=1)
+        self._writer_pool = ConnectionPool(url, max_size=1, name="noetl-writer")
         self._cipher: Any = None
+        self._stats_shard = random.randrange(STATS_SHARDS)  # this process's rows of noetl_event_stats
         if migrate:
             try:
                 self.migrate()
@@ -116,8 +122,15 @@ class PostgresStore:
                 Q["take_sequences"], {"executions": executions, "counts": [counts[x] for x in executions]}
             )
             rows = cur.fetchall()
-            start = {x: int(last) - counts[x] for x, last, _ in rows}
+            # A finished execution's row did not advance: numbering (of an execution_retry) starts at it.
+            start = {x: int(last) - (0 if finished else counts[x]) for x, last, finished in rows}
             batch = sequence(events, start, {x for x, _, finished in rows if finished})
+            if batch.reopened:
+                reopened = sorted(batch.reopened)
+                cur.execute(
+                    Q["reopen_sequences"],
+                    {"executions": reopened, "last": [batch.last_seq[x] for x in reopened]},
+                )
             if batch.finished:
                 cur.execute(Q["finish_sequences"], {"executions": sorted(batch.finished)})
             with cur.copy(COPY_EVENTS) as copy:
@@ -135,6 +148,8 @@ class PostgresStore:
                             "created_at": e.created_at,
                         },
                     )
+                elif e.event_type == EventType.EXECUTION_RETRY:  # running again (noetl retry)
+                    cur.execute(Q["reopen_execution"], {"execution_id": e.execution_id})
                 elif e.event_type in FINAL_TYPES:
                     cur.execute(
                         Q["finish_execution"],
@@ -146,7 +161,17 @@ class PostgresStore:
                             "error": clean_text(e.error),
                         },
                     )
+            # Last before the commit, since other writers of this shard wait for these rows' locks.
+            stats = rollup(e for e, _ in batch.kept)
+            if stats:  # one statement per group, sent together (psycopg pipelines executemany)
+                cur.executemany(_ADD_EVENT_STATS, [(self._stats_shard, *row) for row in stats])
         return batch.refused
+
+    def event_stats(self) -> list[StatsRow]:
+        """The rollup of every stored event for /metrics (see noetl.store.event_stats)."""
+        self.flush()  # events still in the batch writer belong in the figures
+        with self._conn("reading the event statistics") as conn:
+            return stats_rows(conn.execute(_SELECT_EVENT_STATS).fetchall())
 
     def closed(self, execution_id: str) -> bool:
         return self._writer.closed(execution_id)

@@ -8,7 +8,8 @@ committed later with a smaller number, which event ids taken before commit could
 
 An execution is closed once its `execution_complete` or `execution_failed` is stored: a job still running
 for it (a cancelled execution, a worker that had not heard yet) has its later events refused, and the
-writer reports the execution as closed so that the job stops at its next event.
+writer reports the execution as closed so that the job stops at its next event. Only an
+`execution_retry` (`noetl retry`, written alone by the control plane) opens a closed execution again.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Sequenced:
     last_seq: dict[str, int] = field(default_factory=dict)  # execution -> its last seq after the batch
     finished: set[str] = field(default_factory=set)  # executions whose terminal event is in the batch
     refused: set[str] = field(default_factory=set)  # executions that had events dropped: they are closed
+    reopened: set[str] = field(default_factory=set)  # closed executions an execution_retry opened again
 
 
 def executions_of(events: Iterable[Event]) -> list[str]:
@@ -42,8 +44,12 @@ def sequence(events: Sequence[Event], last_seq: dict[str, int], closed: set[str]
     for event in events:
         execution = event.execution_id
         if execution in ended:
-            out.refused.add(execution)
-            continue
+            if event.event_type != EventType.EXECUTION_RETRY:
+                out.refused.add(execution)
+                continue
+            ended.discard(execution)
+            out.reopened.add(execution)
+            out.finished.discard(execution)
         seq = out.last_seq.get(execution, 0) + 1
         out.last_seq[execution] = seq
         out.kept.append((event, seq))

@@ -17,6 +17,7 @@ from noetl.errors import StoreError
 from noetl.store import crypto, views_sql
 from noetl.store.batching import BatchWriter
 from noetl.store.codec import COLUMNS, dumps, event_to_row, loads, row_to_event
+from noetl.store.event_stats import SUMMED, StatsRow, backfill_sql, rollup, select_sql, stats_rows, upsert_sql
 from noetl.store.ports import CatalogEntry, CredentialRecord, ExecutionRecord
 from noetl.store.sequencing import FINAL_TYPES, executions_of, sequence
 from noetl.store.views_sql import EventFilter, ExecutionFilter
@@ -28,6 +29,7 @@ _SELECT_EXECUTIONS_LIGHT = (
 )
 _LANE_COLUMNS = [views_sql.LANE_RESULT.format(result="result") if c == "result" else c for c in COLUMNS]
 _LANE_INDEX = f"CREATE INDEX IF NOT EXISTS events_lanes ON events (execution_id, seq) WHERE {views_sql.LANE_INDEX_WHERE}"
+_ADD_EVENT_STATS = upsert_sql("event_stats", "?")
 _INSERT_EVENT = f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 # allocate_event_id's counter: written at once (not batched) so every process on the file sees it.
 _COUNTERS_TABLE = (
@@ -67,6 +69,7 @@ class SQLiteStore:
             self._conn.executescript(schema)
             self._conn.execute(_COUNTERS_TABLE)
             _add_seq(self._conn)
+            _count_earlier_events(self._conn)
             self._conn.execute(_LANE_INDEX)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(
@@ -118,6 +121,13 @@ class SQLiteStore:
                             "WHERE execution_id = ?",
                             (e.status, e.created_at, dumps(e.result), e.error, e.execution_id),
                         )
+                    elif e.event_type == EventType.EXECUTION_RETRY:  # running again (noetl retry)
+                        cur.execute(
+                            "UPDATE executions SET status = 'RUNNING', finished_at = NULL, result = NULL, "
+                            "error = NULL WHERE execution_id = ?",
+                            (e.execution_id,),
+                        )
+                cur.executemany(_ADD_EVENT_STATS, rollup(e for e, _ in batch.kept))
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
@@ -126,6 +136,13 @@ class SQLiteStore:
 
     def closed(self, execution_id: str) -> bool:
         return self._writer.closed(execution_id)
+
+    def event_stats(self) -> list[StatsRow]:
+        """The rollup of every stored event for /metrics (see noetl.store.event_stats)."""
+        self.flush()  # events still in the batch writer belong in the figures
+        with self._lock:
+            rows = self._conn.execute(select_sql("event_stats")).fetchall()
+        return stats_rows(rows)
 
     def read(self, execution_id: str, after: int = 0) -> list[Event]:
         self.flush()
@@ -378,3 +395,19 @@ def _add_seq(conn: sqlite3.Connection) -> None:
             conn.execute("ROLLBACK")
             raise
     conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS events_seq ON events (execution_id, seq)")
+
+
+def _count_earlier_events(conn: sqlite3.Connection) -> None:
+    """Files written before the rollup existed: count their events once (the batch writer counts the rest)."""
+    uncounted = "SELECT NOT EXISTS (SELECT 1 FROM event_stats) AND EXISTS (SELECT 1 FROM events)"
+    if not conn.execute(uncounted).fetchone()[0]:
+        return
+    conn.execute("BEGIN IMMEDIATE")  # checked again under the lock: another process may have counted them
+    try:
+        if conn.execute(uncounted).fetchone()[0]:
+            columns = ", ".join(("event_type", "status", *SUMMED))
+            conn.execute(f"INSERT INTO event_stats ({columns}) {backfill_sql('events')}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise

@@ -159,4 +159,16 @@ def test_the_postgres_lane_index_lists_exactly_the_lane_types() -> None:
     from noetl.store.views_sql import LANE_TYPES
 
     (sql,) = [text for name, text in migrations("postgres") if name == "005_event_lanes.sql"]
-    assert re.findall(r"'([a-z_]+)'", sql) == list(LANE_TYPES)
+    lanes = sql[sql.index("CREATE INDEX IF NOT EXISTS noetl_events_lanes") : sql.index("DROP INDEX")]
+    assert re.findall(r"'([a-z_]+)'", lanes) == list(LANE_TYPES)
+
+
+def test_the_postgres_workflow_index_lists_exactly_the_types_fold_reads() -> None:
+    import re
+
+    from noetl.engine.state import WORKFLOW_TYPES
+    from noetl.store.sqlfiles import migrations
+
+    (sql,) = [text for name, text in migrations("postgres") if name == "005_event_lanes.sql"]
+    latest = sql[sql.index("CREATE INDEX noetl_events_workflow") :]
+    assert re.findall(r"'([a-z_]+)'", latest) == sorted(WORKFLOW_TYPES)

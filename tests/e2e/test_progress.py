@@ -1,7 +1,9 @@
-"""`noetl run` draws a live progress line for an iterator on a terminal, and none when piped."""
+"""`noetl run` draws a live progress line for an iterator on a terminal, and none when piped: one line per
+running iterator, fitted to the terminal's width."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from tests.helpers import cli, cli_on_terminal
@@ -52,3 +54,73 @@ def test_no_progress_when_not_a_terminal(tmp_path: Path) -> None:
     done = cli("run", str(playbook), "--db", str(tmp_path / "db"))
     assert done.returncode == 0
     assert "items/s" not in done.stderr and "\r" not in done.stderr
+
+
+TWO_AT_ONCE = """
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: two_at_once}
+workflow:
+  - step: start
+    next: [{step: alpha}, {step: beta}]
+  - step: alpha
+    type: iterator
+    collection: "{{ range(20) | list }}"
+    element: x
+    task:
+      type: python
+      data: {x: "{{ x }}"}
+      code: |
+        import time
+        def main(x):
+            time.sleep(0.04)
+            return x
+    next: [{step: end}]
+  - step: beta
+    type: iterator
+    collection: "{{ range(30) | list }}"
+    element: x
+    task:
+      type: python
+      data: {x: "{{ x }}"}
+      code: |
+        import time
+        def main(x):
+            time.sleep(0.02)
+            return x
+    next: [{step: end}]
+  - step: end
+"""
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def frames(screen: str) -> list[list[str]]:
+    """Each redraw of the display (it starts with a carriage return) as its visible lines."""
+    text = _ANSI.sub("", screen.replace("\r\n", "\n"))
+    return [[line for line in frame.split("\n") if line.strip()] for frame in text.split("\r")]
+
+
+def test_two_iterators_at_once_each_have_their_own_line(tmp_path: Path) -> None:
+    playbook = tmp_path / "two.yaml"
+    playbook.write_text(TWO_AT_ONCE)
+    code, screen = cli_on_terminal("run", str(playbook), "--db", str(tmp_path / "db"), columns=100)
+    assert code == 0, screen
+    both = [f for f in frames(screen) if [line.split()[0] for line in f] == ["alpha", "beta"]]
+    assert both, "the two iterators were never drawn together"
+    running = [f for f in both if "20/20" not in f[0] and "30/30" not in f[1]]
+    assert running, "never drawn together while both ran"
+    alpha, beta = both[-1]
+    assert "20/20" in alpha and "done=20 failed=0" in alpha
+    assert "30/30" in beta and "done=30 failed=0" in beta
+    for line in (alpha, beta):  # the rate, the time elapsed and the time left
+        assert re.search(r"[\d.]+ items/s \d+:\d\d:\d\d ETA \d\d:\d\d", line), line
+
+
+def test_the_line_fits_the_terminal(tmp_path: Path) -> None:
+    playbook = tmp_path / "progress.yaml"
+    playbook.write_text(PLAYBOOK)
+    code, screen = cli_on_terminal("run", str(playbook), "--db", str(tmp_path / "db"), columns=60)
+    assert code == 0, screen
+    drawn = [line for frame in frames(screen) for line in frame if "/30" in line]
+    assert len(drawn) >= 2 and all(len(line.rstrip()) <= 60 for line in drawn), drawn
+    assert "30/30" in drawn[-1] and "done=27 failed=3" in drawn[-1]

@@ -51,6 +51,9 @@ workflow:
 """
 
 
+YAML = {"Content-Type": "application/x-yaml"}
+
+
 def wait_for_end(api: httpx.Client, execution_id: str, timeout: float = 60) -> list[dict[str, Any]]:
     """Poll the events endpoint with after= until the execution's final event; returns every event."""
     seen: list[dict[str, Any]] = []
@@ -111,14 +114,16 @@ def test_registering_twice_gives_versions_1_and_2_and_both_stay_readable(api: ht
 
 def test_an_invalid_playbook_is_refused_with_every_problem_and_its_line(api: httpx.Client) -> None:
     bad_yaml = api.post(
-        "/api/catalog/register", content="apiVersion: noetl.io/v1\nkind: Playbook: x\nmetadata: {name: a}\n"
+        "/api/catalog/register",
+        content="apiVersion: noetl.io/v1\nkind: Playbook: x\nmetadata: {name: a}\n",
+        headers=YAML,
     )
     assert bad_yaml.status_code == 422
     assert bad_yaml.json()["problems"][0]["line"] == 2
     assert "YAML" in bad_yaml.json()["problems"][0]["message"]
 
     broken = TINY.replace("      - step: end\n  - step: end", "      - step: nowhere\n  - step: end")
-    invalid = api.post("/api/catalog/register", content=broken)
+    invalid = api.post("/api/catalog/register", content=broken, headers=YAML)
     assert invalid.status_code == 422
     body = invalid.json()
     assert body["error"].startswith("the playbook is not valid")
@@ -126,7 +131,7 @@ def test_an_invalid_playbook_is_refused_with_every_problem_and_its_line(api: htt
     assert problem["step"] == "square" and "nowhere" in problem["message"]
     assert problem["line"] == broken.splitlines().index("      - step: nowhere") + 1
 
-    assert api.post("/api/catalog/register", content=" \n").status_code == 400
+    assert api.post("/api/catalog/register", content=" \n", headers=YAML).status_code == 400
     assert api.post("/api/catalog/register", json={"yaml": TINY}).status_code == 400
     assert api.get("/api/catalog").json() == []  # nothing invalid was stored
 

@@ -156,3 +156,17 @@ def _first_execution(url: str, timeout: float = 20) -> str:
             return str(found[0]["execution_id"])
         time.sleep(0.1)
     raise AssertionError("the local run did not start")
+
+
+def test_children_are_listed_under_their_parent(page: Page, ui_server: UiServer, ui_db: str) -> None:
+    parent = run_local(REPO / "examples" / "subplaybook" / "parent.yaml", ui_db)
+    server = ui_server(ui_db)
+    [child] = httpx.get(f"{server.url}/api/views/executions", params={"parent": parent}).json()["executions"]
+    page.goto(f"{server.url}/")
+    expect(page.locator("#executions-body tr")).to_have_count(1)  # roots only: the child is under its parent
+    page.locator(f"tr[data-execution='{parent}'] button").click()
+    row = page.locator(f"tr.child[data-execution='{child['execution_id']}']")
+    expect(row).to_be_visible()
+    expect(row).to_contain_text("examples/subplaybook/child")
+    row.get_by_role("link", name="examples/subplaybook/child").click()
+    expect(page.locator("#execution-header")).to_contain_text("parent execution")

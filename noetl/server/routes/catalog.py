@@ -1,4 +1,4 @@
-"""Catalog routes: register a playbook (validated first), list, get by path and version."""
+"""Catalog routes: register a playbook (validated first), list, get by path and version, versions, diff."""
 
 from __future__ import annotations
 
@@ -6,14 +6,18 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from noetl.dsl import parse_playbook
 from noetl.server import schemas
 from noetl.server.errors import ApiError, not_found
 from noetl.server.routes import deps
+from noetl.server.textdiff import diff_lines
 
-router = APIRouter(prefix="/api/catalog", tags=["catalog"])
+# No prefix: `/api/catalog/{path:path}` takes every name below /api/catalog/ (paths hold slashes), so the
+# versions and the diff live beside it, taking the path as a query parameter.
+router = APIRouter(tags=["catalog"])
 Store = Annotated[Any, Depends(deps.store)]
 MAX_PLAYBOOK_BYTES = 2_000_000
 
@@ -32,7 +36,7 @@ _YAML_BODY = {
 
 
 @router.post(
-    "/register",
+    "/api/catalog/register",
     status_code=201,
     response_model=schemas.Registered,
     openapi_extra=_YAML_BODY,
@@ -71,7 +75,7 @@ def _content(body: bytes, content_type: str) -> str:
     return text
 
 
-@router.get("", response_model=list[schemas.CatalogItem])
+@router.get("/api/catalog", response_model=list[schemas.CatalogItem])
 def list_playbooks(store: Store) -> list[schemas.CatalogItem]:
     """Every registered path with its latest version."""
     return [
@@ -80,7 +84,79 @@ def list_playbooks(store: Store) -> list[schemas.CatalogItem]:
     ]
 
 
-@router.get("/{path:path}", response_model=schemas.CatalogPlaybook)
+class CatalogVersion(BaseModel):
+    version: int
+    name: str
+    created_at: str
+
+
+class CatalogVersions(BaseModel):
+    path: str
+    versions: list[CatalogVersion] = Field(description="Newest first")
+
+
+class DiffLine(BaseModel):
+    op: str = Field(description="hunk (an @@ header), ctx (unchanged), del (only in a) or add (only in b)")
+    text: str
+    a_line: int | None = Field(description="The line in version a (a hunk's first line); none for add")
+    b_line: int | None = Field(description="The line in version b (a hunk's first line); none for del")
+
+
+class CatalogDiff(BaseModel):
+    path: str
+    a: int
+    b: int
+    added: int
+    removed: int
+    lines: list[DiffLine] = Field(description="A unified diff, line by line; empty when a and b are equal")
+
+
+PathQuery = Annotated[str, Query(min_length=1, description="Catalog path of the playbook")]
+
+
+@router.get("/api/catalog-versions", response_model=CatalogVersions)
+def versions(store: Store, path: PathQuery) -> CatalogVersions:
+    """Every version of a playbook, newest first (without their YAML)."""
+    latest = store.get_playbook(path)
+    if latest is None:
+        raise not_found(f"playbook {path!r}", "GET /api/catalog lists what is registered")
+    # The catalog port reads one version at a time; versions of a path are numbered 1, 2, ... with no gaps.
+    entries = [latest] + [store.get_playbook(path, v) for v in range(latest.version - 1, 0, -1)]
+    return CatalogVersions(
+        path=path,
+        versions=[
+            CatalogVersion(version=e.version, name=e.name, created_at=e.created_at) for e in entries if e
+        ],
+    )
+
+
+@router.get("/api/catalog-diff", response_model=CatalogDiff)
+def diff(
+    store: Store,
+    path: PathQuery,
+    a: Annotated[int, Query(ge=1, description="The older version")],
+    b: Annotated[int, Query(ge=1, description="The newer version")],
+    context: Annotated[int, Query(ge=0, le=1000, description="Unchanged lines around each change")] = 3,
+) -> CatalogDiff:
+    """What changed in a playbook's YAML from version `a` to version `b`."""
+    texts = []
+    for version in (a, b):
+        entry = store.get_playbook(path, version)
+        if entry is None:
+            raise not_found(f"playbook {path!r} version {version}", f"GET /api/catalog-versions?path={path}")
+        texts.append(entry.content)
+    lines = diff_lines(texts[0], texts[1], context)
+    return CatalogDiff(
+        path=path,
+        a=a,
+        b=b,
+        added=sum(line["op"] == "add" for line in lines),
+        removed=sum(line["op"] == "del" for line in lines),
+        lines=[DiffLine(**line) for line in lines],
+    )
+
+
+@router.get("/api/catalog/{path:path}", response_model=schemas.CatalogPlaybook)
 def get_playbook(
     path: str,
     store: Store,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
 
+from noetl.dsl.references import credential_names
 from noetl.server import schemas
 from noetl.server.errors import ApiError, not_found
 from noetl.server.routes import deps
@@ -22,10 +24,43 @@ def create(body: schemas.CredentialIn, store: Store) -> schemas.CredentialSaved:
     return schemas.CredentialSaved(name=body.name, type=body.type, fields=len(body.data))
 
 
-@router.get("", response_model=list[schemas.CredentialInfo])
-def list_credentials(store: Store) -> list[schemas.CredentialInfo]:
-    """Names and types, never values."""
-    return [schemas.CredentialInfo(name=name, type=kind) for name, kind in store.list_credentials()]
+class PlaybookRef(BaseModel):
+    path: str
+    version: int = Field(description="The latest version, the one that names the credential")
+
+
+class CredentialListed(schemas.CredentialInfo):
+    used_by: list[PlaybookRef] | None = Field(
+        None, description="With ?used_by=true: the catalog playbooks whose latest version names it"
+    )
+
+
+@router.get("", response_model=list[CredentialListed], response_model_exclude_none=True)
+def list_credentials(
+    store: Store,
+    used_by: Annotated[
+        bool, Query(description="Also list the catalog playbooks that use each (reads every playbook)")
+    ] = False,
+) -> list[CredentialListed]:
+    """Names and types, never values; with `?used_by=true`, the catalog playbooks that use each."""
+    # Opt-in: answering it reads and parses the latest version of every catalog playbook.
+    users = _users(store) if used_by else {}
+    return [
+        CredentialListed(name=name, type=kind, used_by=users.get(name, []) if used_by else None)
+        for name, kind in store.list_credentials()
+    ]
+
+
+def _users(store: Any) -> dict[str, list[PlaybookRef]]:
+    """credential name -> the playbooks whose latest version names it (auth specs, secrets steps)."""
+    users: dict[str, list[PlaybookRef]] = {}
+    for listed in store.list_playbooks():
+        entry = store.get_playbook(listed.path)  # the list holds no YAML
+        if entry is None:
+            continue
+        for name in sorted(credential_names(entry.content)):
+            users.setdefault(name, []).append(PlaybookRef(path=entry.path, version=entry.version))
+    return users
 
 
 @router.get(

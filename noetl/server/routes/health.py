@@ -45,5 +45,5 @@ def health(request: Request, store: Store) -> Any:
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
 )
 def prometheus(store: Store) -> Response:
-    """Counters and histograms built from the event log, and the queue's depth on PostgreSQL."""
+    """Counters and histograms of the stored events (read from their rollup), and the queue on PostgreSQL."""
     return Response(metrics.render(store), media_type=metrics.CONTENT_TYPE)

@@ -90,7 +90,7 @@ export function link(path, params) {
 export function seconds(value) {
   if (value === null || value === undefined || Number.isNaN(value)) return "–";
   if (value === 0) return "0 s";
-  if (value < 0.001) return `${(value * 1e6).toFixed(0)} µs`;
+  if (value < 0.0009995) return `${(value * 1e6).toFixed(0)} µs`;
   if (value < 1) return `${(value * 1000).toFixed(value < 0.01 ? 2 : 0)} ms`;
   if (value < 60) return `${value.toFixed(value < 10 ? 2 : 1)} s`;
   const m = Math.floor(value / 60), sec = Math.round(value % 60);

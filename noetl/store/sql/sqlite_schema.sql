@@ -58,3 +58,31 @@ CREATE TABLE IF NOT EXISTS sealed_values (
     data         BLOB NOT NULL,  -- Fernet token of {"value": ...}
     PRIMARY KEY (execution_id, name)
 );
+
+-- A rollup of the events for /metrics (noetl.store.event_stats): per event type and status, how many, how
+-- many had a duration, their sum, and le_N: the durations in (BUCKETS[N-1], BUCKETS[N]], not cumulative.
+-- The batch writer adds each batch's figures in the batch's transaction.
+CREATE TABLE IF NOT EXISTS event_stats (
+    event_type   TEXT    NOT NULL,
+    status       TEXT    NOT NULL,
+    events       INTEGER NOT NULL DEFAULT 0,
+    timed        INTEGER NOT NULL DEFAULT 0,
+    duration_sum REAL    NOT NULL DEFAULT 0,
+    le_0         INTEGER NOT NULL DEFAULT 0,
+    le_1         INTEGER NOT NULL DEFAULT 0,
+    le_2         INTEGER NOT NULL DEFAULT 0,
+    le_3         INTEGER NOT NULL DEFAULT 0,
+    le_4         INTEGER NOT NULL DEFAULT 0,
+    le_5         INTEGER NOT NULL DEFAULT 0,
+    le_6         INTEGER NOT NULL DEFAULT 0,
+    le_7         INTEGER NOT NULL DEFAULT 0,
+    le_8         INTEGER NOT NULL DEFAULT 0,
+    le_9         INTEGER NOT NULL DEFAULT 0,
+    le_10        INTEGER NOT NULL DEFAULT 0,
+    le_11        INTEGER NOT NULL DEFAULT 0,
+    le_12        INTEGER NOT NULL DEFAULT 0,
+    le_13        INTEGER NOT NULL DEFAULT 0,
+    le_14        INTEGER NOT NULL DEFAULT 0,
+    le_15        INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (event_type, status)
+);

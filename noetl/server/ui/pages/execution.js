@@ -194,6 +194,7 @@ function iteratorPanel(v, it) {
       it.queued !== null ? count("queued", it.queued, "queued") : null,
       it.skipped ? count("skipped", it.skipped, "skipped") : null,
       h("span", { class: "count total", "data-count": "total" }, "of ", h("span", { class: "n" }, number(it.count)), " items"),
+      it.kept ? h("span", { class: "count kept muted", "data-count": "kept" }, `(${number(it.kept)} of ${number(it.total)} kept from an earlier run)`) : null,
     ),
     h(
       "div",
@@ -237,8 +238,28 @@ function iteratorPanel(v, it) {
       h("h3", {}, "Slowest items"),
       it.slowest.length ? h("div", { class: "itemlist" }, it.slowest.map((sl) => itemLink(sl.index, `#${sl.index} ${seconds(sl.duration)}`))) : h("span", { class: "muted" }, "–"),
     ),
-    gotoForm,
+    h("div", { class: "actions" }, gotoForm, retryButton(v, it)),
   );
+}
+
+// Run the failed items again (noetl retry): only once the execution has ended, and the step's latest
+// run of its iterator had failures.
+function retryButton(v, it) {
+  if (v.finished === null || !it.failures_total || it.status === "RUNNING") return null;
+  const message = h("span", { class: "message" });
+  const button = h("button", { class: "primary", id: `retry-${it.step}`, type: "button" }, `Retry ${number(it.failures_total)} failed item${it.failures_total === 1 ? "" : "s"}`);
+  button.addEventListener("click", async () => {
+    if (!confirm(`Run the ${it.failures_total} failed items of ${it.step} again? The items that succeeded keep their results; the steps after it run again.`)) return;
+    button.disabled = true;
+    try {
+      await api(`/api/executions/${encodeURIComponent(v.execution_id)}/retry`, { method: "POST", body: { step: it.step } });
+      window.dispatchEvent(new HashChangeEvent("hashchange")); // draw the page again: it follows the new run
+    } catch (error) {
+      button.disabled = false;
+      message.replaceChildren(errorBox(error));
+    }
+  });
+  return h("span", {}, button, message);
 }
 
 function histogram(hist) {

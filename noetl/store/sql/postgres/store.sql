@@ -40,6 +40,16 @@ RETURNING execution_id, last_seq, finished;
 -- name: finish_sequences
 UPDATE noetl_event_sequences SET finished = true WHERE execution_id = ANY(%(executions)s::text[]);
 
+-- name: reopen_sequences
+-- An execution_retry opened a finished execution again: its events are taken again, numbered on.
+UPDATE noetl_event_sequences AS c SET finished = false, last_seq = t.last
+FROM unnest(%(executions)s::text[], %(last)s::bigint[]) AS t(x, last)
+WHERE c.execution_id = t.x;
+
+-- name: reopen_execution
+UPDATE noetl_executions SET status = 'RUNNING', finished_at = NULL, result = NULL, error = NULL
+WHERE execution_id = %(execution_id)s;
+
 -- name: list_executions
 SELECT execution_id, playbook_path, status, created_at, finished_at, parent_execution_id, result::text, error
 FROM noetl_executions ORDER BY created_at DESC LIMIT %(limit)s;

@@ -1,0 +1,90 @@
+"""A rollup of the event log for /metrics: per event type and status, how many events, and a histogram of
+their durations. Both stores add a batch's figures in the transaction that writes the batch, one row per
+(event type, status) of the batch, so a scrape reads a few dozen rows instead of the whole log, and every
+writer (workers on other hosts too) is counted.
+
+The table (`event_stats` in SQLite, `noetl_event_stats` in PostgreSQL, migration 006) holds, per row,
+`events`, `timed` (those with a duration), `duration_sum` and `le_0`..`le_15`: the durations that fall
+in (BUCKETS[i-1], BUCKETS[i]], not cumulative, so an event adds to one bucket; `stats_rows` turns them
+into the cumulative counts of a Prometheus histogram.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from noetl.engine.events import Event
+
+# Seconds; the documented buckets of every noetl_*_duration_seconds histogram (5 ms to 1 h).
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
+BUCKET_COLUMNS = tuple(f"le_{i}" for i in range(len(BUCKETS)))
+SUMMED = ("events", "timed", "duration_sum", *BUCKET_COLUMNS)
+_N = len(BUCKETS)
+
+# (event_type, status, events, timed, duration_sum, then per bound the count of durations <= it)
+StatsRow = tuple[Any, ...]
+
+
+def rollup(events: Iterable[Event]) -> list[tuple[Any, ...]]:
+    """(event_type, status, *SUMMED) per group of the batch, in sorted order (writers that share rows lock
+    them in the same order, so two batches cannot deadlock)."""
+    groups: dict[tuple[str, Any], list[Any]] = {}
+    for e in events:
+        acc = groups.get((e.event_type, e.status))
+        if acc is None:
+            acc = groups[(e.event_type, e.status)] = [0, 0, 0.0] + [0] * _N
+        acc[0] += 1
+        d = e.duration
+        if d is not None and d == d:  # a NaN would poison the sum forever
+            acc[1] += 1
+            acc[2] += d
+            i = bisect_left(BUCKETS, d)  # the first bound >= d; past the last one only +Inf counts it
+            if i < _N:
+                acc[3 + i] += 1
+    return [(t, s, *acc) for (t, s), acc in sorted(groups.items())]
+
+
+def upsert_sql(table: str, placeholder: str, key: Sequence[str] = ("event_type", "status")) -> str:
+    """The statement that adds one rollup row (key columns, then SUMMED) to `table`."""
+    columns = (*key, *SUMMED)
+    return (
+        f"INSERT INTO {table} AS s ({', '.join(columns)}) VALUES ({', '.join([placeholder] * len(columns))}) "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
+        + ", ".join(f"{c} = s.{c} + excluded.{c}" for c in SUMMED)
+    )
+
+
+def select_sql(table: str) -> str:
+    """The whole rollup, summed over any extra key columns (PostgreSQL's shards)."""
+    return (
+        f"SELECT event_type, status, {', '.join(f'SUM({c})' for c in SUMMED)} FROM {table} "
+        "GROUP BY event_type, status ORDER BY event_type, status"
+    )
+
+
+def backfill_sql(events_table: str) -> str:
+    """The rollup computed from the log itself: for a store that had events before the rollup existed."""
+    above = ["", *(f"duration > {lo} AND " for lo in BUCKETS[:-1])]
+    bounds = [
+        f"SUM(CASE WHEN {gt}duration <= {hi} THEN 1 ELSE 0 END)"
+        for gt, hi in zip(above, BUCKETS, strict=True)
+    ]
+    return (
+        "SELECT event_type, status, COUNT(*), COUNT(duration), COALESCE(SUM(duration), 0), "
+        + ", ".join(bounds)
+        + f" FROM {events_table} GROUP BY event_type, status"
+    )
+
+
+def stats_rows(rows: Iterable[Sequence[Any]]) -> list[StatsRow]:
+    """Rows of select_sql as (event_type, status, events, timed, duration_sum, cumulative buckets...)."""
+    out: list[StatsRow] = []
+    for event_type, status, events, timed, total, *buckets in rows:
+        running, cumulative = 0, []
+        for n in buckets:
+            running += int(n or 0)
+            cumulative.append(running)
+        out.append((event_type, status, int(events), int(timed), float(total or 0), *cumulative))
+    return out

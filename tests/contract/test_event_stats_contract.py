@@ -1,0 +1,120 @@
+"""The event rollup behind /metrics (noetl.store.event_stats) says what a grouped query over the whole log
+says, on both stores: kept by every batch, by several writers at once, and counted once for a store that
+had events before the rollup existed."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import pytest
+
+from noetl.engine.events import Event
+from noetl.engine.events import EventType as T
+from noetl.store import event_stats
+from noetl.store.event_stats import backfill_sql, rollup, stats_rows
+from noetl.store.sqlfiles import migrations
+from tests.contract.backends import Backend
+
+
+def events(execution_id: str, items: int, duration: float = 0.004) -> list[Event]:
+    """An iterator-shaped execution: items with durations spread over several buckets, then its end."""
+    out = [Event(execution_id=execution_id, event_id=1, event_type=T.EXECUTION_START, node_name="x")]
+    for i in range(items):
+        common: dict[str, Any] = {"execution_id": execution_id, "node_name": "loop", "current_index": i}
+        out.append(Event(event_id=2 + 2 * i, event_type=T.ITERATION_STARTED, **common))
+        kind = T.ITERATION_FAILED if i % 5 == 4 else T.ITERATION_COMPLETED
+        out.append(Event(event_id=3 + 2 * i, event_type=kind, duration=duration * (i % 13) * 7, **common))
+    end = Event(
+        execution_id=execution_id, event_id=2 + 2 * items, event_type=T.EXECUTION_COMPLETE, duration=9.5
+    )
+    return [*out, end]
+
+
+def scanned(backend: Backend, store: Any) -> list[tuple[Any, ...]]:
+    """What the grouped query over the events table says (the query every scrape ran before)."""
+    if backend.name == "postgres":
+        with store.connection() as conn:
+            rows = conn.execute(backfill_sql("noetl_events") + " ORDER BY event_type, status").fetchall()
+    else:
+        with sqlite3.connect(backend.url) as conn:
+            rows = conn.execute(backfill_sql("events") + " ORDER BY event_type, status").fetchall()
+        conn.close()
+    return stats_rows(rows)
+
+
+def same(a: list[tuple[Any, ...]], b: list[tuple[Any, ...]]) -> None:
+    assert [(*r[:4], *r[5:]) for r in a] == [(*r[:4], *r[5:]) for r in b]
+    assert [r[4] for r in a] == pytest.approx([r[4] for r in b])  # sums of floats, added in another order
+
+
+def test_the_rollup_says_what_the_log_says(backend: Backend) -> None:
+    store: Any = backend.open()
+    for n in range(3):  # several batches, several executions
+        store.append(events(f"x{n}", 40 + n))
+        store.flush()
+    rows = store.event_stats()
+    same(rows, scanned(backend, store))
+    by_group = {(r[0], r[1]): r for r in rows}
+    assert by_group[(T.ITERATION_STARTED, "RUNNING")][2] == 40 + 41 + 42
+    assert by_group[(T.EXECUTION_COMPLETE, "COMPLETED")][2:4] == (3, 3)
+    assert by_group[(T.EXECUTION_COMPLETE, "COMPLETED")][-1] == 3  # 9.5 s: in the buckets from 10 s up
+    assert by_group[(T.EXECUTION_COMPLETE, "COMPLETED")][5 + 9] == 0
+
+
+def test_refused_events_are_not_counted(backend: Backend) -> None:
+    store: Any = backend.open()
+    store.append(events("x", 3))
+    store.flush()
+    store.append([Event(execution_id="x", event_id=99, event_type=T.STEP_STARTED, node_name="late")])
+    store.flush()  # after the end: refused, so not in the log and not in the figures
+    rows = store.event_stats()
+    assert (T.STEP_STARTED, "RUNNING") not in {(r[0], r[1]) for r in rows}
+    same(rows, scanned(backend, store))
+
+
+def test_writers_of_two_stores_add_up(backend: Backend) -> None:
+    first: Any = backend.open()
+    second: Any = backend.open()  # another process, another host: its own batch writer (its own shard)
+    for n in range(4):
+        (first if n % 2 else second).append(events(f"x{n}", 25))
+    first.flush()
+    second.flush()
+    same(first.event_stats(), scanned(backend, first))
+    assert first.event_stats() == second.event_stats()
+
+
+def test_events_stored_before_the_rollup_are_counted_once(backend: Backend) -> None:
+    store: Any = backend.open()
+    store.append(events("x", 30))
+    store.flush()
+    before = store.event_stats()
+    store.close()
+    if backend.name == "postgres":  # the store as it was before migration 006
+        import psycopg
+
+        with psycopg.connect(backend.url, autocommit=True) as conn:
+            conn.execute("DROP TABLE noetl_event_stats")
+            conn.execute("DELETE FROM noetl_schema_migrations WHERE name = '006_event_stats.sql'")
+    else:
+        with sqlite3.connect(backend.url) as conn:
+            conn.execute("DROP TABLE event_stats")
+        conn.close()
+    again: Any = backend.open()  # migrates / creates the table, and counts what the log holds
+    same(again.event_stats(), before)
+    again.close()
+    third: Any = backend.open()  # and only once
+    same(third.event_stats(), before)
+
+
+def test_a_batch_adds_one_row_per_event_type_and_status() -> None:
+    rows = rollup(events("x", 100))
+    assert [(r[0], r[1]) for r in rows] == sorted({(e.event_type, e.status) for e in events("x", 100)})
+    assert sum(r[2] for r in rows) == len(events("x", 100))
+
+
+def test_the_postgres_migration_counts_old_events_as_the_code_does() -> None:
+    (sql,) = [text for name, text in migrations("postgres") if name == "006_event_stats.sql"]
+    assert backfill_sql("noetl_events") in " ".join(sql.split())
+    for column in event_stats.BUCKET_COLUMNS:
+        assert f"{column} " in sql
