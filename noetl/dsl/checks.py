@@ -84,14 +84,16 @@ def check_graph(steps: list[Step], workbook: dict[str, Task], n: Normalizer, lin
                 hint = suggest(t.step, names) or f"; the steps are {', '.join(sorted(names))}"
                 n.problems.append(
                     Problem(
-                        f"`next` goes to {t.step!r}, which is not a step{hint}",
+                        f"`{'on_failure' if t.kind == 'failure' else 'next'}` goes to {t.step!r}, which is "
+                        f"not a step{hint}",
                         n.source,
                         t.line or step.line,
                         step.name,
                     )
                 )
             if t.when and is_template(t.when) and check_syntax(t.when) is None:
-                unknown = sorted(root_names(t.when) - allowed - own)
+                failure_names = {"error"} if t.kind == "failure" else set()  # on_failure: the message
+                unknown = sorted(root_names(t.when) - allowed - own - failure_names)
                 if unknown:
                     n.problems.append(
                         Problem(

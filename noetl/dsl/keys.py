@@ -16,6 +16,7 @@ STEP_COMMON_KEYS: Final = frozenset(
         "description",
         "type",
         "next",
+        "on_failure",
         "save",
         "retry",
         "auth",

@@ -62,7 +62,8 @@ class SaveSpec:
 
 @dataclass(frozen=True)
 class Transition:
-    """One way out of a step. kind: 'when' (conditional), 'always' (unconditional) or 'else'.
+    """One way out of a step. kind: 'when' (conditional), 'always' (unconditional), 'else', or
+    'failure' (from `on_failure:`: taken when the step fails for good, if its `when`, when given, holds).
 
     `line` is where the target is named; `when_line` where its condition is written.
     """

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import base64
 import binascii
+from dataclasses import replace
 from typing import Any
 
 from noetl.dsl import keys, parts
@@ -90,7 +91,7 @@ class Normalizer:
         return Step(
             name=name,
             task=task,
-            next=self.transitions(raw.get("next"), raw, name),
+            next=self.transitions(raw.get("next"), raw, name) + self._on_failure(raw, name),
             desc=raw.get("desc") or raw.get("description"),
             result=raw.get("result"),
             assertions=parts.assertions(self, raw.get("assert"), raw, name),
@@ -517,6 +518,15 @@ class Normalizer:
         if when is None:
             return [Transition(target, "always", None, data, line)]
         return [Transition(target, "when", str(when), data, line, when_line)]
+
+    def _on_failure(self, raw: dict[str, Any], step: str) -> tuple[Transition, ...]:
+        """`on_failure:` (the same items as `next`): where the workflow goes when the step fails for good,
+        instead of failing the execution; `error` (the message) is a name in their `when` and `data`."""
+        routes = self.transitions(raw.get("on_failure"), raw, step, "on_failure")
+        for t in routes:
+            if t.kind == "else":
+                self.report("`else` has no meaning in `on_failure`; use `when`", raw, "on_failure", step=step)
+        return tuple(replace(t, kind="failure", when=t.when if t.kind == "when" else None) for t in routes)
 
     def _then_else(
         self, item: dict[str, Any], when: Any, when_line: int | None, data: Any, step: str

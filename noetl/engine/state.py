@@ -121,6 +121,10 @@ def _step_completed(state: ExecutionState, e: Event) -> None:
 def _step_failed(state: ExecutionState, e: Event) -> None:
     s = state.step(e.node_name or "")
     s.status, s.error = FAILED, e.error
+    if e.meta.get("handled"):  # its `on: failure` transitions were taken: the workflow goes on
+        for taken in e.meta.get("next", []):
+            state.triggers.setdefault(taken["step"], []).append(taken.get("data"))
+        return
     if state.failed_step is None:
         state.failed_step, state.error = s.name, e.error
 

@@ -1,4 +1,5 @@
-"""Choose a finished step's transitions: every truthy `when`; if none, the unconditional ones and `else`."""
+"""Choose a finished step's transitions: every truthy `when`; if none, the unconditional ones and `else`.
+A step that failed for good takes its `on: failure` transitions whose `when` (if any) holds."""
 
 from __future__ import annotations
 
@@ -36,3 +37,15 @@ def _payload(data: Any, scope: Mapping[str, Any], where: str) -> Any:
     if not isinstance(data, dict):
         return render(data, scope, where=where)
     return {key: render(value, scope, where=f"{where}.{key}") for key, value in data.items()}
+
+
+def on_failure(step: Step, scope: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The `on: failure` transitions a failed step takes; `scope` binds `error` (and `result`, if any)."""
+    where = f"step '{step.name}' next on failure"
+    taken = [
+        t
+        for t in step.next
+        if t.kind == "failure"
+        and (t.when is None or truthy(render(t.when, scope, where=f"{where} to '{t.step}' when")))
+    ]
+    return _targets(step, taken, scope)

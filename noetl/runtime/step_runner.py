@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -87,7 +87,8 @@ class StepRunner:
         except Awaiting:
             return  # the work goes on in other jobs (chunks, a child execution); a join job finishes it
         except Exception as exc:
-            self._fail(step, cmd, exc, t0, started_at, step_event_id, action_started.event_id, base)
+            scope = prepared[2] if prepared else snap.scope
+            self._fail(step, cmd, exc, t0, started_at, step_event_id, action_started.event_id, base, scope)
             return
         self._complete(step, cmd, prepared, result, t0, started_at, step_event_id, action_started.event_id)
 
@@ -111,7 +112,8 @@ class StepRunner:
                 raise problem or AssertionError("unreachable: no inputs and no problem")
             result = self._attempt(step, cmd, prepared, action_event_id, finish)
         except Exception as exc:
-            self._fail(step, cmd, exc, t0, snap.started_at, snap.step_event_id, action_event_id, base)
+            scope = prepared[2] if prepared else snap.scope
+            self._fail(step, cmd, exc, t0, snap.started_at, snap.step_event_id, action_event_id, base, scope)
             return
         self._complete(step, cmd, prepared, result, t0, snap.started_at, snap.step_event_id, action_event_id)
 
@@ -159,7 +161,7 @@ class StepRunner:
                 **base,
             )
         except Exception as exc:
-            self._fail(step, cmd, exc, t0, started_at, step_event_id, action_event_id, base)
+            self._fail(step, cmd, exc, t0, started_at, step_event_id, action_event_id, base, prepared[2])
 
     def _prepare(self, step: Step, snap: StepSnapshot) -> tuple[Prepared | None, Exception | None]:
         """The step's rendered inputs, config and scope, or the error that rendering them raised.
@@ -293,6 +295,7 @@ class StepRunner:
         step_event_id: int | None,
         action_event_id: int,
         base: dict[str, Any],
+        scope: Mapping[str, Any] | None = None,
     ) -> None:
         sink = self.services.sink
         message = str(exc) or type(exc).__name__
@@ -334,15 +337,30 @@ class StepRunner:
                 **base,
             )
             return
+        failed_meta: dict[str, Any] = {**meta, "reason": decision.reason}
+        failed_meta.update(self._failure_routes(step, scope, message, getattr(exc, "result", None)))
         sink.new(
             T.STEP_FAILED,
             attempt=cmd.attempt,
             duration=seconds_since(started_at),
             error=message,
             parent_event_id=step_event_id,
-            meta={**meta, "reason": decision.reason},
+            meta=failed_meta,
             **base,
         )
+
+    def _failure_routes(
+        self, step: Step, scope: Mapping[str, Any] | None, message: str, result: Any
+    ) -> dict[str, Any]:
+        """The `on: failure` transitions this failed step takes ({"handled", "next"}), or nothing: the
+        execution then fails. `error` is the message in their `when` and `data`."""
+        if not any(t.kind == "failure" for t in step.next):
+            return {}
+        try:
+            chosen = transitions.on_failure(step, {**(scope or {}), "error": message, "result": result})
+        except NoetlError as routing_error:  # the route itself is broken: fail, and say why
+            return {"routing_error": str(routing_error)}
+        return {"handled": True, "next": chosen} if chosen else {}
 
 
 def _shown(prepared: Prepared) -> dict[str, Any]:

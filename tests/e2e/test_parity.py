@@ -275,6 +275,7 @@ EXAMPLE_CASES = [
     ),
     Case("examples/actionable/start_end_actions.yaml"),
     Case("examples/retry/flaky_retry.yaml"),
+    Case("examples/failure/on_failure.yaml"),
     Case("examples/subplaybook/parent.yaml", name="subplaybook-parent"),
     Case("examples/subplaybook/child.yaml", name="subplaybook-child"),
     Case("examples/duckdb/duckdb_step.yaml"),

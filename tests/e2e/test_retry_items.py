@@ -246,6 +246,13 @@ def _on_workers(
         finally:
             workers.stop_all()
     _check_retried(events, record["result"])
+    # The web UI's view of it, summed up by a server on PostgreSQL.
+    with running_server(dsn, tmp_path) as server, server.client() as api:
+        view = api.get(f"/api/views/executions/{execution_id}").json()
+    fetch = view["iterators"]["fetch"]
+    assert (fetch["done"], fetch["failed"], fetch["kept"], fetch["total"]) == (5, 0, ITEMS - 5, ITEMS)
+    [lane] = [lane for lane in view["lanes"] if lane["step"] == "fetch"]
+    assert len(lane["runs"]) == 2 and view["status"] == "COMPLETED" and view["headline"] is None
     return _per_item(events), events
 
 
@@ -309,3 +316,65 @@ def test_a_running_execution_cannot_be_retried(tmp_path: Path) -> None:
             store.close()
     finally:
         proc.wait(timeout=60)
+
+
+def test_a_retry_killed_midway_resumes_and_saves_each_row_once(pg_dsn: str, tmp_path: Path) -> None:
+    """A crash during the retried run: `noetl run --resume` finishes it; the kept items stay kept."""
+    import os
+    import signal
+    import time
+
+    state = Stub()
+    slow = set(range(0, ITEMS, 4))  # 50 items fail once; the second time they answer slowly
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            n = int(self.path.rsplit("/", 1)[-1])
+            with state.lock:
+                state.seen[n] += 1
+                first = state.seen[n] == 1
+            if n in slow and not first:
+                time.sleep(0.1)
+            ok = not (first and n in slow)
+            body = json.dumps({"value": f"v{n}"} if ok else {"error": "try again"}).encode()
+            self.send_response(200 if ok else 500)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    db = str(tmp_path / "noetl.db")
+    fields = json.dumps(pg_fields(pg_dsn))
+    _cli("credential", "add", "pg_local", "--type", "postgres", "--data", fields, db=db, cwd=tmp_path)
+    playbook = tmp_path / "flaky_fetch.yaml"
+    playbook.write_text(PLAYBOOK.replace("concurrency: 4", "concurrency: 2"))
+    with serve(Handler) as url:
+        payload = json.dumps({"base": url})
+        first = _cli("run", str(playbook), "--payload", payload, "--json", "--quiet", db=db, cwd=tmp_path)
+        execution_id = json.loads(first.stdout)["execution_id"]
+        env = {"NOETL_SECRET_KEY": SECRET_KEY, "PATH": "/usr/bin:/bin"}
+        args = [sys.executable, "-m", "noetl.cli", "retry", execution_id, "--db", db, "--quiet"]
+        proc = subprocess.Popen(
+            args, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and sum(1 for n in slow if state.seen[n] > 1) < 10:
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        asked_before = sum(state.seen.values())
+        assert asked_before < ITEMS + len(slow), "the retry ended before it could be killed"
+        resumed = _cli(
+            "run", str(playbook), "--resume", execution_id, "--json", "--quiet", db=db, cwd=tmp_path
+        )
+        assert resumed.returncode == 0, resumed.stderr
+        outcome = json.loads(resumed.stdout)
+    assert outcome["status"] == "COMPLETED" and outcome["result"] == {"results": ITEMS, "failed": 0}
+    assert _rows(pg_dsn) == [(n, f"v{n}") for n in range(ITEMS)]  # one row each, whoever wrote it
+    # Nothing that had succeeded before the retry was asked again; at most the items in flight at the
+    # kill (2, the concurrency) were asked a third time.
+    assert all(state.seen[n] == 1 for n in range(ITEMS) if n not in slow)
+    assert ITEMS + len(slow) <= sum(state.seen.values()) <= ITEMS + len(slow) + 2
