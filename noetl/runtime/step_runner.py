@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import time
-import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,6 +12,7 @@ from typing import Any
 from noetl.actions.base import ActionContext, Awaiting
 from noetl.actions.iteration.item import preview
 from noetl.actions.retrying import not_retryable
+from noetl.actions.tracebacks import user_traceback
 from noetl.dsl.models import Playbook, Step
 from noetl.dsl.render import StepView, render
 from noetl.engine import policy, transitions
@@ -304,7 +304,7 @@ class StepRunner:
         if status_code is not None:
             meta["status_code"] = status_code
         if not isinstance(exc, NoetlError):  # not a failure we explained: keep the traceback for the user
-            meta["traceback"] = traceback.format_exc(limit=8)
+            meta["traceback"] = user_traceback(exc)
             message = f"{type(exc).__name__}: {message}"
         sink.new(
             T.ACTION_ERROR,

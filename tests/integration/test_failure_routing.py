@@ -93,3 +93,32 @@ def test_on_failure_is_checked_like_next() -> None:
                 "      - when: \"{{ 'denied' in error }}\"\n        then: [page_someone]\n        else: [use]",
             )
         )
+
+
+def test_a_traceback_shows_the_users_frames_with_the_failing_line(store: Any) -> None:
+    text = """
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: deep}
+workflow:
+  - step: start
+    next: [{step: boom}]
+  - step: boom
+    type: python
+    code: |
+      def helper(n):
+          return 10 // n
+
+      def main():
+          return helper(0)
+    next: [{step: end}]
+  - step: end
+"""
+    outcome, events = run(store, text)
+    assert outcome.status == "FAILED"
+    [error] = [e for e in events if e.event_type == "action_error"]
+    shown = error.meta["traceback"]
+    assert 'File "<step code>", line 5, in main' in shown
+    assert 'File "<step code>", line 2, in helper' in shown  # the failing line, not cut off
+    assert "ZeroDivisionError" in shown.splitlines()[-1]
+    assert "noetl/" not in shown  # none of the engine's frames

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-import traceback
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +11,7 @@ from noetl.actions.base import ActionContext
 from noetl.actions.iteration.collection import WorkItem
 from noetl.actions.iteration.summary import Tally
 from noetl.actions.retrying import Attempts, call_with_retry
+from noetl.actions.tracebacks import user_traceback
 from noetl.dsl.models import IteratorSpec
 from noetl.dsl.render import StepView, unwrap
 from noetl.engine.events import EventType as T
@@ -118,7 +118,7 @@ class ItemRunner:
                 **attempts.meta(),
             }
             if not explained:  # not a failure we explained: keep the traceback for the user
-                meta["traceback"] = traceback.format_exc(limit=8)
+                meta["traceback"] = user_traceback(exc)
             if isinstance(exc, SaveFailed):
                 meta["reason"] = exc.reason
             elif isinstance(exc, SaveError):

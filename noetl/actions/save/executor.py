@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import time
-import traceback
 from typing import Any
 
 from noetl.actions.base import ActionContext
 from noetl.actions.registry import Registry
 from noetl.actions.save.breaker import Breakers
 from noetl.actions.save.request import SaveRequest
+from noetl.actions.tracebacks import user_traceback
 from noetl.dsl.models import SaveSpec
 from noetl.engine.events import EventType as T
 from noetl.engine.policy import delay_for
@@ -112,7 +112,7 @@ def execute_save(
             message = f"save of step '{ctx.step}' could not be carried out: {exc}"
             meta = {"error_type": type(exc).__name__, "attempt": attempt}
             if not isinstance(exc, SaveError):
-                meta["traceback"] = traceback.format_exc(limit=6)
+                meta["traceback"] = user_traceback(exc)
             sink.new(T.SAVE_ERROR, error=message, duration=_since(t0), meta=meta, **base)
             raise SaveError(message, non_retryable=True) from None
         if breaker is not None:
