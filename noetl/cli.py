@@ -186,31 +186,58 @@ def events(
     summary: Annotated[
         bool, typer.Option("--summary", help="Steps and iterators summed up (each run), not every event")
     ] = False,
+    failed: Annotated[bool, typer.Option("--failed", help="Only what failed (and items not run)")] = False,
+    step: Annotated[str | None, typer.Option("--step", help="Only the events of this step")] = None,
+    item: Annotated[int | None, typer.Option("--item", help="Only the events of this item (index)")] = None,
+    event_type: Annotated[
+        list[str] | None, typer.Option("--type", help="Only events of this type (repeat for several)")
+    ] = None,
     host: HostOption = None,
     port: PortOption = None,
     token: TokenOption = None,
 ) -> None:
-    """Show an execution's events as a timeline (or one JSON object per line)."""
-    if _remote(host, port):
-        if summary:
-            with api_client(host, port, token) as client:
-                print_summary(client.summary(execution_id), as_json)
-            return
-        cli_server.remote_events(execution_id, host, port, token, as_json, show_all)
-        return
-    store = open_local_store(db)
-    try:
-        found = store.read(execution_id)
-    finally:
-        store.close()
-    if not found:
-        fail(f"no events for execution {execution_id}; list executions with `noetl executions`")
-    if summary:
-        from noetl.server.summary import summarize
+    """Show an execution's events as a timeline (or one JSON object per line).
 
-        print_summary(summarize(found), as_json)
+    --failed, --step, --item and --type narrow it to the events that matter (never folded).
+    """
+    from noetl.engine.events import ALL_TYPES
+    from noetl.store.views_sql import EventFilter
+
+    unknown = sorted(set(event_type or ()) - ALL_TYPES)
+    if unknown:
+        raise InputError(f"--type {unknown[0]!r} is not an event type; they are listed in docs/events.md")
+    narrowed = failed or step is not None or item is not None or bool(event_type)
+    f = EventFilter(types=tuple(event_type or ()), node_name=step, index=item)
+    if _remote(host, port):
+        with api_client(host, port, token) as client:
+            if summary:
+                print_summary(client.summary(execution_id), as_json)
+                return
+            found = client.events(execution_id, filters=f) if narrowed else client.events(execution_id)
+    else:
+        store = open_local_store(db)
+        try:
+            found = (
+                store.query_events(execution_id, f, limit=10_000_000)
+                if narrowed
+                else store.read(execution_id)
+            )
+            known = bool(found) or store.execution(execution_id) is not None
+        finally:
+            store.close()
+        if not known:
+            fail(f"no events for execution {execution_id}; list executions with `noetl executions`")
+        if summary:
+            from noetl.server.summary import summarize
+
+            print_summary(summarize(found), as_json)
+            return
+    if failed:
+        found = [e for e in found if e.status in ("FAILED", "SKIPPED")]
+    if narrowed and not found and not as_json:
+        typer.echo("no events match", err=True)
         return
-    print_events(found, as_json, show_all)
+    print_events(found, as_json, show_all or narrowed)
 
 
 def print_summary(s: dict[str, Any], as_json: bool) -> None:

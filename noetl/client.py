@@ -70,11 +70,17 @@ class ApiClient:
     def execution(self, execution_id: str) -> dict[str, Any]:
         return self._call("GET", f"/api/executions/{execution_id}")
 
-    def events(self, execution_id: str, after: int = 0) -> list[Event]:
-        """Every event with `seq` above `after`, following the server's pages until the last one."""
+    def events(self, execution_id: str, after: int = 0, filters: Any = None) -> list[Event]:
+        """Every event with `seq` above `after` (narrowed by an EventFilter), following the server's
+        pages until the last one."""
         found: list[Event] = []
+        narrow: dict[str, Any] = {}
+        if filters is not None:
+            narrow = {"type": list(filters.types), "step": filters.node_name, "index": filters.index}
+            narrow = {k: v for k, v in narrow.items() if v not in (None, [])}
         while True:
-            page = self._call("GET", f"/api/executions/{execution_id}/events", params={"after": after})
+            params = {"after": after, **narrow}
+            page = self._call("GET", f"/api/executions/{execution_id}/events", params=params)
             found += [Event.from_dict(e) for e in page["events"]]
             if not page.get("more"):
                 return found
