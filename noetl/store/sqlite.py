@@ -70,7 +70,7 @@ class SQLiteStore:
             self._conn.execute(_COUNTERS_TABLE)
             _add_seq(self._conn)
             _count_earlier_events(self._conn)
-            self._conn.execute(_LANE_INDEX)
+            _lane_index(self._conn)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(
                 f"cannot open the store at {self.path}: {exc}; check the path and permissions"
@@ -411,3 +411,14 @@ def _count_earlier_events(conn: sqlite3.Connection) -> None:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def _lane_index(conn: sqlite3.Connection) -> None:
+    """The partial index of lane events, made again when its list of types changed (a newer version
+    added one): a query whose list differs from the index's would scan the execution's events instead."""
+    row = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'events_lanes'"
+    ).fetchone()
+    if row is not None and views_sql.LANE_INDEX_WHERE not in (row[0] or ""):
+        conn.execute("DROP INDEX events_lanes")
+    conn.execute(_LANE_INDEX)

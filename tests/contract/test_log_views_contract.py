@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from noetl.engine.events import EventType as T
@@ -172,3 +174,22 @@ def test_the_postgres_workflow_index_lists_exactly_the_types_fold_reads() -> Non
     (sql,) = [text for name, text in migrations("postgres") if name == "005_event_lanes.sql"]
     latest = sql[sql.index("CREATE INDEX noetl_events_workflow") :]
     assert re.findall(r"'([a-z_]+)'", latest) == sorted(WORKFLOW_TYPES)
+
+
+def test_a_sqlite_lane_index_of_an_older_list_is_made_again(tmp_path: Any) -> None:
+    import sqlite3
+
+    from noetl.store import open_store
+    from noetl.store.views_sql import LANE_INDEX_WHERE
+
+    path = tmp_path / "old.db"
+    open_store(str(path)).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP INDEX events_lanes")
+        conn.execute(
+            "CREATE INDEX events_lanes ON events (execution_id, seq) WHERE event_type IN ('step_started')"
+        )
+    open_store(str(path)).close()
+    with sqlite3.connect(path) as conn:
+        (sql,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'events_lanes'").fetchone()
+    assert LANE_INDEX_WHERE in sql
