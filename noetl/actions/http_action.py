@@ -69,6 +69,7 @@ def run(ctx: ActionContext) -> dict[str, Any]:
             credential=credential,
             timeout=timeout,
             where=where,
+            max_bytes=http_client.max_response_bytes(ctx.config.get("max_response_bytes"), where),
         )
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         reason, message = http_client.transport_failure(exc, method, url, timeout)

@@ -8,6 +8,7 @@ import http.cookiejar
 import json
 import os
 import threading
+import time
 from typing import Any
 
 import httpx
@@ -20,6 +21,8 @@ MASK = "***"
 _EXCERPT = 200  # characters of an error answer quoted in the message
 _MIN_SECRET_LENGTH = 4  # as the event redactor: shorter values would mask innocent text
 
+MAX_RESPONSE_BYTES = 100 * 1024 * 1024  # an answer's body, decoded; per step with `max_response_bytes`
+_BODY_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 _lock = threading.Lock()
 _client: httpx.Client | None = None
 _client_pid = 0
@@ -165,6 +168,14 @@ def _param(value: Any, nested: bool = False) -> Any:
     return value if isinstance(value, str | int | float | bool) else str(value)
 
 
+class ResponseTooLarge(ActionError):
+    """The answer's body passed `max_response_bytes`: refused before it fills the memory."""
+
+
+class DeadlinePassed(httpx.TimeoutException):
+    """The whole answer did not arrive within `timeout` (a server that drips its body)."""
+
+
 def send(
     method: str,
     url: str,
@@ -175,19 +186,78 @@ def send(
     credential: CredentialRecord | None = None,
     timeout: float,
     where: str,
+    max_bytes: int = MAX_RESPONSE_BYTES,
 ) -> httpx.Response:
-    """Send one request on the shared client; httpx's own errors propagate for the caller to word."""
+    """Send one request on the shared client; httpx's own errors propagate for the caller to word.
+
+    `timeout` is a deadline for the whole answer, not only for each read: the body is read in chunks
+    and the request fails once the deadline passes, so a server sending a byte a second cannot hold a
+    step for ever. The body (decoded) may hold at most `max_bytes`.
+    """
     content, content_type = encode_body(body)
     merged = httpx.Headers({str(k): str(v) for k, v in (headers or {}).items() if v is not None})
     if content_type and "content-type" not in merged:
         merged["Content-Type"] = content_type
     if credential is not None:
         merged.update(credential_headers(credential, where))  # an explicit `auth` wins over a header
-    return client().request(method, url, params=params, content=content, headers=merged, timeout=timeout)
+    deadline = time.monotonic() + timeout
+    http = client()
+    request = http.build_request(method, url, params=params, content=content, headers=merged, timeout=timeout)
+    response = http.send(request, stream=True)
+    try:
+        declared = response.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > max_bytes:
+            raise _too_large(where, method, url, int(declared), max_bytes)
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > max_bytes:
+                raise _too_large(where, method, url, size, max_bytes)
+            if time.monotonic() > deadline:
+                raise DeadlinePassed(f"the whole answer took longer than {timeout:g}s", request=request)
+            chunks.append(chunk)
+    finally:
+        response.close()
+    # The body as read (decoded): the new response carries it without the encoding it no longer has.
+    kept = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _BODY_HEADERS]
+    answer = httpx.Response(response.status_code, headers=kept, content=b"".join(chunks), request=request)
+    answer.elapsed = response.elapsed
+    return answer
+
+
+def _too_large(where: str, method: str, url: str, size: int, limit: int) -> ResponseTooLarge:
+    return ResponseTooLarge(
+        f"{where}: the answer to {method} {url} is larger than {limit:,} bytes ({size:,} so far); raise "
+        "`max_response_bytes` on the step if that much is expected",
+        non_retryable=True,
+        error_type="ResponseTooLarge",
+    )
+
+
+def max_response_bytes(value: Any, where: str) -> int:
+    """`max_response_bytes` of a step: a whole number of bytes above zero (default 100 MB)."""
+    if value is None or value == "":
+        return MAX_RESPONSE_BYTES
+    try:
+        limit = int(value)
+    except (TypeError, ValueError):
+        limit = 0
+    if limit <= 0:
+        raise ActionError(
+            f"{where}: `max_response_bytes` must be a whole number of bytes above 0, got {value!r}",
+            non_retryable=True,
+        )
+    return limit
 
 
 def transport_failure(exc: Exception, method: str, url: str, timeout: float) -> tuple[str, str]:
     """(reason, message) for a request that got no answer: timeout, connection_error or invalid_url."""
+    if isinstance(exc, DeadlinePassed):
+        return "timeout", (
+            f"{method} {url} did not finish its answer within the timeout of {timeout:g}s (the deadline "
+            "covers the whole answer); raise `timeout` or check the server"
+        )
     if isinstance(exc, httpx.TimeoutException):
         return "timeout", (
             f"{method} {url} got no answer within the timeout of {timeout:g}s ({type(exc).__name__}); "

@@ -46,7 +46,7 @@ MISPLACED_HINTS: Final = {
 # Keys each action type reads; anything else on a step is an error (the old engine ignored typos).
 ACTION_KEYS: Final[dict[str, frozenset[str]]] = {
     "python": frozenset({"code"}),
-    "http": frozenset({"method", "endpoint", "url", "headers", "timeout"}),
+    "http": frozenset({"method", "endpoint", "url", "headers", "timeout", "max_response_bytes"}),
     "postgres": frozenset({"command", "commands", "autocommit"}),
     "duckdb": frozenset({"command", "commands", "database"}),
     "snowflake": frozenset({"command", "commands"}),
