@@ -10,6 +10,7 @@ reachable from another web site the user happens to visit:
   is refused. Clients that are not browsers send no Origin and are not affected.
 - **Content-Type** of writes: JSON, or YAML for a playbook. A cross-site form or `text/plain` fetch
   (which a browser sends without asking the server first) is refused.
+- **Size** of a request body, by its Content-Length: 16 MB (`NOETL_MAX_REQUEST_BYTES`), 413 beyond.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from urllib.parse import urlsplit
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 ALLOWED_HOSTS_ENV = "NOETL_ALLOWED_HOSTS"
+MAX_BODY_ENV = "NOETL_MAX_REQUEST_BYTES"
+MAX_BODY = 16 * 1024 * 1024  # a request body (a playbook has its own 2 MB limit in its route)
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _JSON = ("application/json",)
@@ -58,9 +61,10 @@ def is_loopback(host: str) -> bool:
 class RequestGuard:
     """ASGI middleware: Host, Origin and Content-Type checks (see the module's docstring)."""
 
-    def __init__(self, app: ASGIApp, hosts: Iterable[str] | None) -> None:
+    def __init__(self, app: ASGIApp, hosts: Iterable[str] | None, max_body: int | None = None) -> None:
         self.app = app
         self.hosts = frozenset(hosts) if hosts is not None else None
+        self.max_body = max_body or int(os.environ.get(MAX_BODY_ENV) or MAX_BODY)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -98,7 +102,14 @@ class RequestGuard:
         origin = headers.get("origin")
         if origin is not None and (origin == "null" or urlsplit(origin).netloc.lower() != host.lower()):
             return 403, "a cross-site request was refused: the API takes writes only from its own pages"
-        if int(headers.get("content-length") or 0) == 0 and "transfer-encoding" not in headers:
+        length = headers.get("content-length") or "0"
+        if length.isdigit() and int(length) > self.max_body:
+            return (
+                413,
+                f"the request body is {int(length):,} bytes, over the server's limit of {self.max_body:,} "
+                f"({MAX_BODY_ENV} raises it)",
+            )
+        if int(length) == 0 and "transfer-encoding" not in headers:
             return None  # no body (sign out, cancel): nothing to misread
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()
         accepted = _JSON + (_YAML if path in YAML_PATHS else ())

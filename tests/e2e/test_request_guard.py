@@ -155,3 +155,15 @@ def test_allowed_hosts_by_token_and_setting() -> None:
         {"127.0.0.1", "localhost", "::1", "noetl.internal"}
     )
     assert allowed_hosts("127.0.0.1", None, "*") is None
+
+
+def test_a_request_body_over_the_limit_is_413(tmp_path: Path) -> None:
+    db = str(tmp_path / "noetl.db")
+    with (
+        running_server(db, tmp_path, {"NOETL_MAX_REQUEST_BYTES": "100000"}) as server,
+        server.client() as api,
+    ):
+        big = api.post("/api/executions/run", json={"path": "x", "parameters": {"blob": "z" * 200_000}})
+        assert big.status_code == 413 and "NOETL_MAX_REQUEST_BYTES" in big.json()["error"]
+        small = api.post("/api/executions/run", json={"path": "nope"})
+        assert small.status_code == 404
