@@ -378,3 +378,44 @@ def test_a_retry_killed_midway_resumes_and_saves_each_row_once(pg_dsn: str, tmp_
     # kill (2, the concurrency) were asked a third time.
     assert all(state.seen[n] == 1 for n in range(ITEMS) if n not in slow)
     assert ITEMS + len(slow) <= sum(state.seen.values()) <= ITEMS + len(slow) + 2
+
+
+def test_a_failed_execution_is_retried_to_completion(tmp_path: Path) -> None:
+    """on_error: fail stopped the loop at item 3 (items after it were not run): a retry runs item 3 and
+    the ones never run, keeps 0-2, and the execution ends COMPLETED with every result in order."""
+    flag = tmp_path / "flag"
+    flag.touch()
+    playbook = tmp_path / "stops.yaml"
+    playbook.write_text(
+        (REPO / "tests" / "ui" / "playbooks" / "flaky_items.yaml")
+        .read_text()
+        .replace("on_error: continue", "on_error: fail")
+        .replace("flaky: [2, 5]", "flaky: [3]")
+    )
+    db = str(tmp_path / "noetl.db")
+    first = _cli(
+        "run",
+        str(playbook),
+        "--payload",
+        json.dumps({"flag": str(flag)}),
+        "--json",
+        "--quiet",
+        db=db,
+        cwd=tmp_path,
+    )
+    outcome = json.loads(first.stdout)
+    assert first.returncode == 1 and outcome["status"] == "FAILED"
+    flag.unlink()
+    again = _cli("retry", outcome["execution_id"], "--json", "--quiet", db=db, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["result"] == [{"n": n} for n in range(8)]
+    from noetl.store import open_store
+
+    store = open_store(db)
+    try:
+        events = store.read(outcome["execution_id"])
+    finally:
+        store.close()
+    [retry] = [e for e in events if e.event_type == "execution_retry"]
+    assert retry.meta["items"] == [3, 4, 5, 6, 7] and retry.meta["kept"] == 3
+    assert retry.meta["previous_status"] == "FAILED"
