@@ -225,3 +225,46 @@ def _element_names(steps: list[Step], workbook: dict[str, Task]) -> set[str]:
 
 
 __all__ = ["check_graph", "check_templates", "line_of", "suggest"]
+
+
+def check_self_calls(steps: list[Step], own_path: str, source: str, n: Normalizer) -> None:
+    """A step that runs this very playbook as its child, reached from `start` by transitions without a
+    `when`, nests without end: every child runs the same step again. Refused before anything runs
+    (the runtime also stops at 20 levels; this says why at once). A call behind a `when` or inside an
+    iterator is left alone: it can stop."""
+    import posixpath
+
+    if not steps:
+        return
+    by_name = {s.name: s for s in steps}
+    always: set[str] = set()
+    todo = [steps[0].name]
+    while todo:
+        name = todo.pop()
+        if name in always or name not in by_name:
+            continue
+        always.add(name)
+        todo.extend(t.step for t in by_name[name].next if t.kind == "always")
+    own = {posixpath.normpath(own_path), posixpath.splitext(posixpath.normpath(own_path))[0]}
+    file = posixpath.normpath(source.replace("\\", "/"))
+    folder = posixpath.dirname(file)
+    for name in sorted(always):
+        task = by_name[name].task
+        path = task.config.get("path")
+        if task.type != "playbook" or not isinstance(path, str) or "{{" in path or "{%" in path:
+            continue
+        written = posixpath.normpath(path)
+        near = posixpath.normpath(posixpath.join(posixpath.dirname(own_path), path))
+        as_file = posixpath.normpath(posixpath.join(folder, path))
+        names = {written, near, posixpath.splitext(written)[0], posixpath.splitext(near)[0]}
+        if names & own or as_file in (file, posixpath.splitext(file)[0]):
+            n.problems.append(
+                Problem(
+                    f"step '{name}' runs this playbook ({path!r}) as its own child and every run reaches it "
+                    "(no `when` on the way): it would nest without end; put a `when` on a transition to "
+                    "it that can stop the calls",
+                    n.source,
+                    task.line or by_name[name].line,
+                    name,
+                )
+            )

@@ -119,6 +119,7 @@ def build_playbook(document: Any, source: str) -> Playbook:
     steps = _steps(document, normalizer)
     if steps:
         checks.check_graph(steps, workbook, normalizer, _workflow_line(document))
+        checks.check_self_calls(steps, identity[1], source, normalizer)
     checks.warn_job_names(normalizer, document)
     if problems:
         raise PlaybookError(_ordered(problems))

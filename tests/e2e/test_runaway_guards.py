@@ -11,11 +11,31 @@ from noetl.runtime.local import MAX_PLAYBOOK_DEPTH
 from tests.helpers import cli, run_text
 
 
-def test_a_playbook_that_calls_itself_stops_at_the_depth_limit(tmp_path: Path) -> None:
+def test_a_playbook_that_always_calls_itself_is_refused_before_it_runs(tmp_path: Path) -> None:
     path = tmp_path / "self.yaml"
     path.write_text(
         "apiVersion: noetl.io/v1\nkind: Playbook\nmetadata: {name: calls_itself}\nworkflow:\n"
-        "  - step: start\n    type: playbook\n    path: self.yaml\n",
+        "  - step: start\n    next: [{step: again}]\n"
+        "  - step: again\n    type: playbook\n    path: self.yaml\n",
+        encoding="utf-8",
+    )
+    db = tmp_path / "x.db"
+    done = cli("run", str(path), "--db", str(db), timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "step 'again' runs this playbook ('self.yaml') as its own child" in done.stderr
+    assert "put a `when`" in done.stderr
+    assert not db.exists()  # refused before anything was written
+    valid = cli("validate", str(path))
+    assert valid.returncode == 2 and "nest without end" in valid.stderr
+
+
+def test_a_playbook_that_calls_itself_stops_at_the_depth_limit(tmp_path: Path) -> None:
+    # Behind a `when`, the call could stop, so it is not refused; this one never stops: the depth does.
+    path = tmp_path / "self.yaml"
+    path.write_text(
+        "apiVersion: noetl.io/v1\nkind: Playbook\nmetadata: {name: calls_itself}\nworkflow:\n"
+        "  - step: start\n    next: [{step: again, when: '{{ true }}'}]\n"
+        "  - step: again\n    type: playbook\n    path: self.yaml\n",
         encoding="utf-8",
     )
     db = str(tmp_path / "x.db")
