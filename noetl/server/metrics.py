@@ -1,8 +1,8 @@
 """`/metrics`: a prometheus_client collector over the store's event rollup and the broker's queue.
 
-The figures are read at each scrape from noetl.store.event_stats, which the batch writers of every
-process keep up to date in the transaction of each batch: the scrape reads a few dozen rows, whatever
-the number of stored events, and counts the events that workers on other hosts wrote too.
+The figures are read at each scrape from the rollup of noetl.store.event_stats, kept up to date in the
+transaction of each batch of events: the scrape reads a few dozen rows, whatever the number of stored
+events, and counts the events that workers on other hosts wrote too.
 """
 
 from __future__ import annotations
@@ -79,7 +79,8 @@ class StoreCollector(Collector):
             for status, value in _by_status(rows, types):
                 counter.add_metric([status], value)
             yield counter
-        started = sum(r[2] for r in rows if r[0] == T.EXECUTION_START)
+        # An execution_retry opens a finished execution again: it counts as a start of its new end.
+        started = sum(r[2] for r in rows if r[0] in (T.EXECUTION_START, T.EXECUTION_RETRY))
         ended = sum(r[2] for r in rows if r[0] in (T.EXECUTION_COMPLETE, T.EXECUTION_FAILED))
         yield GaugeMetricFamily(
             "noetl_executions_running",

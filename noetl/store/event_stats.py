@@ -1,12 +1,16 @@
 """A rollup of the event log for /metrics: per event type and status, how many events, and a histogram of
-their durations. Both stores add a batch's figures in the transaction that writes the batch, one row per
-(event type, status) of the batch, so a scrape reads a few dozen rows instead of the whole log, and every
-writer (workers on other hosts too) is counted.
+their durations, so that a scrape reads a few dozen rows instead of the whole log.
 
-The table (`event_stats` in SQLite, `noetl_event_stats` in PostgreSQL, migration 006) holds, per row,
-`events`, `timed` (those with a duration), `duration_sum` and `le_0`..`le_15`: the durations that fall
-in (BUCKETS[i-1], BUCKETS[i]], not cumulative, so an event adds to one bucket; `stats_rows` turns them
-into the cumulative counts of a Prometheus histogram.
+Both stores add a batch's figures in the transaction that writes the batch, one row per (event type,
+status) of the batch: SQLite's batch writer with `rollup` and `upsert_sql`; PostgreSQL's database
+itself, by a statement trigger on noetl_events (migration 006, the same sums as `backfill_sql`), so that
+the events of every writer are counted, workers on other hosts and older versions too, and the writer
+pays no extra round trip (upserting from Python cost three times as much per batch).
+
+The table (`event_stats` in SQLite, `noetl_event_stats` in PostgreSQL) holds, per row, `events`,
+`timed` (those with a duration), `duration_sum` and `le_0`..`le_15`: the durations that fall in
+(BUCKETS[i-1], BUCKETS[i]], not cumulative, so an event adds to one bucket; `stats_rows` turns them into
+the cumulative counts of a Prometheus histogram.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The event rollup behind /metrics (noetl.store.event_stats) says what a grouped query over the whole log
-says, on both stores: kept by every batch, by several writers at once, and counted once for a store that
-had events before the rollup existed."""
+says, on both stores: kept by every batch (SQLite's writer; PostgreSQL's trigger, whoever writes), by
+several writers at once, and counted once for a store that had events before the rollup existed."""
 
 from __future__ import annotations
 
@@ -94,6 +94,8 @@ def test_events_stored_before_the_rollup_are_counted_once(backend: Backend) -> N
         import psycopg
 
         with psycopg.connect(backend.url, autocommit=True) as conn:
+            conn.execute("DROP TRIGGER noetl_count_events ON noetl_events")
+            conn.execute("DROP FUNCTION noetl_count_events()")
             conn.execute("DROP TABLE noetl_event_stats")
             conn.execute("DELETE FROM noetl_schema_migrations WHERE name = '006_event_stats.sql'")
     else:
@@ -113,8 +115,35 @@ def test_a_batch_adds_one_row_per_event_type_and_status() -> None:
     assert sum(r[2] for r in rows) == len(events("x", 100))
 
 
-def test_the_postgres_migration_counts_old_events_as_the_code_does() -> None:
+def test_the_postgres_migration_counts_events_as_the_code_does() -> None:
     (sql,) = [text for name, text in migrations("postgres") if name == "006_event_stats.sql"]
-    assert backfill_sql("noetl_events") in " ".join(sql.split())
+    flat = " ".join(sql.replace("(", "( ").replace(")", " )").split())
+
+    def norm(text: str) -> str:
+        return " ".join(text.replace("(", "( ").replace(")", " )").split())
+
+    assert norm(backfill_sql("noetl_events")) in flat  # the events stored before it
+    assert norm(backfill_sql("new_events").removeprefix("SELECT ")) in flat  # the trigger's, per batch
     for column in event_stats.BUCKET_COLUMNS:
         assert f"{column} " in sql
+
+
+@pytest.mark.postgres
+def test_postgres_counts_events_whoever_writes_them(pg_dsn: str) -> None:
+    import psycopg
+
+    from noetl.store.postgres import PostgresStore
+
+    store = PostgresStore(pg_dsn)
+    try:
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:  # a writer that is not this code
+            conn.execute(
+                "INSERT INTO noetl_events (execution_id, event_id, event_type, status, created_at, duration, seq) "
+                "VALUES ('other', 1, 'step_completed', 'COMPLETED', '2026-01-01T00:00:00+00:00', 0.2, 1)"
+            )
+        rows = {(r[0], r[1]): r for r in store.event_stats()}
+        assert rows[("step_completed", "COMPLETED")][2:4] == (1, 1)
+        assert rows[("step_completed", "COMPLETED")][5:10] == (0, 0, 0, 0, 0)  # 0.2 s: above 0.1 ...
+        assert rows[("step_completed", "COMPLETED")][10] == 1  # ... and within 0.25
+    finally:
+        store.close()
