@@ -12,6 +12,7 @@ import typer
 
 from noetl import cli_server
 from noetl.cli_common import (
+    RESULT_LINES,
     DbOption,
     HostOption,
     JsonOption,
@@ -21,14 +22,17 @@ from noetl.cli_common import (
     api_client,
     close_observers,
     fail,
+    local_failures,
+    local_workers,
     open_local_store,
     parse_payload,
     print_events,
     print_outcome,
     print_status,
     progress_observers,
+    where_args,
 )
-from noetl.errors import CredentialError, InputError, NoetlError, PlaybookError, StoreError
+from noetl.errors import CredentialError, InputError, NoetlError, PlaybookError, Problem, StoreError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="NoETL: run noetl.io/v1 playbooks.")
 credential_app = typer.Typer(no_args_is_help=True, help="Manage credentials (stored encrypted).")
@@ -47,7 +51,10 @@ def run(
     ] = False,
     db: DbOption = None,
     as_json: JsonOption = False,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output")] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", help="No progress and no result: only the last line (status, failed items)"),
+    ] = False,
     timeline: Annotated[bool, typer.Option("--timeline", help="Print the event timeline at the end")] = False,
     resume: Annotated[str | None, typer.Option("--resume", help="Continue an interrupted execution")] = None,
 ) -> None:
@@ -71,6 +78,7 @@ def run(
         with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
             outcome = runner.resume(resume, pb) if resume else runner.run(pb, data, merge=merge)
         events = store.read(outcome.execution_id) if timeline else []
+        failures = local_failures(store, outcome.execution_id)
     except KeyboardInterrupt:
         store.flush()
         where = f" --db {db}" if db else ""
@@ -87,7 +95,16 @@ def run(
 
         typer.echo(format_timeline(events))
         typer.echo("")
-    print_outcome(outcome.execution_id, outcome.status, outcome.result, outcome.error, as_json)
+    print_outcome(
+        outcome.execution_id,
+        outcome.status,
+        outcome.result,
+        outcome.error,
+        as_json,
+        failures=failures,
+        where=where_args(db),
+        quiet=quiet,
+    )
     raise typer.Exit(0 if outcome.status == "COMPLETED" else 1)
 
 
@@ -95,22 +112,25 @@ def run(
 def validate(
     playbook: Annotated[Path, typer.Argument(help="Playbook YAML file")],
     strict: Annotated[
-        bool, typer.Option("--strict", help="Treat warnings (forms with a clearer spelling) as errors")
+        bool,
+        typer.Option("--strict", help="Treat warnings (clearer spellings, drivers not installed) as errors"),
     ] = False,
 ) -> None:
     """Check a playbook without running it: exit 0, or 2 with every problem listed.
 
-    Warnings name forms that work but have a clearer spelling; they do not change the exit code
-    unless --strict is given.
+    Warnings name forms that work but have a clearer spelling, and steps whose driver is not installed
+    here (the extra to install; the playbook may still run where it is, on workers); they do not change
+    the exit code unless --strict is given.
     """
     from noetl.dsl import load_playbook
 
     pb = load_playbook(playbook)
-    if strict and pb.warnings:
-        raise PlaybookError(list(pb.warnings))  # listed once, as the errors they now are
-    for warning in pb.warnings:
+    warnings = [*pb.warnings, *missing_drivers(pb)]
+    if strict and warnings:
+        raise PlaybookError(warnings)  # listed once, as the errors they now are
+    for warning in warnings:
         typer.echo(f"warning: {warning}", err=True)
-    counted = f", {len(pb.warnings)} warning(s)" if pb.warnings else ""
+    counted = f", {len(warnings)} warning(s)" if warnings else ""
     typer.echo(f"{playbook}: valid ({len(pb.steps)} steps{counted})")
 
 
@@ -165,11 +185,49 @@ def retry(
         request = RetryRequest(step, named, not no_continue, "cli")
         with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
             outcome = runner.retry(execution_id, pb, request)
+        failures = local_failures(store, execution_id)
     finally:
         close_observers()
         store.close()
-    print_outcome(outcome.execution_id, outcome.status, outcome.result, outcome.error, as_json)
+    print_outcome(
+        outcome.execution_id,
+        outcome.status,
+        outcome.result,
+        outcome.error,
+        as_json,
+        failures=failures,
+        where=where_args(db),
+        quiet=quiet,
+    )
     raise typer.Exit(0 if outcome.status == "COMPLETED" else 1)
+
+
+def missing_drivers(pb: Any) -> list[Problem]:
+    """A warning for each step whose driver cannot be imported here, naming the extra that installs it."""
+    import importlib.util
+
+    from noetl.dsl.drivers import install_hint, needs
+
+    problems, absent = [], {}
+    for need in needs(pb):
+        module = need.driver.module
+        if module not in absent:
+            try:
+                absent[module] = importlib.util.find_spec(module) is None
+            except (ImportError, ValueError):  # a parent package is missing (or is a stand-in)
+                absent[module] = True
+        if absent[module]:
+            where = "" if need.step else f"{need.where}: "
+            problems.append(
+                Problem(
+                    f"{where}{need.what} needs {need.driver.label} ({module}), which is not installed here; "
+                    f"install it with `{install_hint(need.driver.extra)}` (or run it where it is installed)",
+                    pb.source,
+                    need.line,
+                    need.step,
+                )
+            )
+    return problems
 
 
 def _remote(host: str | None, port: int | None) -> bool:
@@ -271,46 +329,92 @@ def status(
     host: HostOption = None,
     port: PortOption = None,
     token: TokenOption = None,
+    show_all: Annotated[
+        bool, typer.Option("--all", help=f"The whole result, not its first {RESULT_LINES} lines")
+    ] = False,
 ) -> None:
-    """Show an execution's status, result and error."""
+    """Show an execution's status, error and result; the last line says how many items failed and where.
+
+    With --host/--port it is read from the server, which also says its live workers and queue depth."""
     if _remote(host, port):
-        cli_server.remote_status(execution_id, host, port, token, as_json)
+        cli_server.remote_status(execution_id, host, port, token, as_json, show_all)
         return
     store = open_local_store(db)
     try:
         record = store.execution(execution_id)
+        failures = local_failures(store, execution_id) if record is not None else []
+        workers = local_workers(store) if record is not None and not as_json else None
     finally:
         store.close()
     if record is None:
         fail(f"execution {execution_id} not found; list executions with `noetl executions`")
-    print_status(record.__dict__, as_json)
+    print_status(
+        record.__dict__,
+        as_json,
+        failures=failures,
+        workers=workers,
+        where=where_args(db),
+        show_all=show_all,
+    )
 
 
 @app.command()
-def executions(db: DbOption = None, limit: int = 20, as_json: JsonOption = False) -> None:
-    """List recent executions."""
+def executions(
+    db: DbOption = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="How many top-level executions")] = 20,
+    status: Annotated[str | None, typer.Option(help="Only RUNNING, COMPLETED or FAILED ones")] = None,
+    playbook: Annotated[str | None, typer.Option(help="Only playbooks whose path contains this")] = None,
+    parent: Annotated[
+        str | None, typer.Option(help="The children of this execution, not the top level")
+    ] = None,
+    as_json: JsonOption = False,
+    host: HostOption = None,
+    port: PortOption = None,
+    token: TokenOption = None,
+) -> None:
+    """List recent executions, newest first, with their durations; the executions of sub-playbooks are
+    drawn below the one that started them. --json: one object per line (result included)."""
+    from noetl.cli_common import LocalExecutions, RemoteExecutions, list_executions
+
+    options: dict[str, Any] = {
+        "limit": limit,
+        "status": status,
+        "playbook": playbook,
+        "parent": parent,
+        "as_json": as_json,
+    }
+    if _remote(host, port):
+        with api_client(host, port, token) as client:
+            list_executions(RemoteExecutions(client), where=where_args(host=host, port=port), **options)
+        return
     store = open_local_store(db)
     try:
-        records = store.executions(limit)
+        list_executions(LocalExecutions(store), where=where_args(db), **options)
     finally:
         store.close()
-    for r in records:
-        if as_json:
-            typer.echo(json.dumps(r.__dict__, default=str))
-        else:
-            typer.echo(f"{r.execution_id}  {r.status:<10} {r.created_at}  {r.playbook_path}")
-    if not records and not as_json:
-        typer.echo("(no executions yet)")
 
 
 @credential_app.command("add")
 def credential_add(
     name: str,
-    type_: Annotated[str, typer.Option("--type", help="postgres, http, duckdb, secret, ...")],
+    type_: Annotated[
+        str,
+        typer.Option(
+            "--type", help="postgres, snowflake, bearer, basic, header, gcs_hmac, s3, secret, ... (checked)"
+        ),
+    ],
     data: Annotated[str, typer.Option("--data", help="JSON object with the credential's fields")],
     db: DbOption = None,
 ) -> None:
-    """Store a credential, encrypted at rest. Its values are never printed."""
+    """Store a credential, encrypted at rest. Its values are never printed.
+
+    The type must be one a step reads: postgres (postgres steps and saves, duckdb ATTACH), snowflake,
+    bearer/token, basic, header/api_key (http), gcs_hmac/hmac/gcs, s3 (duckdb), secret (secrets steps)."""
+    from noetl.dsl.credential_types import unknown_type_message
+
+    refused = unknown_type_message(type_)
+    if refused:
+        raise InputError(refused)
     try:
         fields = json.loads(data)
     except json.JSONDecodeError as exc:
@@ -364,6 +468,18 @@ def main() -> None:
         _exit(str(exc), 1)
     except typer.Abort:
         sys.exit(130)
+    except ModuleNotFoundError as exc:
+        # An optional extra that is not installed (fastapi, psycopg, duckdb...): one line naming it.
+        from noetl.dsl.drivers import extra_of, install_hint
+
+        extra = extra_of(exc.name)
+        if extra is None:
+            raise
+        _exit(
+            f"this command needs the {exc.name} module, which is not installed here; "
+            f"install it with: {install_hint(extra)}",
+            2,
+        )
     except typer.TyperException as exc:
         # Usage mistakes (unknown option, missing argument): click's own message, exit 2, no traceback.
         show = getattr(exc, "show", None)

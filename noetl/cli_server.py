@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,11 +21,14 @@ from noetl.cli_common import (
     announce_start,
     api_client,
     close_observers,
+    item_failures,
+    missing_extra,
     parse_payload,
     print_events,
     print_outcome,
     print_status,
     progress_observers,
+    where_args,
 )
 from noetl.engine.events import EventType as T
 
@@ -34,6 +38,7 @@ catalog_app = typer.Typer(no_args_is_help=True, help="The server's playbook cata
 execute_app = typer.Typer(no_args_is_help=True, help="Start executions on a server.")
 
 POLL_SECONDS = 0.2
+NO_WORKER_SECONDS = 5.0  # `execute --wait` warns when no worker has taken a job of the execution by then
 _FINAL = frozenset({T.EXECUTION_COMPLETE, T.EXECUTION_FAILED})
 
 
@@ -48,8 +53,10 @@ def server_start(
     ] = False,
 ) -> None:
     """Serve the web UI (/) and the API (/api, /docs, /health, /metrics). NOETL_API_TOKEN, when set, is required by clients."""
-    from noetl.server.serve import serve
-
+    try:
+        from noetl.server.serve import serve
+    except ModuleNotFoundError as exc:
+        missing_extra(exc, "`noetl server start`")
     serve(host, port, db, allow_no_token=allow_no_token)
 
 
@@ -117,9 +124,13 @@ def execute_playbook(
         bool, typer.Option("--wait", help="Follow the execution to its end; exit 0/1 like run")
     ] = False,
     as_json: JsonOption = False,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", help="With --wait: no progress and no result, only the last line")
+    ] = False,
 ) -> None:
-    """Start an execution on a server; with --wait follow it and exit 0 when it completes, 1 when it fails."""
+    """Start an execution on a server; with --wait follow it and exit 0 when it completes, 1 when it fails.
+
+    With --wait, a warning on stderr says when no worker has taken a job of it after a few seconds."""
     data = parse_payload(payload, input_file)
     if Path(path).exists():  # a file, or a folder holding one playbook: register it first
         entry = _register(Path(path), host, port, token)[-1]
@@ -132,7 +143,17 @@ def execute_playbook(
             return
         observers = [] if (quiet or as_json) else [announce_start, *progress_observers()]
         final = _follow(client, execution_id, observers, host, port)
-    print_outcome(execution_id, final.status or "", final.result, final.error, as_json)
+        failures = remote_failures(client, execution_id)
+    print_outcome(
+        execution_id,
+        final.status or "",
+        final.result,
+        final.error,
+        as_json,
+        failures=failures,
+        where=where_args(host=host, port=port),
+        quiet=quiet,
+    )
     raise typer.Exit(0 if final.status == "COMPLETED" else 1)
 
 
@@ -161,8 +182,23 @@ def remote_retry(
             return
         observers = [] if (quiet or as_json) else progress_observers()
         final = _follow(client, execution_id, observers, host, port, after=int(answer["retry_seq"]))
-    print_outcome(execution_id, final.status or "", final.result, final.error, as_json)
+        failures = remote_failures(client, execution_id)
+    print_outcome(
+        execution_id,
+        final.status or "",
+        final.result,
+        final.error,
+        as_json,
+        failures=failures,
+        where=where_args(host=host, port=port),
+        quiet=quiet,
+    )
     raise typer.Exit(0 if final.status == "COMPLETED" else 1)
+
+
+def remote_failures(client: Any, execution_id: str) -> list[dict[str, Any]]:
+    """item_failures of an execution on a server, from its iterator end events alone."""
+    return item_failures(client.iterator_ends(execution_id))
 
 
 def _follow(
@@ -174,14 +210,17 @@ def _follow(
     committed since the one before (no margin, no event seen twice or missed).
     """
     last_seq = after
+    lonely = _NoWorkerWarning(client, execution_id)
     try:
         while True:
             for event in client.events(execution_id, last_seq):
                 last_seq = max(last_seq, event.seq or 0)
+                lonely.saw(event)
                 for observer in observers:
                     observer(event)
                 if event.event_type in _FINAL:
                     return event
+            lonely.check()
             time.sleep(POLL_SECONDS)
     except KeyboardInterrupt:
         where = f" --host {host or DEFAULT_HOST} --port {port or DEFAULT_PORT}"
@@ -193,12 +232,79 @@ def _follow(
         close_observers()
 
 
+class _NoWorkerWarning:
+    """Say once, on stderr, when no worker has taken a job of the execution NO_WORKER_SECONDS after the
+    wait began: every event a worker writes carries its `worker_id` in meta. Asks /health only then, and
+    says nothing on a server that runs executions itself (SQLite: no workers)."""
+
+    def __init__(self, client: Any, execution_id: str) -> None:
+        self.client, self.execution_id = client, execution_id
+        self.deadline = time.monotonic() + NO_WORKER_SECONDS
+        self.done = False
+
+    def saw(self, event: Any) -> None:
+        if (event.meta or {}).get("worker_id"):
+            self.done = True
+
+    def check(self) -> None:
+        if self.done or time.monotonic() < self.deadline:
+            return
+        self.done = True
+        try:
+            health = self.client.health()
+        except Exception:  # the warning is a courtesy: the wait goes on whatever /health says
+            return
+        if health.get("runner") != "broker":
+            return
+        store = health.get("store") or "its PostgreSQL store"
+        workers = health.get("workers") or {}
+        live = workers.get("live")
+        queued = (health.get("queue") or {}).get("queued")
+        waiting = f"; {queued} job(s) queued" if queued else ""
+        if live == 0:
+            why = f"no worker is connected to the server's store {store}{waiting}"
+        elif live is None:
+            why = f"the server's store is {store}{waiting}"
+        else:
+            busy = sum((workers.get("busy") or {}).values())
+            why = f"{live} worker(s) on the server's store {store}, busy with {busy} job(s){waiting}"
+        lead = "\n" if sys.stderr.isatty() else ""  # below a progress line, not over it
+        one = "another" if live else "one"
+        typer.echo(
+            f"{lead}warning: no worker has taken a job of execution {self.execution_id} in "
+            f"{NO_WORKER_SECONDS:g} s: {why}; start {one} with `noetl worker start --db {_with_user(store)}`",
+            err=True,
+        )
+
+
+def _with_user(label: str) -> str:
+    """The server's store as a URL to complete: /health names it without user and password."""
+    if label.startswith("postgresql://") and "@" not in label:
+        return "postgresql://USER:PASSWORD@" + label.removeprefix("postgresql://")
+    return label
+
+
 def remote_status(
-    execution_id: str, host: str | None, port: int | None, token: str | None, as_json: bool
+    execution_id: str,
+    host: str | None,
+    port: int | None,
+    token: str | None,
+    as_json: bool,
+    show_all: bool = False,
 ) -> None:
-    """`noetl status --host`: the same output, read from the server."""
+    """`noetl status --host`: the same output, read from the server, with its workers and queue."""
     with api_client(host, port, token) as client:
-        print_status(client.execution(execution_id), as_json)
+        record = client.execution(execution_id)
+        failures = remote_failures(client, execution_id)
+        workers = None if as_json else client.health()
+    print_status(
+        record,
+        as_json,
+        failures=failures,
+        workers=workers,
+        where=where_args(host=host, port=port),
+        show_all=show_all,
+    )
 
 
 def remote_events(
@@ -207,6 +313,28 @@ def remote_events(
     """`noetl events --host`: the same timeline, read from the server."""
     with api_client(host, port, token) as client:
         print_events(client.events(execution_id), as_json, show_all)
+
+
+def cancel(
+    execution_id: str,
+    host: HostOption = None,
+    port: PortOption = None,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Cancel an execution running on a server (PostgreSQL and workers): it ends FAILED at once, its queued
+    jobs are dropped and the work in hand stops at its next event (a step already running finishes, and
+    nothing it would write is kept). Exit 0 when cancelled, 2 when it had already finished or is not
+    found. (A `noetl run` in a terminal stops with Ctrl-C and can be resumed.)"""
+    with api_client(host, port, token) as client:
+        answer = client.cancel(execution_id)
+    if as_json:
+        typer.echo(json.dumps(answer))
+        return
+    if answer.get("cancelled"):
+        typer.echo(f"execution {execution_id}: cancelled ({answer.get('status')})")
+    else:
+        typer.echo(f"execution {execution_id}: had already ended ({answer.get('status')})")
 
 
 def install(app: typer.Typer) -> None:
@@ -219,3 +347,4 @@ def install(app: typer.Typer) -> None:
     app.command()(register)
     app.add_typer(catalog_app, name="catalog")
     app.add_typer(execute_app, name="execute")
+    app.command()(cancel)

@@ -24,14 +24,17 @@ def start(
     lease: Annotated[float, typer.Option(min=1.0, help="Lease seconds; heartbeats extend it")] = 30.0,
 ) -> None:
     """Lease jobs, run them, write their events; SIGTERM or Ctrl-C finishes the jobs in hand, then exits."""
-    from noetl.errors import InputError
-    from noetl.runtime.worker import Worker
+    from noetl.cli_common import fail, missing_extra
     from noetl.store import resolve_url
-    from noetl.store.postgres import PostgresStore
 
     url = resolve_url(db)
     if not url.startswith(("postgresql://", "postgres://")):
-        raise InputError("workers share a PostgreSQL store: pass --db postgresql://... (or set NOETL_DB)")
+        fail("workers share a PostgreSQL store: pass --db postgresql://... (or set NOETL_DB)")
+    try:
+        from noetl.runtime.worker import Worker
+        from noetl.store.postgres import PostgresStore
+    except ModuleNotFoundError as exc:
+        missing_extra(exc, "`noetl worker start`")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # A pool large enough for every job slot, the broker calls each makes, the heartbeat and the writer.
     store: Any = PostgresStore(url, pool_size=concurrency * 3 + 4)

@@ -86,6 +86,39 @@ class ApiClient:
                 return found
             after = page["last_seq"]
 
+    def iterator_ends(self, execution_id: str) -> list[Event]:
+        """The execution's iterator_completed and iterator_failed events (each iterator's figures)."""
+        found: list[Event] = []
+        after = 0
+        while True:
+            params = {"after": after, "type": ["iterator_completed", "iterator_failed"]}
+            page = self._call("GET", f"/api/executions/{execution_id}/events", params=params)
+            found += [Event.from_dict(e) for e in page["events"]]
+            if not page.get("more"):
+                return found
+            after = page["last_seq"]
+
+    def cancel(self, execution_id: str) -> dict[str, Any]:
+        return self._call("POST", f"/api/executions/{execution_id}/cancel")
+
+    def executions_page(self, **params: Any) -> dict[str, Any]:
+        """GET /api/views/executions: a page of executions with children counts (status, playbook,
+        parent, roots, limit, offset); None values are left out."""
+        given = {k: v for k, v in params.items() if v is not None}
+        return self._call("GET", "/api/views/executions", params=given)
+
+    def health(self) -> dict[str, Any]:
+        """GET /health: the store, the runner, live workers and queue depth (a 503 answers too)."""
+        try:
+            response = self._http.get("/health")
+        except httpx.HTTPError:
+            raise ServerUnavailable(f"cannot connect to the NoETL server at {self.address}") from None
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        return body if isinstance(body, dict) else {}
+
     # ---- plumbing ----------------------------------------------------------------------------------
 
     def _call(self, method: str, url: str, **kw: Any) -> Any:

@@ -7,7 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 from noetl.actions.base import Action, ActionContext
+from noetl.dsl.drivers import extra_of, install_hint
 from noetl.dsl.models import ACTION_TYPES
+from noetl.errors import ActionError
 
 
 class Registry:
@@ -34,17 +36,36 @@ class Registry:
         return sorted(self._entries)
 
 
-def _lazy(module: str, attr: str = "run") -> Callable[..., Any]:
-    """Import the module on first use, so that `noetl run` of a python-only playbook needs no driver."""
+def _lazy(module: str, attr: str = "run", what: str = "this step") -> Callable[..., Any]:
+    """Import the module on first use, so that `noetl run` of a python-only playbook needs no driver.
+
+    A driver that is not installed fails the step at once (no retry can help), naming the extra."""
     loaded: list[Callable[..., Any]] = []
 
     def call(*args: Any, **kwargs: Any) -> Any:
         if not loaded:
-            loaded.append(getattr(importlib.import_module(module), attr))
+            try:
+                loaded.append(getattr(importlib.import_module(module), attr))
+            except ModuleNotFoundError as exc:
+                raise _missing(exc, what, args) from None
         return loaded[0](*args, **kwargs)
 
     call.__name__ = f"{module}.{attr}"
     return call
+
+
+def _missing(exc: ModuleNotFoundError, what: str, args: tuple[Any, ...]) -> Exception:
+    extra = extra_of(exc.name)
+    if extra is None:  # not a driver of an extra: a bug or a broken install, shown as it is
+        return exc
+    step = next((a.step for a in args if isinstance(getattr(a, "step", None), str)), None)
+    where = f"step '{step}': " if step else ""
+    return ActionError(
+        f"{where}{what} needs the {exc.name} module, which is not installed here; "
+        f"install it with `{install_hint(extra)}`",
+        non_retryable=True,
+        error_type="MissingExtra",
+    )
 
 
 def default_actions() -> Registry:
@@ -52,7 +73,7 @@ def default_actions() -> Registry:
     for name in sorted(
         ACTION_TYPES
     ):  # the DSL's list of types: one module per type, noetl.actions.<type>_action
-        registry.register(name, _lazy(f"noetl.actions.{name}_action"))
+        registry.register(name, _lazy(f"noetl.actions.{name}_action", what=f"a {name} step"))
     return registry
 
 
@@ -60,7 +81,7 @@ def default_storages() -> Registry:
     """Save writers: write(request: SaveRequest, ctx) -> rows written."""
     registry = Registry()
     for name in ("event", "postgres", "duckdb", "http", "python"):
-        registry.register(name, _lazy(f"noetl.actions.save.{name}_storage", "write"))
+        registry.register(name, _lazy(f"noetl.actions.save.{name}_storage", "write", f"a save to {name}"))
     return registry
 
 

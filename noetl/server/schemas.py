@@ -126,11 +126,28 @@ class CredentialData(CredentialInfo):
     data: dict[str, Any]
 
 
+class Workers(BaseModel):
+    """The workers of a PostgreSQL store. There is no registry of workers: `live` counts the sessions that
+    `noetl worker start` holds LISTENing for jobs while it runs, `busy` the unexpired leases."""
+
+    live: int | None = Field(
+        description="Worker processes connected to the store now; null when the database role may not "
+        "see other roles' sessions"
+    )
+    busy: dict[str, int] = Field(description="Workers holding unexpired leases, with how many jobs each")
+
+
 class Health(BaseModel):
     status: str = Field(description="ok, or degraded when the database does not answer")
     database: str = Field(description="ok, or why the database did not answer")
     store: str = Field(description="The store URL, without any password")
     runner: str = Field(description="broker (PostgreSQL queue and workers) or in-process (SQLite)")
+    workers: Workers | None = Field(
+        None, description="With the broker; null in-process (SQLite), where the server runs executions itself"
+    )
+    queue: dict[str, int] | None = Field(
+        None, description="With the broker: jobs not yet ended by state (queued, held, leased)"
+    )
 
 
 class ErrorBody(BaseModel):

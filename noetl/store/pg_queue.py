@@ -268,6 +268,25 @@ class PostgresQueue:
         for _ in listener.notifies(timeout=timeout, stop_after=1):
             pass
 
+    def live_workers(self) -> int | None:
+        """Worker processes connected to this database now (their LISTEN sessions); None when sessions of
+        other database roles are hidden from this one and none is seen (the count cannot be told)."""
+        with self.store.connection() as conn:
+            row = conn.execute(_q("listening_workers")).fetchone()
+        listening, hidden = (int(row[0]), int(row[1])) if row else (0, 0)
+        return None if hidden and not listening else listening
+
+    def busy_workers(self) -> dict[str, int]:
+        """worker id -> how many jobs it holds under a lease that has not expired."""
+        with self.store.connection() as conn:
+            return {str(w): int(n) for w, n in conn.execute(_q("busy_workers")).fetchall()}
+
+    def open_depth(self) -> dict[str, int]:
+        """Jobs not yet ended by state (queued, held, leased; 0 when none), without scanning ended ones."""
+        with self.store.connection() as conn:
+            found = {str(s): int(n) for s, n in conn.execute(_q("open_depth")).fetchall()}
+        return {state: found.get(state, 0) for state in ("queued", "held", "leased")}
+
     def depth(self) -> dict[str, int]:
         with self.store.connection() as conn:
             return {str(s): int(n) for s, n in conn.execute(_q("depth")).fetchall()}

@@ -85,6 +85,7 @@ def test_register_list_execute_and_follow_an_execution(
         "status": "COMPLETED",
         "result": {"squared": 49},
         "error": None,
+        "failed_items": [],  # the iterator steps with failed items (none here)
     }
 
     execution_id = outcome["execution_id"]

@@ -30,13 +30,28 @@ def health(request: Request, store: Store) -> Any:
         # /health is open to load balancers; where the API is guarded, a caller without the token
         # learns whether the server works, not where its database is or why it failed.
         return JSONResponse({"status": status}, status_code=code)
+    runner = request.app.state.dispatcher.kind
+    workers, queue = _workers(store) if runner == "broker" and database == "ok" else (None, None)
     body = schemas.Health(
         status=status,
         database=database,
         store=request.app.state.store_label,
-        runner=request.app.state.dispatcher.kind,
+        runner=runner,
+        workers=workers,
+        queue=queue,
     )
     return JSONResponse(body.model_dump(), status_code=code)
+
+
+def _workers(store: Any) -> tuple[schemas.Workers | None, dict[str, int] | None]:
+    """Live workers and queue depth of the PostgreSQL queue; (None, None) if the queue does not answer."""
+    from noetl.store.pg_queue import PostgresQueue
+
+    queue = PostgresQueue(store)
+    try:
+        return schemas.Workers(live=queue.live_workers(), busy=queue.busy_workers()), queue.open_depth()
+    except Exception:  # the database answered the first query: this is not worth a 503
+        return None, None
 
 
 @router.get(

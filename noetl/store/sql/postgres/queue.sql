@@ -156,3 +156,23 @@ WHERE execution_id = %(execution_id)s AND step = %(step)s AND run = %(run)s AND 
 
 -- name: running_children
 SELECT execution_id FROM noetl_executions WHERE parent_execution_id = %(execution_id)s AND status = 'RUNNING';
+
+-- name: listening_workers
+-- Worker processes connected now: each `noetl worker start` holds one session whose only statement is
+-- LISTEN noetl_jobs, for as long as it runs (closed when it exits or dies). `hidden`: sessions of other
+-- roles whose statements this role may not see (then the count may be short).
+SELECT count(*) FILTER (WHERE query = 'LISTEN noetl_jobs') AS listening,
+       count(*) FILTER (WHERE query = '<insufficient privilege>') AS hidden
+FROM pg_stat_activity
+WHERE datname = current_database() AND pid <> pg_backend_pid();
+
+-- name: busy_workers
+-- Workers holding a lease that has not expired (they heartbeat it), with how many jobs each.
+SELECT worker_id, count(*) FROM noetl_jobs
+WHERE status = 'leased' AND lease_until > now() AND worker_id IS NOT NULL
+GROUP BY worker_id ORDER BY worker_id;
+
+-- name: open_depth
+-- Jobs not yet ended, by state: queued (ready or waiting for their retry delay), held (beyond a fan-out's
+-- concurrency) and leased (running on a worker).
+SELECT status, count(*) FROM noetl_jobs WHERE status IN ('queued', 'held', 'leased') GROUP BY status;
