@@ -126,9 +126,22 @@ def _padded(rows: list[tuple[str, ...]], width: int) -> str:
 
 
 def _detail(e: Event) -> str:
-    if e.error:
-        return "error: " + _short(e.error.splitlines()[0] if e.error else "", 100)
     meta = e.meta or {}
+    if e.event_type == T.ACTION_RETRY:  # when the next attempt runs, then why this one failed
+        return f"next attempt {meta.get('next_attempt')} in {meta.get('delay')}s: " + _error(e.error)
+    if e.event_type == T.STEP_FAILED and e.error:
+        handled = meta.get("handled") and meta.get("next")
+        if handled:  # on_failure: where the workflow went instead of failing
+            return "on_failure: " + ", ".join(t["step"] for t in meta["next"]) + "; error: " + _error(e.error)
+        reason = meta.get("reason")
+        return "error: " + _error(e.error) + (f" (stopped: {reason})" if reason else "")
+    if e.event_type == T.EXECUTION_RETRY:
+        return (
+            f"retry: {meta.get('items_count')} item(s) of {meta.get('step')} run again, "
+            f"{meta.get('kept')} kept ({meta.get('requested_by')})"
+        )
+    if e.error:
+        return "error: " + _error(e.error)
     if e.event_type == T.ITERATOR_STARTED:
         return f"count={meta.get('count')} mode={meta.get('mode')} concurrency={meta.get('concurrency')}"
     if e.event_type in (T.ITERATOR_COMPLETED, T.ITERATOR_FAILED):
@@ -138,8 +151,6 @@ def _detail(e: Event) -> str:
         )
     if e.event_type == T.SAVE_COMPLETED:
         return f"rows={meta.get('rows')}"
-    if e.event_type == T.ACTION_RETRY:
-        return f"next attempt {meta.get('next_attempt')} in {meta.get('delay')}s"
     if e.event_type == T.STEP_COMPLETED and meta.get("next"):
         return "next: " + ", ".join(t["step"] for t in meta["next"])
     if e.current_item is not None:
@@ -147,3 +158,8 @@ def _detail(e: Event) -> str:
     if e.event_type in (T.EXECUTION_COMPLETE, T.ACTION_COMPLETED) and e.result is not None:
         return "result: " + _short(e.result)
     return ""
+
+
+def _error(text: str | None) -> str:
+    """The first line of an error, long enough to hold its cause (the table cuts it to the terminal)."""
+    return _short((text or "").splitlines()[0] if text else "", 400)
