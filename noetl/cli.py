@@ -445,6 +445,19 @@ def credential_list(db: DbOption = None) -> None:
         typer.echo("(no credentials)")
 
 
+@credential_app.command("delete")
+def credential_delete(name: str, db: DbOption = None) -> None:
+    """Remove a credential from the store (exit 2 when there is none of that name)."""
+    store = open_local_store(db)
+    try:
+        removed = store.delete_credential(name)
+    finally:
+        store.close()
+    if not removed:
+        raise InputError(f"no credential named {name!r}; `noetl credential list` shows the names")
+    typer.echo(f"credential {name} deleted")
+
+
 cli_server.install(app)
 
 

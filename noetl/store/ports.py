@@ -134,6 +134,10 @@ class Credentials(Protocol):
         """A sealed value, or None."""
         ...
 
+    def delete_credential(self, name: str) -> bool:
+        """Remove a credential; False when there was none of that name."""
+        ...
+
     def list_credentials(self) -> list[tuple[str, str]]:
         """(name, type) pairs; values are never listed."""
 

@@ -331,6 +331,11 @@ class PostgresStore:
             return None
         return CredentialRecord(name, row[0], crypto.decrypt(cipher, bytes(row[1]), name))
 
+    def delete_credential(self, name: str) -> bool:
+        """Remove a credential; False when there was none of that name."""
+        with self._conn("deleting a credential") as conn:
+            return conn.execute(Q["delete_credential"], {"name": name}).rowcount > 0
+
     def list_credentials(self) -> list[tuple[str, str]]:
         with self._conn("listing credentials") as conn:
             return [(r[0], r[1]) for r in conn.execute(Q["list_credentials"]).fetchall()]

@@ -328,6 +328,11 @@ class SQLiteStore:
             return None
         return CredentialRecord(name, row[0], crypto.decrypt(self._crypto(), bytes(row[1]), name))
 
+    def delete_credential(self, name: str) -> bool:
+        """Remove a credential; False when there was none of that name."""
+        with self._lock:
+            return self._conn.execute("DELETE FROM credentials WHERE name = ?", (name,)).rowcount > 0
+
     def list_credentials(self) -> list[tuple[str, str]]:
         with self._lock:
             return [

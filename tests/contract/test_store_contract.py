@@ -364,6 +364,10 @@ def test_credentials_round_trip_update_and_list(store: Store) -> None:
     assert got is not None
     assert (got.type, got.data) == ("postgresql", {"db_password": "changed"})
     assert store.list_credentials() == [("api", "http"), ("pg", "postgresql")]
+    assert store.delete_credential("api") is True
+    assert store.delete_credential("api") is False
+    assert store.get_credential("api") is None
+    assert store.list_credentials() == [("pg", "postgresql")]
 
 
 def test_credentials_are_encrypted_at_rest(backend: Backend, store: Store) -> None:

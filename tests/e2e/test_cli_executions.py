@@ -265,3 +265,18 @@ def test_the_credential_types_are_the_ones_the_actions_read() -> None:
         "secret",
     }
     assert set(CREDENTIAL_TYPES) == read
+
+
+def test_credential_delete_removes_it_and_refuses_an_unknown_name(tmp_path: Path) -> None:
+    from tests.helpers import cli as run_cli
+
+    db = str(tmp_path / "noetl.db")
+    added = run_cli(
+        "credential", "add", "api", "--type", "bearer", "--data", '{"token": "abcdef"}', "--db", db
+    )
+    assert added.returncode == 0, added.stderr
+    gone = run_cli("credential", "delete", "api", "--db", db)
+    assert gone.returncode == 0 and "deleted" in gone.stdout
+    assert "(no credentials)" in run_cli("credential", "list", "--db", db).stdout
+    again = run_cli("credential", "delete", "api", "--db", db)
+    assert again.returncode == 2 and "no credential named 'api'" in again.stderr

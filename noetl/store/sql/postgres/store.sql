@@ -65,6 +65,9 @@ ON CONFLICT (name) DO UPDATE SET type = EXCLUDED.type, data = EXCLUDED.data, upd
 -- name: get_credential
 SELECT type, data FROM noetl_credentials WHERE name = %(name)s;
 
+-- name: delete_credential
+DELETE FROM noetl_credentials WHERE name = %(name)s;
+
 -- name: list_credentials
 SELECT name, type FROM noetl_credentials ORDER BY name;
 
