@@ -102,14 +102,15 @@ class RequestGuard:
         origin = headers.get("origin")
         if origin is not None and (origin == "null" or urlsplit(origin).netloc.lower() != host.lower()):
             return 403, "a cross-site request was refused: the API takes writes only from its own pages"
-        length = headers.get("content-length") or "0"
-        if length.isdigit() and int(length) > self.max_body:
+        declared = headers.get("content-length") or "0"
+        length = int(declared) if declared.isdigit() else 0  # the server refuses a malformed one itself
+        if length > self.max_body:
             return (
                 413,
-                f"the request body is {int(length):,} bytes, over the server's limit of {self.max_body:,} "
+                f"the request body is {length:,} bytes, over the server's limit of {self.max_body:,} "
                 f"({MAX_BODY_ENV} raises it)",
             )
-        if int(length) == 0 and "transfer-encoding" not in headers:
+        if length == 0 and "transfer-encoding" not in headers:
             return None  # no body (sign out, cancel): nothing to misread
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()
         accepted = _JSON + (_YAML if path in YAML_PATHS else ())
