@@ -115,42 +115,15 @@ class LocalRunner:
                 f"execution {execution_id} already finished ({state.status.upper()}); "
                 "only an interrupted execution can be resumed; run the playbook again instead"
             )
-        redactor = Redactor()
-        workload = real_workload(state, self.store)
-        protect(redactor, workload, shown=state.workload)
-        run = _Execution(
-            self,
-            playbook,
-            execution_id,
-            state.parent_execution_id,
-            redactor,
-            state.last_event_id,
-            resumed_items=_completed_items(events, state),
-        )
-        run.workload = workload
-        run.adopt(state)
-        return run.drive()
+        return self._going_on(playbook, execution_id, state, _completed_items(events, state)).drive()
 
     def retry(self, execution_id: str, playbook: Playbook, request: RetryRequest) -> Outcome:
         """Run an iterator step of a finished execution again, in it: its failed items (and the items
         named) run, the others keep their results; then the workflow goes on (engine.retry)."""
         events = self.store.read(execution_id)
         target = retry_target(events, playbook, request)
-        state = fold(events)
-        redactor = Redactor()
-        workload = real_workload(state, self.store)
-        protect(redactor, workload, shown=state.workload)
-        run = _Execution(
-            self,
-            playbook,
-            execution_id,
-            state.parent_execution_id,
-            redactor,
-            state.last_event_id,
-            resumed_items={target.step: items_kept_by_retry(events, target.step, request.items)},
-        )
-        run.workload = workload
-        run.adopt(state)
+        kept = {target.step: items_kept_by_retry(events, target.step, request.items)}
+        run = self._going_on(playbook, execution_id, fold(events), kept)
         run.sink.new(
             T.EXECUTION_RETRY,
             node_name=target.step,
@@ -159,6 +132,21 @@ class LocalRunner:
             meta=target.meta(request),
         )
         return run.drive()
+
+    def _going_on(
+        self, playbook: Playbook, execution_id: str, state: ExecutionState, kept: dict[str, dict[int, Any]]
+    ) -> _Execution:
+        """An execution that goes on from its log (a resume, a retry): its real workload, its state,
+        and the items of each step that need not run again (`kept`)."""
+        redactor = Redactor()
+        workload = real_workload(state, self.store)
+        protect(redactor, workload, shown=state.workload)
+        run = _Execution(
+            self, playbook, execution_id, state.parent_execution_id, redactor, state.last_event_id, kept
+        )
+        run.workload = workload
+        run.adopt(state)
+        return run
 
     def run_child(
         self, path: str, data: Any, return_step: str | None, services: RunServices, ctx: ActionContext
