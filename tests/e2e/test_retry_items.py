@@ -297,7 +297,7 @@ def test_a_running_execution_cannot_be_retried(tmp_path: Path) -> None:
     env = {"NOETL_SECRET_KEY": SECRET_KEY, "PATH": "/usr/bin:/bin"}
     args = [sys.executable, "-m", "noetl.cli", "run", str(playbook), "--db", db, "--quiet"]
     proc = subprocess.Popen(
-        [*args, "--payload", '{"items": 40, "delay": 0.2}'], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL
+        [*args, "--payload", '{"items": 80, "delay": 0.3}'], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL
     )
     try:
         import time
