@@ -142,19 +142,7 @@ def execute_playbook(
             typer.echo(json.dumps(started) if as_json else f"execution {execution_id}: {started['status']}")
             return
         observers = [] if (quiet or as_json) else [announce_start, *progress_observers()]
-        final = _follow(client, execution_id, observers, host, port)
-        failures = remote_failures(client, execution_id)
-    print_outcome(
-        execution_id,
-        final.status or "",
-        final.result,
-        final.error,
-        as_json,
-        failures=failures,
-        where=where_args(host=host, port=port),
-        quiet=quiet,
-    )
-    raise typer.Exit(0 if final.status == "COMPLETED" else 1)
+        _follow_to_end(client, execution_id, observers, host, port, 0, as_json=as_json, quiet=quiet)
 
 
 def remote_retry(
@@ -181,8 +169,24 @@ def remote_retry(
                 typer.echo(json.dumps(answer))
             return
         observers = [] if (quiet or as_json) else progress_observers()
-        final = _follow(client, execution_id, observers, host, port, after=int(answer["retry_seq"]))
-        failures = remote_failures(client, execution_id)
+        after = int(answer["retry_seq"])
+        _follow_to_end(client, execution_id, observers, host, port, after, as_json=as_json, quiet=quiet)
+
+
+def _follow_to_end(
+    client: Any,
+    execution_id: str,
+    observers: list[Any],
+    host: str | None,
+    port: int | None,
+    after: int,
+    *,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Follow an execution from `after` to its end, then print its last line; exit 0 or 1 like run."""
+    final = _follow(client, execution_id, observers, host, port, after=after)
+    failures = remote_failures(client, execution_id)
     print_outcome(
         execution_id,
         final.status or "",
