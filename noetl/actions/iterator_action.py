@@ -7,10 +7,10 @@ event with status SKIPPED, so completed + failed always equals `iterator_started
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -31,38 +31,48 @@ def run(ctx: ActionContext) -> Any:
     work = collection.resolve(spec, ctx.config.get("collection"), ctx.scope, ctx.step)
     # Items an earlier attempt, a resumed run or another worker finished stay finished.
     done_before = ctx.services.completed_items(ctx.step, ctx.attempt)
-    todo = [w for w in work if w.index not in done_before]
+    kept = sum(1 for index in done_before if 0 <= index < len(work))
+    count = len(work) - kept
     base = {"node_name": ctx.step, "node_id": ctx.step, "node_type": "iterator", "attempt": ctx.attempt}
     started = ctx.sink.new(
         T.ITERATOR_STARTED,
         parent_event_id=ctx.parent_event_id,
         context={"element": spec.element},
         meta={
-            "count": len(todo),
+            "count": count,
             "total": len(work),
-            "resumed": len(work) - len(todo),
+            "resumed": kept,
             "mode": spec.mode,
             "concurrency": spec.concurrency if spec.mode == "async" else 1,
             "chunk": spec.chunk,
             "on_error": spec.on_error,
+            "collect": spec.collect,
         },
         **base,
     )
-    tally = Tally(count=len(todo))
+    tally = Tally(count=count)
     runner = ItemRunner(ctx, spec, len(work), started.event_id, tally)
     t0 = time.monotonic()
-    results: dict[int, Any] = dict(done_before)
+    # One slot per item, filled by index (any thread, any order); None when results are not collected,
+    # so that a big loop keeps nothing per item.
+    results: list[Any] | None = None
+    if spec.collect:
+        results = [_NOT_DONE] * len(work)
+        for index, value in done_before.items():
+            if 0 <= index < len(work):
+                results[index] = value
+    todo = work.items(skip=done_before)
     distribute = getattr(ctx.services, "distribute", None)  # workers fan async items out as chunk jobs
-    if spec.mode == "async" and len(todo) > 1 and distribute is not None:
+    if spec.mode == "async" and count > 1 and distribute is not None:
         fan = FanOut(
-            started.event_id, ctx.parent_event_id or 0, len(work), len(todo), ctx.attempt, started.created_at
+            started.event_id, ctx.parent_event_id or 0, len(work), count, ctx.attempt, started.created_at
         )
-        distribute(runner, spec, todo, fan)  # raises FannedOut: a join job calls finish() later
-    elif spec.mode == "async" and len(todo) > 1:
+        distribute(runner, spec, list(todo), fan)  # raises FannedOut: a join job calls finish() later
+    elif spec.mode == "async" and count > 1:
         _run_async(runner, spec, todo, tally, results)
     else:
         _run_sequential(runner, spec, todo, tally, results)
-    return _end(ctx, spec, tally, time.monotonic() - t0, results, len(work))
+    return _end(ctx, spec, tally, time.monotonic() - t0, results, kept, len(work))
 
 
 def finish(ctx: ActionContext, fan: FanOut, sent: Iterable[tuple[int, Any, str]]) -> Any:
@@ -92,8 +102,12 @@ def finish(ctx: ActionContext, fan: FanOut, sent: Iterable[tuple[int, Any, str]]
             runner.skip(item, f"the iterator stopped ({breach(spec, tally) or 'an item failed'})")
         else:  # its chunk was given up on, or its worker died for good
             runner.lost(item, "its chunk job was abandoned after its last try")
-    results = ctx.services.completed_items(ctx.step, ctx.attempt)
-    return _end(ctx, spec, tally, _seconds_since(fan.started_at), results, fan.total)
+    done = ctx.services.completed_items(ctx.step, ctx.attempt)
+    kept = len(done) - tally.succeeded
+    results: list[Any] | None = None
+    if spec.collect:
+        results = [done.get(index, _NOT_DONE) for index in range(fan.total)]
+    return _end(ctx, spec, tally, _seconds_since(fan.started_at), results, kept, fan.total)
 
 
 def _seconds_since(iso: str) -> float:
@@ -104,14 +118,21 @@ def _seconds_since(iso: str) -> float:
 
 
 def _end(
-    ctx: ActionContext, spec: IteratorSpec, tally: Tally, elapsed: float, results: dict[int, Any], total: int
+    ctx: ActionContext,
+    spec: IteratorSpec,
+    tally: Tally,
+    elapsed: float,
+    results: list[Any] | None,
+    kept: int,
+    total: int,
 ) -> Any:
-    """iterator_completed or iterator_failed, by the failure policy; the result, one entry per item."""
+    """iterator_completed or iterator_failed, by the failure policy. The result: one entry per item,
+    in order (failed ones marked), or with `collect: false` the summary itself."""
     base = {"node_name": ctx.step, "node_id": ctx.step, "node_type": "iterator", "attempt": ctx.attempt}
     meta = tally.meta(spec, elapsed)
     # All items of the step, not only this run's: those kept from an earlier attempt, a resumed or a
     # retried run (`kept`) count with the ones that succeeded now (`succeeded_total`).
-    meta.update(total=total, kept=len(results) - tally.succeeded, succeeded_total=len(results))
+    meta.update(total=total, kept=kept, succeeded_total=kept + tally.succeeded)
     reason = breach(spec, tally)
     end_type = T.ITERATOR_FAILED if reason else T.ITERATOR_COMPLETED
     error = _error(ctx.step, tally, reason) if reason else None
@@ -125,60 +146,87 @@ def _end(
     )
     if reason:
         raise ActionError(error or "", non_retryable=False)
-    return [results[i] if i in results else _failed_marker(i, tally) for i in range(total)]
+    if results is None:
+        return meta
+    for index, value in enumerate(results):  # in place: the slots become the result
+        if value is _NOT_DONE:
+            results[index] = _failed_marker(index, tally)
+    return results
 
 
 def _run_sequential(
     runner: ItemRunner,
     spec: IteratorSpec,
-    todo: list[collection.WorkItem],
+    todo: Iterator[collection.WorkItem],
     tally: Tally,
-    results: dict[int, Any],
+    results: list[Any] | None,
 ) -> None:
-    for position, item in enumerate(todo):
+    for item in todo:
         reason = breach(spec, tally)
         if reason:
-            for rest in todo[position:]:
-                runner.skip(rest, f"the iterator stopped ({reason})")
+            _skip_rest(runner, item, todo, reason)
             return
         ok, result = runner.run(item)
-        if ok:
+        if ok and results is not None:
             results[item.index] = result
 
 
 def _run_async(
     runner: ItemRunner,
     spec: IteratorSpec,
-    todo: list[collection.WorkItem],
+    todo: Iterator[collection.WorkItem],
     tally: Tally,
-    results: dict[int, Any],
+    results: list[Any] | None,
 ) -> None:
-    """At most `concurrency` items in flight; no item starts once the failure policy has failed."""
-    slots = threading.Semaphore(spec.concurrency)
+    """`concurrency` long-lived threads take the next item from one iterator, so nothing is kept per
+    item while it waits (no future, no queued task). No item starts once the failure policy has failed:
+    the thread that sees the breach skips every item not started, and the others then find none."""
     lock = threading.Lock()
+    errors: list[BaseException] = []
 
-    def one(item: collection.WorkItem) -> None:
-        try:
-            ok, result = runner.run(item)
-            if ok:
-                with lock:
-                    results[item.index] = result
-        finally:
-            slots.release()
-
-    futures = []
-    with ThreadPoolExecutor(spec.concurrency, thread_name_prefix=f"noetl-{runner.ctx.step}") as pool:
-        for position, item in enumerate(todo):
-            slots.acquire()
+    def next_item() -> collection.WorkItem | None:
+        with lock:
+            if errors:
+                return None
+            item = next(todo, None)
+            if item is None:
+                return None
             reason = breach(spec, tally)
             if reason:
-                slots.release()
-                for rest in todo[position:]:
-                    runner.skip(rest, f"the iterator stopped ({reason})")
-                break
-            futures.append(pool.submit(one, item))
-    for future in futures:
-        future.result()  # an item never raises for its own failure; this surfaces store errors
+                _skip_rest(runner, item, todo, reason)
+                return None
+            return item
+
+    def work() -> None:
+        try:
+            while (item := next_item()) is not None:
+                ok, result = runner.run(item)
+                if ok and results is not None:
+                    results[item.index] = result
+        except BaseException as exc:  # an item never raises for its own failure: this is a store error
+            with lock:
+                errors.append(exc)
+
+    threads = [
+        threading.Thread(target=work, name=f"noetl-{runner.ctx.step}-{n}", daemon=True)
+        for n in range(min(spec.concurrency, tally.count))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
+def _skip_rest(
+    runner: ItemRunner, first: collection.WorkItem, rest: Iterator[collection.WorkItem], reason: str
+) -> None:
+    for item in itertools.chain((first,), rest):
+        runner.skip(item, f"the iterator stopped ({reason})")
+
+
+_NOT_DONE: Any = object()  # the slot of an item that has no result (failed, skipped, not run)
 
 
 def _failed_marker(index: int, tally: Tally) -> dict[str, Any]:

@@ -63,6 +63,7 @@ ACTION_KEYS: Final[dict[str, frozenset[str]]] = {
             "on_error",
             "max_failures",
             "max_failure_ratio",
+            "collect",
             "task",
         }
     ),

@@ -96,6 +96,7 @@ class IteratorSpec:
     on_error: str = "fail"
     max_failures: int | None = None
     max_failure_ratio: float | None = None
+    collect: bool = True  # false: the step's result is the summary, not the list of item results
 
 
 @dataclass(frozen=True)

@@ -306,6 +306,16 @@ def iterator(n: Normalizer, raw: dict[str, Any], step: str) -> IteratorSpec | No
     ):
         n.report("max_failure_ratio must be a number between 0 and 1", raw, "max_failure_ratio", step=step)
         ratio = None
+    collect = raw.get("collect", True)
+    if not isinstance(collect, bool):
+        n.report(
+            "collect must be true (the step's result lists every item's result) or false (the result "
+            "is the summary: counts, failed indexes, timings)",
+            raw,
+            "collect",
+            step=step,
+        )
+        collect = True
     return IteratorSpec(
         collection=raw.get("collection"),
         task=task,
@@ -319,6 +329,7 @@ def iterator(n: Normalizer, raw: dict[str, Any], step: str) -> IteratorSpec | No
         on_error=str(on_error),
         max_failures=numbers["max_failures"],
         max_failure_ratio=ratio,
+        collect=collect,
     )
 
 

@@ -21,7 +21,7 @@ from noetl.engine.events import EventType as T
 from noetl.engine.items import items_done, items_kept_by_retry
 from noetl.engine.planner import Planner, RunStep
 from noetl.engine.retry import RetryRequest, retry_target
-from noetl.engine.state import COMPLETED, FAILED, ExecutionState, fold
+from noetl.engine.state import COMPLETED, FAILED, WORKFLOW_TYPES, ExecutionState, fold
 from noetl.errors import ActionError, InputError, NoetlError
 from noetl.runtime.credentials import CredentialResolver
 from noetl.runtime.redact import Redactor
@@ -262,6 +262,10 @@ class _Execution:
 
     def _apply(self, event: Event) -> None:
         # Called under the sink's lock, in event order; the planner reads the state under self.lock.
+        if event.event_type not in WORKFLOW_TYPES:  # an item's or a save's: it moves nothing (two per item)
+            if event.event_id > self.state.last_event_id:
+                self.state.last_event_id = event.event_id
+            return
         with self.lock:
             self.state.apply(event)
             if event.event_type == T.STEP_STARTED and event.node_name:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,21 @@ from noetl.store.ports import EventStore
 
 log = logging.getLogger("noetl.sink")
 Observer = Callable[[Event], None]
+
+_second: tuple[int, str] = (-1, "")
+
+
+def utc_now_iso() -> str:
+    """The time now as ISO 8601 in UTC with microseconds: the same text as datetime.isoformat(), always
+    with its 6 digits. Two per item, so the date part is formatted once per second, not per event."""
+    global _second
+    now = time.time()
+    whole = int(now)
+    second, text = _second
+    if second != whole:
+        text = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _second = (whole, text)
+    return f"{text}.{int((now - whole) * 1_000_000):06d}+00:00"
 
 
 class IdBlocks:
@@ -71,9 +87,11 @@ class EventSink:
         self._lock = threading.Lock()
         self._on_event = on_event
         self._observers = list(observers)
+        self._closed = store.closed
+        self._append = store.append
 
     def _check_open(self) -> None:
-        if self.store.closed(self.execution_id):
+        if self._closed(self.execution_id):
             raise ExecutionClosed(
                 f"execution {self.execution_id} has ended (cancelled); this work for it stops here"
             )
@@ -82,7 +100,7 @@ class EventSink:
         self._check_open()
         event = self.redactor.event(event)
         with self._lock:
-            stamped = event.stamped(self._next_id(), datetime.now(UTC).isoformat())
+            stamped = event.stamped(self._next_id(), utc_now_iso())
             if self.parent_execution_id and stamped.parent_execution_id is None:
                 stamped = _with_parent(stamped, self.parent_execution_id)
             self.store.append((stamped,))
@@ -92,9 +110,12 @@ class EventSink:
         return stamped
 
     def new(self, event_type: str, **fields: Any) -> Event:
-        """Build, stamp and emit an event of this execution (one Event built: this is per item)."""
-        self._check_open()
-        fields.setdefault("parent_execution_id", self.parent_execution_id)
+        """Build, stamp and emit an event of this execution (one Event built: this is per item, twice,
+        so it is kept to the few steps it needs)."""
+        if self._closed(self.execution_id):
+            self._check_open()
+        if "parent_execution_id" not in fields:
+            fields["parent_execution_id"] = self.parent_execution_id
         if self._meta_defaults:  # e.g. the worker id on every event a worker writes
             fields["meta"] = {**self._meta_defaults, **(fields.get("meta") or {})}
         with self._lock:
@@ -102,14 +123,15 @@ class EventSink:
                 execution_id=self.execution_id,
                 event_type=event_type,
                 event_id=self._next_id(),
-                created_at=datetime.now(UTC).isoformat(),
+                created_at=utc_now_iso(),
                 **fields,
             )
             event = self.redactor.event(event)
-            self.store.append((event,))
+            self._append((event,))
             if self._on_event is not None:
                 self._on_event(event)
-        self._observe(event)
+        if self._observers:
+            self._observe(event)
         return event
 
     def _observe(self, event: Event) -> None:

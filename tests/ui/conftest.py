@@ -32,9 +32,11 @@ from tests.ui.helpers import run_local, shot
 
 __all__ = ["PageLog", "run_local", "shot"]
 
-# Root has no sandbox; the rest keeps chromium from calling Google's services (refused here, and noise).
+# Root has no sandbox; a container's /dev/shm may be 64 MB, too small for chromium's renderers; the rest
+# keeps chromium from calling Google's services (refused here, and noise).
 CHROMIUM_ARGS = [
     "--no-sandbox",
+    "--disable-dev-shm-usage",
     "--disable-gpu",
     "--disable-quic",
     "--no-first-run",

@@ -1,8 +1,13 @@
-"""Resolve an iterator's collection: scalar -> [scalar], then `where`, `order_by`, `limit`, `chunk`."""
+"""Resolve an iterator's collection: scalar -> [scalar], then `where`, `order_by`, `limit`, `chunk`.
+
+The result is a `Work`: the elements stay one list (the rendered collection itself when nothing filters
+it), and each item, or batch of `chunk` elements, is made when its turn comes, so that a loop over a
+million elements holds no per-item object beyond the elements themselves (issue 10).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,11 +22,39 @@ class WorkItem:
     value: Any  # the element, or the list of elements of a batch
 
 
-def as_list(value: Any, step: str) -> list[Any]:
+class Work:
+    """The items of an iterator: `len()` of them, made one by one by `items()`."""
+
+    def __init__(self, elements: Sequence[Any], chunk: int | None = None) -> None:
+        self._elements = elements
+        self._chunk = chunk
+        self._count = -(-len(elements) // chunk) if chunk else len(elements)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def item(self, index: int) -> WorkItem:
+        if self._chunk:
+            start = index * self._chunk
+            return WorkItem(index, list(self._elements[start : start + self._chunk]))
+        return WorkItem(index, self._elements[index])
+
+    def items(self, skip: Container[int] = ()) -> Iterator[WorkItem]:
+        """The items not in `skip` (those an earlier attempt or run finished), in order, made lazily."""
+        for index in range(self._count):
+            if index not in skip:
+                yield self.item(index)
+
+    def __iter__(self) -> Iterator[WorkItem]:
+        return self.items()
+
+
+def as_list(value: Any, step: str) -> Sequence[Any]:
+    """The collection as a sequence; a list is used as it is (never copied: nothing here changes it)."""
     if value is None:
         return []
     if isinstance(value, list | tuple):
-        return list(value)
+        return value
     if isinstance(value, str | int | float | bool | dict):
         return [value]
     raise ActionError(
@@ -29,7 +62,7 @@ def as_list(value: Any, step: str) -> list[Any]:
     )
 
 
-def resolve(spec: IteratorSpec, collection: Any, scope: Mapping[str, Any], step: str) -> list[WorkItem]:
+def resolve(spec: IteratorSpec, collection: Any, scope: Mapping[str, Any], step: str) -> Work:
     items = as_list(collection, step)
     if spec.where:
         items = [
@@ -48,14 +81,9 @@ def resolve(spec: IteratorSpec, collection: Any, scope: Mapping[str, Any], step:
                 f"step '{step}': order_by gives values that cannot be compared ({exc})", non_retryable=True
             ) from None
         items = [v for _, v in keyed]
-    if spec.limit is not None:
+    if spec.limit is not None and spec.limit < len(items):
         items = items[: spec.limit]
-    if spec.chunk:
-        return [
-            WorkItem(i, items[start : start + spec.chunk])
-            for i, start in enumerate(range(0, len(items), spec.chunk))
-        ]
-    return [WorkItem(i, v) for i, v in enumerate(items)]
+    return Work(items, spec.chunk)
 
 
 def _bind(scope: Mapping[str, Any], spec: IteratorSpec, value: Any) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from noetl.actions.base import ActionContext
@@ -42,22 +42,26 @@ class ItemRunner:
     count: int
     iterator_event_id: int
     tally: Tally
+    _own_view: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
-    def scope(self, item: WorkItem) -> dict[str, Any]:
-        loop = {
-            "index": item.index,
-            "count": self.count,
-            "first": item.index == 0,
-            "last": item.index == self.count - 1,
-        }
+    def __post_init__(self) -> None:
+        # What every item's scope shares, worked out once per iterator rather than per item.
         own = self.ctx.scope.get(self.ctx.step)
         own_value = unwrap(own) if isinstance(own, StepView) else None
-        own_view = dict(own_value) if isinstance(own_value, dict) else {}
+        object.__setattr__(self, "_own_view", dict(own_value) if isinstance(own_value, dict) else {})
+
+    def scope(self, item: WorkItem) -> dict[str, Any]:
+        index = item.index
         scope = {
             **self.ctx.scope,
             self.spec.element: item.value,
-            "_loop": loop,
-            self.ctx.step: StepView({**own_view, "result_index": item.index}),
+            "_loop": {
+                "index": index,
+                "count": self.count,
+                "first": index == 0,
+                "last": index == self.count - 1,
+            },
+            self.ctx.step: StepView({**self._own_view, "result_index": index}),
         }
         if self.spec.chunk:
             scope["batch"] = item.value
@@ -85,15 +89,16 @@ class ItemRunner:
         nested = ctx.evolve(index=item.index, node_id=node_id, parent_event_id=started.event_id, scope=scope)
         stage = "task"
         attempts = Attempts()
+        task = self.spec.task
         try:
-            result = recorded(
-                call_with_retry(
-                    self.spec.task.retry,
-                    lambda: ctx.services.run_action(self.spec.task, scope, nested),
-                    attempts,
-                ),
-                f"item {item.index} result",
-            )
+            if task.retry is None:  # the common case: no retry wrapper around the call
+                attempts.count = 1
+                result = ctx.services.run_action(task, scope, nested)
+            else:
+                result = call_with_retry(
+                    task.retry, lambda: ctx.services.run_action(task, scope, nested), attempts
+                )
+            result = recorded(result, f"item {item.index} result")
             rows = 0
             save = self.spec.task.result_save
             if save is not None:
