@@ -70,8 +70,10 @@ def run(ctx: ActionContext) -> Any:
         distribute(runner, spec, list(todo), fan)  # raises FannedOut: a join job calls finish() later
     elif spec.mode == "async" and count > 1:
         _run_async(runner, spec, todo, tally, results)
+        runner.close()
     else:
         _run_sequential(runner, spec, todo, tally, results)
+        runner.close()
     return _end(ctx, spec, tally, time.monotonic() - t0, results, kept, len(work))
 
 

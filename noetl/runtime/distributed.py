@@ -309,6 +309,7 @@ def run_chunk_job(
             worker.queue.hold_back(job.group)
             break
         runner.run(item)
+    runner.close()
     worker.store.flush()
 
 

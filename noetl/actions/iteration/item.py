@@ -152,6 +152,10 @@ class ItemRunner:
         self.tally.ok(duration, rows)
         return True, result
 
+    def close(self) -> None:
+        """Called once every item has run: finish what items left pending. Nothing is pending yet; a
+        batched save (issue 10) writes its last rows here, before the iterator's end is written."""
+
     def lost(self, item: WorkItem, reason: str) -> None:
         """An item whose run was lost (its chunk job died for good): a failure, and its own event."""
         error = f"item {item.index} failed: {reason}"
