@@ -20,8 +20,8 @@ import duckdb
 
 from noetl.actions.base import ActionContext
 from noetl.actions.duckdb_extensions import configure, missing_extension_hint
+from noetl.actions.sql_params import bind, unbound_hint
 from noetl.actions.sql_results import statement_result
-from noetl.actions.sql_split import bind_named
 from noetl.actions.sql_step import commands, pg_params, preview
 from noetl.dsl.sql_names import is_identifier
 from noetl.errors import ActionError, CredentialError
@@ -208,16 +208,18 @@ def _literal(value: str) -> str:
 def _run_one(
     con: duckdb.DuckDBPyConnection, statement: str, inputs: dict[str, Any], index: int, total: int, step: str
 ) -> dict[str, Any]:
-    bound = bind_named(statement, inputs, "dollar")
-    params = {name: _adapt(inputs[name]) for name in bound.names}
+    try:
+        bound = bind(statement, inputs, "dollar", _adapt)
+    except ValueError as exc:
+        raise ActionError(f"step '{step}': command_{index}: {exc}", non_retryable=True) from None
     try:
         parsed = con.extract_statements(bound.text)
         kind = parsed[0].type.name if parsed else ""
-        con.execute(bound.text, params or None)
+        con.execute(bound.text, bound.params)
         columns = [d[0] for d in con.description or []]
         rows = con.fetchall() if columns else []
     except duckdb.Error as exc:
-        raise _statement_error(exc, statement, index, total, step) from None
+        raise _statement_error(exc, statement, inputs, index, total, step) from None
     if columns == ["Count"] and kind in _COUNTING:
         return statement_result([], [], int(rows[0][0]) if rows and rows[0][0] is not None else 0)
     if columns == ["Success"]:
@@ -225,10 +227,13 @@ def _run_one(
     return statement_result(columns, rows, len(rows))
 
 
-def _statement_error(exc: duckdb.Error, statement: str, index: int, total: int, step: str) -> ActionError:
+def _statement_error(
+    exc: duckdb.Error, statement: str, inputs: dict[str, Any], index: int, total: int, step: str
+) -> ActionError:
     message = " ".join(str(exc).split())  # one line: DuckDB's own messages span several
     hint = missing_extension_hint(message)
-    text = f"{type(exc).__name__}: {message}{hint}"
+    unbound = unbound_hint(statement, inputs) if isinstance(exc, duckdb.ParserException) else ""
+    text = f"{type(exc).__name__}: {message}{hint}{unbound}"
     return ActionError(
         f"step '{step}': command_{index} (statement {index + 1} of {total}) failed: {text}; "
         f"in `{preview(statement)}`; statements before it stay committed",

@@ -18,8 +18,8 @@ from noetl.actions.pg_connections import (
     scrub,
     sql_error_text,
 )
+from noetl.actions.sql_params import bind, unbound_hint
 from noetl.actions.sql_results import statement_result
-from noetl.actions.sql_split import bind_named
 from noetl.actions.sql_step import commands, preview, resolve_auth
 from noetl.dsl.render import truthy
 from noetl.errors import ActionError, CredentialError
@@ -66,11 +66,10 @@ def _run_all(
 def _run_one(
     conn: psycopg.Connection[Any], statement: str, inputs: dict[str, Any], index: int, total: int, step: str
 ) -> dict[str, Any]:
-    bound = bind_named(statement, inputs, "pyformat")
-    params = {name: adapt(inputs[name]) for name in bound.names} if bound.names else None
+    bound = bind(statement, inputs, "pyformat", adapt)
     try:
         with conn.cursor() as cur:
-            cur.execute(bound.text, params)
+            cur.execute(bound.text, bound.params)
             if cur.description is None:
                 return statement_result([], [], cur.rowcount)
             rows = cur.fetchall()
@@ -78,20 +77,33 @@ def _run_one(
     except psycopg.Error as exc:
         if is_connection_error(exc):
             raise  # not this statement's fault: run() reports the connection
-        raise _statement_error(exc, statement, index, total, step, committed=conn.autocommit) from None
+        raise _statement_error(
+            exc, statement, inputs, index, total, step, committed=conn.autocommit
+        ) from None
 
 
 def _statement_error(
-    exc: psycopg.Error, statement: str, index: int, total: int, step: str, *, committed: bool
+    exc: psycopg.Error,
+    statement: str,
+    inputs: dict[str, Any],
+    index: int,
+    total: int,
+    step: str,
+    *,
+    committed: bool,
 ) -> ActionError:
+    hint = unbound_hint(statement, inputs) if exc.sqlstate == _SYNTAX_ERROR else ""
     return ActionError(
-        f"step '{step}': command_{index} (statement {index + 1} of {total}) failed: {sql_error_text(exc)}; "
-        f"in `{preview(statement)}`; "
+        f"step '{step}': command_{index} (statement {index + 1} of {total}) failed: {sql_error_text(exc)}"
+        f"{hint}; in `{preview(statement)}`; "
         f"{'statements before it stay committed' if committed else 'the step was rolled back'}",
         non_retryable=_not_retryable(exc),
         error_type=type(exc).__name__,
         result={"statement": index, "sqlstate": exc.sqlstate},
     )
+
+
+_SYNTAX_ERROR = "42601"
 
 
 def adapt(value: Any) -> Any:

@@ -226,10 +226,13 @@ def test_db_inputs_validate_warns_to_use_a_credential() -> None:
     proc = cli("validate", str(COMPAT / "action_postgres_db_inputs.yaml"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     warnings = [ln for ln in proc.stderr.splitlines() if ln.startswith("warning:")]
-    assert len(warnings) == 2, proc.stderr
-    for step, warning in zip(("create", "literal"), warnings, strict=True):
+    assert len(warnings) == 3, proc.stderr
+    for step, warning in zip(("create", "literal"), warnings[:2], strict=True):
         assert f"step '{step}'" in warning and "store it as a credential" in warning
         assert "`auth: NAME`" in warning
+    # `'{{ db_user }}'` in the SQL: the template pastes the value; a :name bind would send it apart
+    assert "step 'literal': a template inside a SQL string literal" in warnings[2]
+    assert "write `:db_user` in place of `'{{ db_user }}'`" in warnings[2]
     strict = cli("validate", "--strict", str(COMPAT / "action_postgres_db_inputs.yaml"))
     assert strict.returncode == 2, strict.stdout + strict.stderr
 

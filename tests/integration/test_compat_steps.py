@@ -360,12 +360,17 @@ def test_an_input_named_like_a_step_is_warned_about() -> None:
     path = fixture("step_inputs_as_names.yaml")
     done = cli("validate", str(path))
     assert done.returncode == 0, done.stderr
-    assert warnings_of(done.stderr) == [
+    warned = warnings_of(done.stderr)
+    assert [w for w in warned if "has the name of a step" in w] == [
         f"warning: {path}:{line_of(path, '    data: {owner: the-owner-input}')}: step 'lookup': input 'owner' "
         "has the name of "
         "a step: in this step's templates 'owner' is the input, not step 'owner''s result; rename the input "
         "to say which"
     ]
+    # the fixture's SQL pastes '{{ repo_name }}' and '{{ owner }}' into string literals: each is warned about
+    pasted = [w for w in warned if "a template inside a SQL string literal" in w]
+    assert len(pasted) == 2 and len(warned) == 3, warned
+    assert "write `:owner` in place of `'{{ owner }}'`" in pasted[1]
 
 
 def test_an_edge_payload_goes_into_the_explicit_query_or_body_of_an_http_step(
