@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from noetl.engine.items import items_done, items_kept_by_retry
 from noetl.engine.planner import Planner, RunStep
 from noetl.engine.retry import RetryRequest, retry_target
 from noetl.engine.state import COMPLETED, FAILED, WORKFLOW_TYPES, ExecutionState, fold
-from noetl.errors import ActionError, InputError, NoetlError
+from noetl.errors import ActionError, InputError, NoetlError, StoreError
 from noetl.runtime.credentials import CredentialResolver
 from noetl.runtime.redact import Redactor
 from noetl.runtime.scope import build_scope
@@ -88,6 +89,12 @@ class LocalRunner:
         run = _Execution(self, playbook, execution_id, parent_execution_id, redactor, 0)
         run.workload = workload
         run.services.depth = depth
+        if parent_execution_id is not None:  # a child runs inside its parent's hold
+            return self._start(run, playbook, workload, redactor)
+        with self._hold(execution_id), self._resumable(execution_id, playbook):
+            return self._start(run, playbook, workload, redactor)
+
+    def _start(self, run: _Execution, playbook: Playbook, workload: Any, redactor: Redactor) -> Outcome:
         run.sink.new(
             T.EXECUTION_START,
             node_name=playbook.name,
@@ -102,8 +109,32 @@ class LocalRunner:
         )
         return run.drive()
 
+    def _hold(self, execution_id: str) -> contextlib.AbstractContextManager[None]:
+        """One live process per execution on a store that needs it (the embedded one; workers on
+        PostgreSQL hold jobs by lease instead)."""
+        hold = getattr(self.store, "hold", None)
+        return hold(execution_id) if hold is not None else contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def _resumable(self, execution_id: str, playbook: Playbook) -> Iterator[None]:
+        """A store that fails mid-run (locked past its timeout, disk full) stops the execution where
+        its last committed event left it: say so, and how to go on."""
+        try:
+            yield
+        except StoreError as exc:
+            where = getattr(self.store, "location", None) or getattr(self.store, "path", None)
+            db = f" --db {where}" if where else ""
+            raise StoreError(
+                f"{exc}. Execution {execution_id} stopped after its last committed event; continue it "
+                f"with `noetl run {playbook.source}{db} --resume {execution_id}`"
+            ) from exc
+
     def resume(self, execution_id: str, playbook: Playbook) -> Outcome:
         """Continue an interrupted execution from its log: finished steps are not run again."""
+        with self._hold(execution_id), self._resumable(execution_id, playbook):
+            return self._resume(execution_id, playbook)
+
+    def _resume(self, execution_id: str, playbook: Playbook) -> Outcome:
         events = self.store.read(execution_id)
         if not events:
             raise InputError(
@@ -120,6 +151,10 @@ class LocalRunner:
     def retry(self, execution_id: str, playbook: Playbook, request: RetryRequest) -> Outcome:
         """Run an iterator step of a finished execution again, in it: its failed items (and the items
         named) run, the others keep their results; then the workflow goes on (engine.retry)."""
+        with self._hold(execution_id), self._resumable(execution_id, playbook):
+            return self._retry(execution_id, playbook, request)
+
+    def _retry(self, execution_id: str, playbook: Playbook, request: RetryRequest) -> Outcome:
         events = self.store.read(execution_id)
         target = retry_target(events, playbook, request)
         kept = {target.step: items_kept_by_retry(events, target.step, request.items)}

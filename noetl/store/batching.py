@@ -48,6 +48,7 @@ class BatchWriter:
         self._wake = threading.Event()
         self._room = threading.Condition()
         self._error: BaseException | None = None
+        self._reported = False  # the error was raised to someone
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name="noetl-event-writer", daemon=True)
         self._thread.start()
@@ -81,7 +82,10 @@ class BatchWriter:
         return execution_id in self._ended
 
     def close(self) -> None:
-        self.flush()
+        # A failure already raised to a caller is not raised again here: close() runs in `finally`
+        # blocks, where raising it again would replace the error the caller is handling.
+        if not self._reported:
+            self.flush()
         self._closed = True
         self._wake.set()
         self._thread.join(timeout=5)
@@ -95,6 +99,7 @@ class BatchWriter:
 
     def _raise_if_failed(self) -> None:
         if self._error is not None:
+            self._reported = True
             raise StoreError(f"writing events to the store failed: {self._error}") from self._error
 
     def _loop(self) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib import resources
@@ -18,6 +20,7 @@ from noetl.store import crypto, views_sql
 from noetl.store.batching import BatchWriter
 from noetl.store.codec import COLUMNS, dumps, event_to_row, loads, row_to_event
 from noetl.store.event_stats import SUMMED, StatsRow, backfill_sql, rollup, select_sql, stats_rows, upsert_sql
+from noetl.store.holds import execution_hold
 from noetl.store.ports import CatalogEntry, CredentialRecord, ExecutionRecord
 from noetl.store.sequencing import FINAL_TYPES, executions_of, sequence
 from noetl.store.views_sql import EventFilter, ExecutionFilter
@@ -51,20 +54,42 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
+def _lock_timeout_from_env() -> float:
+    text = os.environ.get("NOETL_STORE_LOCK_TIMEOUT", "").strip()
+    if not text:
+        return 60.0
+    try:
+        value = float(text)
+    except ValueError:
+        raise StoreError(
+            f"NOETL_STORE_LOCK_TIMEOUT={text!r} is not a number of seconds; set it to e.g. 60"
+        ) from None
+    return max(value, 0.0)
+
+
+def _is_lock_error(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
 class SQLiteStore:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, lock_timeout: float | None = None) -> None:
         self.path = Path(path)
+        self.lock_timeout = lock_timeout if lock_timeout is not None else _lock_timeout_from_env()
         self.url = f"sqlite:///{self.path}"
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if not self.path.exists():
                 # The log holds results and inputs: readable by its owner only (SQLite gives its -wal and
-                # -shm files the same mode as the database file).
-                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+                # -shm files the same mode as the database file). A process that made it first wins.
+                with contextlib.suppress(FileExistsError):
+                    os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute("PRAGMA busy_timeout=10000")
+            # Another process holding the write lock: each statement waits up to this long, and the
+            # batch writer tries again with backoff until `lock_timeout` has passed (_write_batch).
+            self._conn.execute(f"PRAGMA busy_timeout={int(min(10.0, self.lock_timeout) * 1000)}")
             schema = resources.files("noetl.store").joinpath("sql/sqlite_schema.sql").read_text()
             self._conn.executescript(schema)
             self._conn.execute(_COUNTERS_TABLE)
@@ -87,7 +112,31 @@ class SQLiteStore:
     def flush(self) -> None:
         self._writer.flush()
 
+    def hold(self, execution_id: str) -> contextlib.AbstractContextManager[None]:
+        """Held by the process that runs the execution; a second holder is refused (noetl.store.holds)."""
+        return execution_hold(self.path, execution_id)
+
     def _write_batch(self, events: Sequence[Event]) -> set[str]:
+        """One batch in one transaction. A database locked by another process is waited for, with
+        backoff, up to `lock_timeout` seconds (NOETL_STORE_LOCK_TIMEOUT, default 60); past that the
+        batch fails with a StoreError that says so, and the events already committed stay."""
+        deadline = time.monotonic() + self.lock_timeout
+        pause = 0.05
+        while True:
+            try:
+                return self._write_batch_once(events)
+            except sqlite3.OperationalError as exc:
+                if not _is_lock_error(exc):
+                    raise
+                if time.monotonic() + pause > deadline:
+                    raise StoreError(
+                        f"the store at {self.path} stayed locked by another process for more than "
+                        f"{self.lock_timeout:g} s ({exc}); set NOETL_STORE_LOCK_TIMEOUT to wait longer"
+                    ) from None
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
+
+    def _write_batch_once(self, events: Sequence[Event]) -> set[str]:
         with self._lock:
             cur = self._conn.cursor()
             # IMMEDIATE: the database's write lock is taken before `seq` is read, so that another
