@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -30,6 +31,12 @@ def _credential(ctx: ActionContext, where: str) -> CredentialRecord | None:
         return None
     # The step runner renders the action's keys but not `auth`, which may name the credential by template.
     return ctx.services.credentials.resolve(ctx.render(ctx.task.auth), where)
+
+
+def _masking(ctx: ActionContext) -> Callable[[str], str] | None:
+    """The execution's masking of error text (the sink's redactor), to mask an excerpt before it is cut."""
+    redactor = getattr(getattr(ctx.services, "sink", None), "redactor", None)
+    return getattr(redactor, "error_text", None)
 
 
 def _result(response: httpx.Response) -> dict[str, Any]:
@@ -80,7 +87,7 @@ def run(ctx: ActionContext) -> dict[str, Any]:
     if not response.is_success:
         raise ActionError(
             f"{where}: HTTP {http_client.status_line(response)} from {method} {response.url}: "
-            f"{http_client.excerpt(response, credential)}",
+            f"{http_client.excerpt(response, credential, _masking(ctx))}",
             status_code=response.status_code,
             result=result,
             error_type="HTTPStatusError",

@@ -9,6 +9,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -111,11 +112,17 @@ def scrub(text: str, record: CredentialRecord | None) -> str:
     return text
 
 
-def excerpt(response: httpx.Response, credential: CredentialRecord | None) -> str:
-    """The start of the body on one line, with credential values masked, for error messages."""
+def excerpt(
+    response: httpx.Response, credential: CredentialRecord | None, mask: Callable[[str], str] | None = None
+) -> str:
+    """The start of the body on one line, with credential values masked, for error messages.
+
+    `mask`: the execution's own masking (every secret it knows, not only this request's credential)."""
     # Masked before it is cut: a cut made first could leave part of a token that the mask no longer matches.
-    text = " ".join(scrub(response.text[: _EXCERPT * 20], credential).split())[:_EXCERPT]
-    return text or "(empty body)"
+    text = scrub(response.text[: _EXCERPT * 20], credential)
+    if mask is not None:
+        text = mask(text)
+    return " ".join(text.split())[:_EXCERPT] or "(empty body)"
 
 
 def status_line(response: httpx.Response) -> str:

@@ -274,7 +274,34 @@ def render(value: Any, context: Mapping[str, Any], *, where: str = "") -> Any:
     return value
 
 
+# A scope entry, never a name templates see, told of each template rendered with that scope:
+# `watch.rendered(source, context, value)`. The runtime uses it to learn the values a template derives
+# from a secret (`{{ token[4:] }}`), which the event log must mask as it masks the secret.
+WATCH = "_noetl_watch"
+
+
 def _render_string(source: str, context: Mapping[str, Any], where: str) -> Any:
+    watch = context.get(WATCH)
+    if watch is None or _is_path_lookup(source):
+        # A path lookup (`{{ a.b }}`, the per-item case) derives nothing: it returns a value in scope.
+        return _render_source(source, context, where)
+    context = {k: v for k, v in context.items() if k != WATCH}
+    value = _render_source(source, context, where)
+    rendered = getattr(watch, "rendered", None)
+    if rendered is not None:
+        rendered(source, context, value)
+    return value
+
+
+def _is_path_lookup(source: str) -> bool:
+    try:
+        compiled = _compiled(source)[1]
+    except jinja2.TemplateError:
+        return False  # _render_source reports it
+    return isinstance(compiled, _PathLookup) and compiled.name != WATCH
+
+
+def _render_source(source: str, context: Mapping[str, Any], where: str) -> Any:
     try:
         native, compiled = _compiled(source)
         if native:
@@ -315,6 +342,7 @@ def truthy(value: Any) -> bool:
 
 __all__ = [
     "BUILTIN_NAMES",
+    "WATCH",
     "StepView",
     "check_syntax",
     "is_template",

@@ -8,9 +8,10 @@ from typing import Any
 
 from noetl.dsl.keys import RESERVED_NAMES
 from noetl.dsl.models import Task
-from noetl.dsl.render import StepView, render
+from noetl.dsl.render import WATCH, StepView, render
 from noetl.engine.state import ExecutionState
-from noetl.runtime.template_env import job_view, template_env
+from noetl.runtime.redact import MASK, DerivedSecrets
+from noetl.runtime.template_env import job_view, secret_values, template_env
 
 
 def sealed_result_name(step: str, run: int) -> str:
@@ -28,26 +29,40 @@ def build_scope(
     `unseal`: reads a step's real result when the log holds it masked (a secret), so that a later step,
     a resumed run and a worker all use the value the step returned. `reveal(real, shown)` is told of
     each: the process that now holds the secret masks it in what it writes, as the one that read it did
-    (a value built from it later, `"value is " + secret`, is masked in both modes)."""
+    (a value built from it later, `"value is " + secret`, is masked in both modes). It is also told
+    `reveal(derived, "***")` of each value a template of this scope derives from a secret."""
+    from noetl.runtime.workload import masked_values  # not at the top: workload.py imports this module
+
     scope: dict[str, Any] = {}
+    secrets: list[str] = []  # the values of this scope that the log shows masked
     for name, value in state.results().items():
         step = state.steps[name]
         if step.sealed and unseal is not None:
             real = unseal(sealed_result_name(name, step.runs))
-            if real is not None and reveal is not None:
-                reveal(real, value)
+            if real is not None:
+                if reveal is not None:
+                    reveal(real, value)
+                secrets += masked_values(real, value)
             value = value if real is None else real
         scope[name] = StepView(value)
     shown = state.workload if workload is None else workload
+    env = template_env()
     scope.update(
         {
             "workload": shown,
             "work": shown,
             "execution_id": state.execution_id,
-            "env": template_env(),
+            "env": env,
             "job": job_view(state.execution_id),
         }
     )
+    if workload is not None:
+        secrets += masked_values(workload, state.workload)
+    secrets += secret_values(env)
+    if secrets and reveal is not None:
+        # What a template computes from these is masked too (`{{ token[4:] }}`): see DerivedSecrets.
+        learn = reveal
+        scope[WATCH] = DerivedSecrets(secrets, lambda derived: learn(derived, MASK))
     return scope
 
 
@@ -60,7 +75,7 @@ def with_inputs(scope: Mapping[str, Any], inputs: Any) -> Mapping[str, Any]:
     """
     if not isinstance(inputs, dict) or not inputs:
         return scope
-    names = {k: v for k, v in inputs.items() if isinstance(k, str) and k not in RESERVED_NAMES}
+    names = {k: v for k, v in inputs.items() if isinstance(k, str) and k not in RESERVED_NAMES and k != WATCH}
     return {**scope, **names} if names else scope
 
 

@@ -37,6 +37,7 @@ from noetl.store.sqlfiles import named_queries
 from noetl.store.views_sql import EventFilter, ExecutionFilter
 
 Q = named_queries("postgres", "store.sql")
+_SETTINGS = named_queries("postgres", "settings.sql")  # the settings and re-encryption (noetl.store.crypto)
 _SELECT_EVENTS = SELECT_EVENTS.split(" WHERE ")[0]
 _LANE_COLUMNS = [
     views_sql.LANE_RESULT.format(result="result::text")
@@ -301,10 +302,41 @@ class PostgresStore:
     # ---- credentials -------------------------------------------------------------------------------
 
     def _crypto(self) -> Any:
-        # No folder beside the database, and every host must decrypt: the key comes from the environment.
+        # No folder beside the database, and every host must decrypt: the key comes from the environment
+        # (a passphrase is stretched with the salt in noetl_settings, the same for every host).
         if self._cipher is None:
-            self._cipher = crypto.load_cipher(None)
+            keyring = crypto.Keyring(self._setting, self._add_setting, self._tokens, self._replace_token)
+            self._cipher = crypto.load_cipher(None, keyring)
         return self._cipher
+
+    def _setting(self, name: str) -> str | None:
+        with self._conn("reading the store's settings") as conn:
+            row = conn.execute(_SETTINGS["get_setting"], {"name": name}).fetchone()
+        return None if row is None else str(row[0])
+
+    def _add_setting(self, name: str, value: str) -> str:
+        """Store the setting unless it exists (another host may have just added it); the stored one."""
+        with self._conn("storing the store's settings") as conn:
+            conn.execute(_SETTINGS["add_setting"], {"name": name, "value": value})
+        return self._setting(name) or value
+
+    def _tokens(self) -> list[tuple[Any, bytes]]:
+        """Every encrypted row, keyed for _replace_token: credentials, then sealed values."""
+        with self._conn("reading the encrypted rows") as conn:
+            credentials = conn.execute(_SETTINGS["credential_tokens"]).fetchall()
+            sealed = conn.execute(_SETTINGS["sealed_tokens"]).fetchall()
+        return [((name,), bytes(data)) for name, data in credentials] + [
+            ((execution_id, name), bytes(data)) for execution_id, name, data in sealed
+        ]
+
+    def _replace_token(self, key: Any, old: bytes, new: bytes) -> None:
+        """Re-encrypted, unless the row changed since it was read."""
+        if len(key) == 1:
+            query, params = "replace_credential_token", {"name": key[0]}
+        else:
+            query, params = "replace_sealed_token", {"execution_id": key[0], "name": key[1]}
+        with self._conn("re-encrypting a row") as conn:
+            conn.execute(_SETTINGS[query], {**params, "old": old, "new": new})
 
     def put_credential(self, name: str, type_: str, data: dict[str, Any]) -> None:
         token = crypto.encrypt(self._crypto(), data)

@@ -339,8 +339,38 @@ class SQLiteStore:
 
     def _crypto(self) -> Any:
         if self._cipher is None:
-            self._cipher = crypto.load_cipher(self.path.parent / "secret.key")
+            keyring = crypto.Keyring(self._setting, self._add_setting, self._tokens, self._replace_token)
+            self._cipher = crypto.load_cipher(self.path.parent / "secret.key", keyring)
         return self._cipher
+
+    def _setting(self, name: str) -> str | None:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _add_setting(self, name: str, value: str) -> str:
+        """Store the setting unless it exists (another process may have just added it); the stored one."""
+        with self._lock:
+            self._conn.execute("INSERT OR IGNORE INTO settings (name, value) VALUES (?, ?)", (name, value))
+        return self._setting(name) or value
+
+    def _tokens(self) -> list[tuple[Any, bytes]]:
+        """Every encrypted row, keyed for _replace_token: credentials, then sealed values."""
+        with self._lock:
+            credentials = self._conn.execute("SELECT name, data FROM credentials").fetchall()
+            sealed = self._conn.execute("SELECT execution_id, name, data FROM sealed_values").fetchall()
+        return [((name,), bytes(data)) for name, data in credentials] + [
+            ((execution_id, name), bytes(data)) for execution_id, name, data in sealed
+        ]
+
+    def _replace_token(self, key: Any, old: bytes, new: bytes) -> None:
+        """Re-encrypted, unless the row changed since it was read."""
+        if len(key) == 1:
+            sql = "UPDATE credentials SET data = ? WHERE name = ? AND data = ?"
+        else:
+            sql = "UPDATE sealed_values SET data = ? WHERE execution_id = ? AND name = ? AND data = ?"
+        with self._lock:
+            self._conn.execute(sql, (new, *key, old))
 
     def put_credential(self, name: str, type_: str, data: dict[str, Any]) -> None:
         token = crypto.encrypt(self._crypto(), data)

@@ -86,3 +86,11 @@ CREATE TABLE IF NOT EXISTS event_stats (
     le_15        INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (event_type, status)
 );
+
+-- Settings of the store itself. `kdf`: how NOETL_SECRET_KEY's passphrase is stretched into the
+-- credentials' key, with its random salt (noetl.store.crypto); `kdf_rekeyed`: when the rows encrypted
+-- before there was a salt were encrypted again. Delete neither: the credentials would not decrypt.
+CREATE TABLE IF NOT EXISTS settings (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
