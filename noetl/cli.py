@@ -13,15 +13,23 @@ import typer
 from noetl import cli_server
 from noetl.cli_common import (
     RESULT_LINES,
+    Commands,
     DbOption,
+    ExecutionArgument,
     HostOption,
+    InputOption,
     JsonOption,
+    MergeOption,
+    PayloadOption,
+    PlaybookArgument,
     PortOption,
+    QuietOption,
     TokenOption,
     announce_start,
     api_client,
     close_observers,
     fail,
+    import_help_renderer,
     local_failures,
     local_workers,
     open_local_store,
@@ -34,31 +42,54 @@ from noetl.cli_common import (
 )
 from noetl.errors import CredentialError, InputError, NoetlError, PlaybookError, Problem, StoreError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="NoETL: run noetl.io/v1 playbooks.")
-credential_app = typer.Typer(no_args_is_help=True, help="Manage credentials (stored encrypted).")
+CredentialArgument = Annotated[str, typer.Argument(help="The credential's name, as a step's auth names it")]
+
+app = typer.Typer(
+    cls=Commands,
+    add_completion=False,
+    no_args_is_help=True,
+    help="""NoETL: run noetl.io/v1 playbooks.
+
+    `noetl COMMAND --help` shows a command's options; flags (options without a value) are off unless
+    given. Exit codes: 0 completed, 1 failed, 2 bad input, 130 interrupted.""",
+)
+credential_app = typer.Typer(
+    cls=Commands, no_args_is_help=True, help="Manage credentials (stored encrypted)."
+)
 app.add_typer(credential_app, name="credential")
 
 
 @app.command()
 def run(
-    playbook: Annotated[Path, typer.Argument(help="Playbook YAML file")],
-    payload: Annotated[str | None, typer.Option(help="JSON object merged over the workload")] = None,
-    input_file: Annotated[
-        Path | None, typer.Option("--input", help="JSON file merged over the workload")
-    ] = None,
-    merge: Annotated[
-        bool, typer.Option("--merge", help="Deep-merge the payload instead of a shallow update")
-    ] = False,
+    playbook: PlaybookArgument,
+    payload: PayloadOption = None,
+    input_file: InputOption = None,
+    merge: MergeOption = False,
     db: DbOption = None,
     as_json: JsonOption = False,
-    quiet: Annotated[
-        bool,
-        typer.Option("--quiet", help="No progress and no result: only the last line (status, failed items)"),
+    quiet: QuietOption = False,
+    timeline: Annotated[
+        bool, typer.Option("--timeline", help="Print the execution's event timeline before the result")
     ] = False,
-    timeline: Annotated[bool, typer.Option("--timeline", help="Print the event timeline at the end")] = False,
-    resume: Annotated[str | None, typer.Option("--resume", help="Continue an interrupted execution")] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            "--resume", help="Continue the interrupted execution of this id (default: start a new one)"
+        ),
+    ] = None,
 ) -> None:
-    """Run a playbook in this process on the embedded store."""
+    """Run a playbook in this process on the embedded store.
+
+    The playbook is validated first: an invalid one runs nothing. Exit 0 when the execution completes, 1
+    when it fails, 2 on bad input, 130 when interrupted (continue it with --resume).
+
+    Examples:
+
+        noetl run flow.yaml --payload '{"city": "Paris"}'
+        noetl run flow.yaml --input workload.json --merge --db /tmp/noetl.db
+        noetl run flow.yaml --json | jq -r .execution_id
+        noetl run flow.yaml --resume EXECUTION_ID
+    """
     from noetl.dsl import load_playbook
     from noetl.runtime.local import LocalRunner
 
@@ -110,14 +141,17 @@ def run(
 
 @app.command()
 def validate(
-    playbook: Annotated[Path, typer.Argument(help="Playbook YAML file")],
+    playbook: PlaybookArgument,
     strict: Annotated[
         bool,
-        typer.Option("--strict", help="Treat warnings (clearer spellings, drivers not installed) as errors"),
+        typer.Option(
+            "--strict", help="Treat warnings (clearer spellings, drivers not installed) as errors: exit 2"
+        ),
     ] = False,
 ) -> None:
-    """Check a playbook without running it: exit 0, or 2 with every problem listed.
+    """Check a playbook without running it, and list every problem.
 
+    Exit 0 when it is valid, 2 with every problem listed as file:line: message. No store is opened.
     Warnings name forms that work but have a clearer spelling, and steps whose driver is not installed
     here (the extra to install; the playbook may still run where it is, on workers); they do not change
     the exit code unless --strict is given.
@@ -136,31 +170,47 @@ def validate(
 
 @app.command()
 def retry(
-    execution_id: str,
+    execution_id: ExecutionArgument,
     step: Annotated[
         str | None, typer.Option(help="The iterator step (default: the one with failed items)")
     ] = None,
     items: Annotated[
-        str | None, typer.Option(help="Items to run again although they succeeded, e.g. 2,17,40-45")
+        str | None,
+        typer.Option(
+            help="Items to run again although they succeeded, e.g. 2,17,40-45 (default: only the failed ones)"
+        ),
     ] = None,
     no_continue: Annotated[
         bool, typer.Option("--no-continue", help="Stop after the step; do not run the steps after it again")
     ] = False,
     playbook: Annotated[
-        Path | None, typer.Option(help="The playbook file, when the one the execution names is gone")
+        Path | None,
+        typer.Option(help="The playbook file, when the one the execution names is gone (default: that one)"),
     ] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output")] = False,
-    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="With --host: follow it to its end")] = True,
+    quiet: QuietOption = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait/--no-wait", help="With --host or --port: follow it to its end, or return at once"
+        ),
+    ] = True,
     host: HostOption = None,
     port: PortOption = None,
     token: TokenOption = None,
 ) -> None:
-    """Run the failed items of an iterator step of a finished execution again, in the same execution.
+    """Run an iterator step's failed items again, in its execution.
 
-    Items that succeeded keep their results and are not run (nor saved) again; then the steps after it
-    run again with the new result, unless --no-continue. Exit 0 when it completes, 1 when it fails.
+    The execution must have finished. Items that succeeded keep their results and are not run (nor
+    saved) again; then the steps after it run again with the new result, unless --no-continue. With
+    --host or --port the server's workers run them. Exit 0 when it completes, 1 when it fails.
+
+    Examples:
+
+        noetl retry EXECUTION_ID
+        noetl retry EXECUTION_ID --step loop --items 2,17,40-45 --no-continue
+        noetl retry EXECUTION_ID --port 8083 --no-wait
     """
     from noetl.engine.retry import RetryRequest, parse_items
 
@@ -237,26 +287,40 @@ def _remote(host: str | None, port: int | None) -> bool:
 
 @app.command()
 def events(
-    execution_id: str,
+    execution_id: ExecutionArgument,
     db: DbOption = None,
     as_json: JsonOption = False,
-    show_all: Annotated[bool, typer.Option("--all", help="Show every iteration, not the first 20")] = False,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Every item's events (default: items from index 20 on are folded)")
+    ] = False,
     summary: Annotated[
         bool, typer.Option("--summary", help="Steps and iterators summed up (each run), not every event")
     ] = False,
     failed: Annotated[bool, typer.Option("--failed", help="Only what failed (and items not run)")] = False,
-    step: Annotated[str | None, typer.Option("--step", help="Only the events of this step")] = None,
-    item: Annotated[int | None, typer.Option("--item", help="Only the events of this item (index)")] = None,
+    step: Annotated[
+        str | None, typer.Option("--step", help="Only the events of this step (default: every step)")
+    ] = None,
+    item: Annotated[
+        int | None, typer.Option("--item", help="Only the events of the item of this index (default: all)")
+    ] = None,
     event_type: Annotated[
-        list[str] | None, typer.Option("--type", help="Only events of this type (repeat for several)")
+        list[str] | None,
+        typer.Option("--type", help="Only events of this type; repeat for several (default: every type)"),
     ] = None,
     host: HostOption = None,
     port: PortOption = None,
     token: TokenOption = None,
 ) -> None:
-    """Show an execution's events as a timeline (or one JSON object per line).
+    """Show an execution's events as a timeline, or as JSON lines.
 
-    --failed, --step, --item and --type narrow it to the events that matter (never folded).
+    --failed, --step, --item and --type narrow it to the events that matter (never folded); --summary
+    sums it up instead. With --host or --port the events are read from the server.
+
+    Examples:
+
+        noetl events EXECUTION_ID --failed
+        noetl events EXECUTION_ID --step loop --item 7
+        noetl events EXECUTION_ID --json | jq -r .event_type
     """
     from noetl.engine.events import ALL_TYPES
     from noetl.store.views_sql import EventFilter
@@ -323,19 +387,27 @@ def print_summary(s: dict[str, Any], as_json: bool) -> None:
 
 @app.command()
 def status(
-    execution_id: str,
+    execution_id: ExecutionArgument,
     db: DbOption = None,
     as_json: JsonOption = False,
     host: HostOption = None,
     port: PortOption = None,
     token: TokenOption = None,
     show_all: Annotated[
-        bool, typer.Option("--all", help=f"The whole result, not its first {RESULT_LINES} lines")
+        bool, typer.Option("--all", help=f"The whole result (default: its first {RESULT_LINES} lines)")
     ] = False,
 ) -> None:
-    """Show an execution's status, error and result; the last line says how many items failed and where.
+    """Show an execution's status, error and result.
 
-    With --host/--port it is read from the server, which also says its live workers and queue depth."""
+    The last line says how many items failed and where. With --host or --port it is read from the
+    server, which also says its live workers and queue depth.
+
+    Examples:
+
+        noetl status EXECUTION_ID --all
+        noetl status EXECUTION_ID --json | jq .result
+        noetl status EXECUTION_ID --port 8083
+    """
     if _remote(host, port):
         cli_server.remote_status(execution_id, host, port, token, as_json, show_all)
         return
@@ -361,19 +433,25 @@ def status(
 @app.command()
 def executions(
     db: DbOption = None,
-    limit: Annotated[int, typer.Option(min=1, max=500, help="How many top-level executions")] = 20,
-    status: Annotated[str | None, typer.Option(help="Only RUNNING, COMPLETED or FAILED ones")] = None,
-    playbook: Annotated[str | None, typer.Option(help="Only playbooks whose path contains this")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="How many top-level executions to list")] = 20,
+    status: Annotated[
+        str | None, typer.Option(help="Only RUNNING, COMPLETED or FAILED ones (default: all)")
+    ] = None,
+    playbook: Annotated[
+        str | None, typer.Option(help="Only playbooks whose path contains this (default: all)")
+    ] = None,
     parent: Annotated[
-        str | None, typer.Option(help="The children of this execution, not the top level")
+        str | None, typer.Option(help="The children of this execution (default: the top level)")
     ] = None,
     as_json: JsonOption = False,
     host: HostOption = None,
     port: PortOption = None,
     token: TokenOption = None,
 ) -> None:
-    """List recent executions, newest first, with their durations; the executions of sub-playbooks are
-    drawn below the one that started them. --json: one object per line (result included)."""
+    """List recent executions, newest first, with their durations.
+
+    The executions of sub-playbooks are drawn below the one that started them. --json: one object per
+    line (result included). With --host or --port they are read from the server."""
     from noetl.cli_common import LocalExecutions, RemoteExecutions, list_executions
 
     options: dict[str, Any] = {
@@ -396,20 +474,21 @@ def executions(
 
 @credential_app.command("add")
 def credential_add(
-    name: str,
+    name: CredentialArgument,
     type_: Annotated[
         str,
         typer.Option(
-            "--type", help="postgres, snowflake, bearer, basic, header, gcs_hmac, s3, secret, ... (checked)"
+            "--type", help="Its type: postgres, snowflake, bearer, basic, header, gcs_hmac, s3, secret, ..."
         ),
     ],
     data: Annotated[str, typer.Option("--data", help="JSON object with the credential's fields")],
     db: DbOption = None,
 ) -> None:
-    """Store a credential, encrypted at rest. Its values are never printed.
+    """Store a credential, encrypted at rest.
 
-    The type must be one a step reads: postgres (postgres steps and saves, duckdb ATTACH), snowflake,
-    bearer/token, basic, header/api_key (http), gcs_hmac/hmac/gcs, s3 (duckdb), secret (secrets steps)."""
+    Its values are never printed; one of the same name is replaced. The type must be one a step reads:
+    postgres (postgres steps and saves, duckdb ATTACH), snowflake, bearer/token, basic, header/api_key
+    (http), gcs_hmac/hmac/gcs, s3 (duckdb), secret (secrets steps)."""
     from noetl.dsl.credential_types import unknown_type_message
 
     refused = unknown_type_message(type_)
@@ -446,8 +525,10 @@ def credential_list(db: DbOption = None) -> None:
 
 
 @credential_app.command("delete")
-def credential_delete(name: str, db: DbOption = None) -> None:
-    """Remove a credential from the store (exit 2 when there is none of that name)."""
+def credential_delete(name: CredentialArgument, db: DbOption = None) -> None:
+    """Remove a credential from the store.
+
+    Exit 2 when there is none of that name."""
     store = open_local_store(db)
     try:
         removed = store.delete_credential(name)
@@ -462,6 +543,8 @@ cli_server.install(app)
 
 
 def main() -> None:
+    if len(sys.argv) < 2 or "--help" in sys.argv[1:]:  # the help is all this run prints
+        import_help_renderer()
     try:
         # Without standalone mode click returns the code of typer.Exit instead of raising it.
         code = app(standalone_mode=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+import typer.core
 
 from noetl.errors import InputError
 
@@ -17,13 +19,159 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8083
 TOKEN_ENV = "NOETL_API_TOKEN"
 
+# The options and arguments several commands share, with the same words everywhere (docs/cli.md).
 DbOption = Annotated[
-    str | None, typer.Option("--db", help="Store URL or path (default .noetl/noetl.db, or NOETL_DB)")
+    str | None,
+    typer.Option("--db", help="Store URL or path (default: $NOETL_DB, else .noetl/noetl.db)"),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
-HostOption = Annotated[str | None, typer.Option("--host", help=f"NoETL server host (default {DEFAULT_HOST})")]
-PortOption = Annotated[int | None, typer.Option("--port", help=f"NoETL server port (default {DEFAULT_PORT})")]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print JSON instead of text (one object per line for lists)")
+]
+HostOption = Annotated[
+    str | None, typer.Option("--host", help=f"NoETL server host (default: {DEFAULT_HOST})")
+]
+PortOption = Annotated[
+    int | None, typer.Option("--port", help=f"NoETL server port (default: {DEFAULT_PORT})")
+]
 TokenOption = Annotated[str | None, typer.Option("--token", help=f"API token (default: ${TOKEN_ENV})")]
+ExecutionArgument = Annotated[str, typer.Argument(help="Execution id (`noetl executions` lists them)")]
+PlaybookArgument = Annotated[Path, typer.Argument(help="Playbook YAML file, or a folder that holds one")]
+PayloadOption = Annotated[
+    str | None, typer.Option(help="JSON object merged over the workload (default: the workload as written)")
+]
+InputOption = Annotated[
+    Path | None,
+    typer.Option("--input", help="JSON file merged over the workload before --payload (default: none)"),
+]
+MergeOption = Annotated[
+    bool, typer.Option("--merge", help="Deep-merge --payload and --input instead of a shallow update")
+]
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", help="No progress and no result: only the last line (status, failed items)")
+]
+
+
+class Commands(typer.core.TyperGroup):
+    """The class of every `noetl` command group: the help of its commands is reflowed (reflow), and their
+    values are coerced by PlainValues, so that a command does not import pydantic to read a path."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self.help = reflow(self.help)
+        for param in self.params:
+            PlainValues.install(param)
+        for command in self.commands.values():
+            command.help = reflow(command.help)
+            for param in command.params:
+                PlainValues.install(param)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        return PlainValues.install(super().get_help_option(ctx))
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None:  # its --help is made on first use (and kept): coerce it as the rest
+            PlainValues.install(command.get_help_option(ctx))
+        return name, command, rest
+
+
+def reflow(text: str | None) -> str | None:
+    """A docstring as the help shows it: each paragraph on one line, which rich wraps to the terminal (it
+    keeps line breaks as they are). A paragraph whose lines are indented, an example, is kept as written."""
+    if not text:
+        return text
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(p if p.startswith(" ") else " ".join(p.split()) for p in paragraphs)
+
+
+class PlainValues:
+    """A parameter's value coercion, as typer's own (typer._coercion.RuntimeParam.coerce) gives it, for
+    the values that need no conversion: no value, a str for a str, a path for a Path, a default int or
+    float in its range. Anything else goes to typer's, which builds a pydantic TypeAdapter: importing
+    pydantic takes longer than the whole of `noetl validate` (docs/performance.md, "Start-up")."""
+
+    def __init__(self, annotation: Any, info: Any) -> None:
+        self.annotation, self.info = annotation, info
+        self._typer: Any = None
+
+    @classmethod
+    def install(cls, param: Any) -> Any:
+        """Put one in the slot typer fills on first use; a typer without that slot keeps its own."""
+        descriptor = getattr(param, "type_descriptor", None)
+        if descriptor is not None and getattr(param, "_runtime_param", False) is None:
+            param._runtime_param = cls(descriptor.annotation, descriptor.parameter_info)
+        return param
+
+    def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
+        many = param.multiple or param.nargs == -1
+        if value is None:
+            return () if many else None
+        plain = None if many else self._plain(value, param, ctx)
+        if plain is not None:
+            return plain
+        if self._typer is None:
+            from typer._coercion import build_runtime_param
+
+            self._typer = build_runtime_param(param.type_descriptor)
+        return self._typer.coerce(value, param=param, ctx=ctx)
+
+    def _plain(self, value: Any, param: Any, ctx: Any) -> Any:
+        kind, info = self.annotation, self.info
+        if info.parser is not None or type(value) not in (str, int, float):
+            return None
+        if kind is str and type(value) is str:
+            return value
+        if kind is Path and type(value) is str and info.path_type is None:
+            from typer._param_types import coerce_cli_path
+
+            return coerce_cli_path(Path(value), info, path_type=Path, param=param, ctx=ctx)
+        if kind in (int, float) and type(value) is kind and not getattr(param, "count", False):
+            low, high = info.min, info.max
+            if (low is None or value >= low) and (high is None or value <= high):
+                return value
+        return None
+
+
+# What typer.rich_utils imports at its top for what noetl's help never draws: Markdown (for
+# rich_markup_mode="markdown"; noetl's is "rich") and Traceback (typer's pretty traceback of a crash).
+_NOT_DRAWN_BY_HELP = {"rich.markdown": "Markdown", "rich.traceback": "Traceback"}
+
+
+def import_help_renderer() -> None:
+    """Import typer's help renderer, typer.rich_utils, without rich.markdown and rich.traceback, which
+    take about 30 ms of the 130 of `noetl --help` (markdown-it, pygments). rich_utils gets stand-ins for
+    the two classes that import the real one the first time one is used, so nothing it does changes."""
+    if "typer.rich_utils" in sys.modules:
+        return
+    stand_ins = {m: _module_of(m, name) for m, name in _NOT_DRAWN_BY_HELP.items() if m not in sys.modules}
+    sys.modules.update(stand_ins)
+    try:
+        import typer.rich_utils  # noqa: F401
+    finally:  # whoever imports them next gets the real modules
+        for module, stand_in in stand_ins.items():
+            if sys.modules.get(module) is stand_in:
+                del sys.modules[module]
+
+
+def _module_of(module: str, name: str) -> Any:
+    import types
+    from importlib import import_module
+
+    def real() -> Any:
+        return getattr(import_module(module), name)
+
+    class OnFirstUse(type):
+        def __getattr__(cls, attr: str) -> Any:  # Traceback.from_exception(...)
+            return getattr(real(), attr)
+
+    class StandIn(metaclass=OnFirstUse):
+        def __new__(cls, *args: Any, **kwargs: Any) -> Any:  # Markdown(text, style=...)
+            return real()(*args, **kwargs)
+
+    StandIn.__name__ = StandIn.__qualname__ = name
+    stand_in = types.ModuleType(module, f"A stand-in for {module} until {name} is used (cli_common)")
+    setattr(stand_in, name, StandIn)
+    return stand_in
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -102,11 +250,12 @@ _ACTIVE_OBSERVERS: list[Any] = []
 
 
 def progress_observers() -> list[Any]:
-    """The progress line, only on a terminal: piped output stays free of carriage returns."""
-    from noetl.progress import ProgressObserver
-
+    """The progress line, only on a terminal: piped output stays free of carriage returns (and a run
+    that draws nothing does not import rich)."""
     if not sys.stderr.isatty():
         return []
+    from noetl.progress import ProgressObserver
+
     observer = ProgressObserver(sys.stderr)
     _ACTIVE_OBSERVERS.append(observer)
     return [observer]

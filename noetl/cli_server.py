@@ -13,9 +13,15 @@ import typer
 from noetl.cli_common import (
     DEFAULT_HOST,
     DEFAULT_PORT,
+    Commands,
     DbOption,
+    ExecutionArgument,
     HostOption,
+    InputOption,
     JsonOption,
+    MergeOption,
+    PayloadOption,
+    PlaybookArgument,
     PortOption,
     TokenOption,
     announce_start,
@@ -30,29 +36,35 @@ from noetl.cli_common import (
     progress_observers,
     where_args,
 )
-from noetl.engine.events import EventType as T
 
-server_app = typer.Typer(no_args_is_help=True, help="Run the NoETL API server.")
-db_app = typer.Typer(no_args_is_help=True, help="Manage the store's schema.")
-catalog_app = typer.Typer(no_args_is_help=True, help="The server's playbook catalog.")
-execute_app = typer.Typer(no_args_is_help=True, help="Start executions on a server.")
+server_app = typer.Typer(cls=Commands, no_args_is_help=True, help="Run the NoETL API server.")
+db_app = typer.Typer(cls=Commands, no_args_is_help=True, help="Manage the store's schema.")
+catalog_app = typer.Typer(cls=Commands, no_args_is_help=True, help="Read a server's playbook catalog.")
+execute_app = typer.Typer(cls=Commands, no_args_is_help=True, help="Start executions on a server.")
 
 POLL_SECONDS = 0.2
 NO_WORKER_SECONDS = 5.0  # `execute --wait` warns when no worker has taken a job of the execution by then
-_FINAL = frozenset({T.EXECUTION_COMPLETE, T.EXECUTION_FAILED})
 
 
 @server_app.command("start")
 def server_start(
-    host: Annotated[str, typer.Option(help="Interface to listen on")] = DEFAULT_HOST,
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface)")] = DEFAULT_HOST,
     port: Annotated[int, typer.Option(help="Port to listen on")] = DEFAULT_PORT,
     db: DbOption = None,
     allow_no_token: Annotated[
         bool,
-        typer.Option("--allow-no-token", help="Listen on a non-loopback address without NOETL_API_TOKEN"),
+        typer.Option(
+            "--allow-no-token",
+            help="Listen on a non-loopback address without NOETL_API_TOKEN (no auth at all)",
+        ),
     ] = False,
 ) -> None:
-    """Serve the web UI (/) and the API (/api, /docs, /health, /metrics). NOETL_API_TOKEN, when set, is required by clients."""
+    """Serve the web UI and the API.
+
+    The web UI is at /, the API at /api (OpenAPI at /docs), /health and /metrics. The store's schema is
+    brought up to date first. On SQLite the server runs executions itself; on PostgreSQL it queues their
+    steps for `noetl worker start` processes. NOETL_API_TOKEN, when set, is required by clients; without
+    it only a loopback address is allowed, unless --allow-no-token."""
     try:
         from noetl.server.serve import serve
     except ModuleNotFoundError as exc:
@@ -62,7 +74,9 @@ def server_start(
 
 @db_app.command("init")
 def db_init(db: DbOption = None) -> None:
-    """Create the store's schema or bring it up to date (safe to run again)."""
+    """Create the store's schema or bring it up to date.
+
+    Safe to run again; `noetl server start` does the same when it starts."""
     from noetl.server.schema import open_migrated, store_label
 
     store = open_migrated(db)
@@ -71,13 +85,15 @@ def db_init(db: DbOption = None) -> None:
 
 
 def register(
-    playbook: Annotated[Path, typer.Argument(help="Playbook YAML file")],
+    playbook: PlaybookArgument,
     host: HostOption = None,
     port: PortOption = None,
     token: TokenOption = None,
 ) -> None:
-    """Validate a playbook here, then add it to the server's catalog as a new version (with the
-    sub-playbook files it names, so that workers find them)."""
+    """Validate a playbook here, then add it to a server's catalog.
+
+    It becomes a new version of its path, with the sub-playbook files it names (so that workers find
+    them). An invalid playbook registers nothing (exit 2)."""
     for entry in _register(playbook, host, port, token):
         typer.echo(f"registered {entry['path']} version {entry['version']} ({entry['name']})")
 
@@ -112,25 +128,33 @@ def execute_playbook(
     host: HostOption = None,
     port: PortOption = None,
     token: TokenOption = None,
-    payload: Annotated[str | None, typer.Option(help="JSON object merged over the workload")] = None,
-    input_file: Annotated[
-        Path | None, typer.Option("--input", help="JSON file merged over the workload")
-    ] = None,
-    merge: Annotated[
-        bool, typer.Option("--merge", help="Deep-merge the payload instead of a shallow update")
-    ] = False,
+    payload: PayloadOption = None,
+    input_file: InputOption = None,
+    merge: MergeOption = False,
     version: Annotated[int | None, typer.Option(help="Catalog version (default: the latest)")] = None,
     wait: Annotated[
-        bool, typer.Option("--wait", help="Follow the execution to its end; exit 0/1 like run")
+        bool,
+        typer.Option(
+            "--wait", help="Follow the execution to its end and exit 0/1 like run (default: return at once)"
+        ),
     ] = False,
     as_json: JsonOption = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", help="With --wait: no progress and no result, only the last line")
     ] = False,
 ) -> None:
-    """Start an execution on a server; with --wait follow it and exit 0 when it completes, 1 when it fails.
+    """Start an execution of a playbook on a server.
 
-    With --wait, a warning on stderr says when no worker has taken a job of it after a few seconds."""
+    Without --wait it prints the execution's id and returns. With --wait it follows the execution and
+    exits 0 when it completes, 1 when it fails; a warning on stderr says when no worker has taken a job
+    of it after a few seconds.
+
+    Examples:
+
+        noetl execute playbook examples/hello_world --payload '{"message": "Hi"}'
+        noetl execute playbook flow.yaml --port 8083 --wait
+        noetl execute playbook examples/hello_world --version 2 --wait --json
+    """
     data = parse_payload(payload, input_file)
     if Path(path).exists():  # a file, or a folder holding one playbook: register it first
         entry = _register(Path(path), host, port, token)[-1]
@@ -213,6 +237,9 @@ def _follow(
     `after` is the last `seq` seen: seq is commit order, so each poll returns exactly the events that
     committed since the one before (no margin, no event seen twice or missed).
     """
+    from noetl.engine.events import EventType as T
+
+    final = frozenset({T.EXECUTION_COMPLETE, T.EXECUTION_FAILED})
     last_seq = after
     lonely = _NoWorkerWarning(client, execution_id)
     try:
@@ -222,7 +249,7 @@ def _follow(
                 lonely.saw(event)
                 for observer in observers:
                     observer(event)
-                if event.event_type in _FINAL:
+                if event.event_type in final:
                     return event
             lonely.check()
             time.sleep(POLL_SECONDS)
@@ -320,16 +347,18 @@ def remote_events(
 
 
 def cancel(
-    execution_id: str,
+    execution_id: ExecutionArgument,
     host: HostOption = None,
     port: PortOption = None,
     token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Cancel an execution running on a server (PostgreSQL and workers): it ends FAILED at once, its queued
-    jobs are dropped and the work in hand stops at its next event (a step already running finishes, and
-    nothing it would write is kept). Exit 0 when cancelled, 2 when it had already finished or is not
-    found. (A `noetl run` in a terminal stops with Ctrl-C and can be resumed.)"""
+    """Cancel an execution running on a server.
+
+    On a server with PostgreSQL and workers, it ends FAILED at once, its queued jobs are dropped and the
+    work in hand stops at its next event (a step already running finishes, and nothing it would write is
+    kept). Exit 0 when cancelled, 2 when it had already finished or is not found. (A `noetl run` in a
+    terminal stops with Ctrl-C and can be resumed.)"""
     with api_client(host, port, token) as client:
         answer = client.cancel(execution_id)
     if as_json:

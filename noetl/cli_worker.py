@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import logging
-import signal
 from typing import Annotated, Any
 
 import typer
 
-worker_app = typer.Typer(no_args_is_help=True, help="Run workers that lease and run jobs from PostgreSQL.")
+from noetl.cli_common import Commands
+
+worker_app = typer.Typer(
+    cls=Commands, no_args_is_help=True, help="Run workers that lease and run jobs from PostgreSQL."
+)
 
 
 @worker_app.callback()
@@ -18,12 +20,20 @@ def _group() -> None:
 
 @worker_app.command("start")
 def start(
-    db: Annotated[str | None, typer.Option("--db", help="postgresql://... (or NOETL_DB)")] = None,
+    db: Annotated[
+        str | None, typer.Option("--db", help="The PostgreSQL store, postgresql://... (default: $NOETL_DB)")
+    ] = None,
     concurrency: Annotated[int, typer.Option(min=1, help="Jobs run at once")] = 4,
-    name: Annotated[str | None, typer.Option(help="Worker id shown in events (default host-pid)")] = None,
+    name: Annotated[str | None, typer.Option(help="Worker id shown in events (default: HOST-PID)")] = None,
     lease: Annotated[float, typer.Option(min=1.0, help="Lease seconds; heartbeats extend it")] = 30.0,
 ) -> None:
-    """Lease jobs, run them, write their events; SIGTERM or Ctrl-C finishes the jobs in hand, then exits."""
+    """Lease jobs from PostgreSQL, run them and write their events.
+
+    Workers share the server's PostgreSQL store. SIGTERM or Ctrl-C finishes the jobs in hand, then
+    exits."""
+    import logging
+    import signal
+
     from noetl.cli_common import fail, missing_extra
     from noetl.store import resolve_url
 

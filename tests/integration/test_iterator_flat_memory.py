@@ -68,7 +68,8 @@ def test_collect_false_makes_the_summary_the_steps_result(store: Any, mode: str)
     # every item still has its own events, with its own result
     results = {e.current_index: e.result for e in events if e.event_type == "iteration_completed"}
     assert len(results) == 17 and results[4] == 8
-    assert [e for e in events if e.event_type == "iterator_started"][0].meta["collect"] is False
+    [started] = [e for e in events if e.event_type == "iterator_started"]
+    assert started.meta["collect"] is False
 
 
 @pytest.mark.parametrize("mode", ["sequential", "async"])
