@@ -26,11 +26,20 @@ def start(
     concurrency: Annotated[int, typer.Option(min=1, help="Jobs run at once")] = 4,
     name: Annotated[str | None, typer.Option(help="Worker id shown in events (default: HOST-PID)")] = None,
     lease: Annotated[float, typer.Option(min=1.0, help="Lease seconds; heartbeats extend it")] = 30.0,
+    grace: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Seconds a stopping worker waits for its running jobs before it exits and leaves them "
+            "to their leases (default 30)",
+        ),
+    ] = 30.0,
 ) -> None:
     """Lease jobs from PostgreSQL, run them and write their events.
 
     Workers share the server's PostgreSQL store. SIGTERM or Ctrl-C finishes the jobs in hand, then
-    exits."""
+    exits; a job still running after --grace seconds is named in the log and left to its lease, and the
+    worker exits with code 1."""
     import logging
     import signal
 
@@ -48,7 +57,7 @@ def start(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # A pool large enough for every job slot, the broker calls each makes, the heartbeat and the writer.
     store: Any = PostgresStore(url, pool_size=concurrency * 3 + 4)
-    worker = Worker(store, name=name, concurrency=concurrency, lease_seconds=lease)
+    worker = Worker(store, name=name, concurrency=concurrency, lease_seconds=lease, grace_seconds=grace)
 
     def _stop(signum: int, _frame: Any) -> None:
         logging.getLogger("noetl.worker").info("signal %d: finishing the jobs in hand", signum)
@@ -63,6 +72,14 @@ def start(
             store.close()
         except Exception:  # the store may be the reason we stop; the exit code says so below
             logging.getLogger("noetl.worker").exception("closing the store failed")
+    if worker.abandoned:
+        import os
+        import sys
+
+        # Their threads may never return: exit without joining them (the events are flushed above).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
     if worker.failed:
         raise typer.Exit(1)
 

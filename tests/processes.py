@@ -102,7 +102,7 @@ class Workers:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.logs: list[Any] = []
 
-    def start(self, name: str, concurrency: int = 2, lease: float = 30.0) -> None:
+    def start(self, name: str, concurrency: int = 2, lease: float = 30.0, grace: float | None = None) -> None:
         log = open(self.tmp / f"{name}.log", "wb")  # noqa: SIM115 - closed in stop_all
         self.logs.append(log)
         self.procs[name] = subprocess.Popen(
@@ -119,6 +119,7 @@ class Workers:
                 str(concurrency),
                 "--lease",
                 str(lease),
+                *(["--grace", str(grace)] if grace is not None else []),
             ],
             cwd=REPO,
             env={**os.environ, "NOETL_SECRET_KEY": SECRET_KEY},

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from noetl.actions.deadlines import Interrupts
 from noetl.dsl.models import SaveSpec, Task
 from noetl.engine.events import Event
 from noetl.store.ports import CredentialRecord
@@ -87,6 +88,8 @@ class ActionContext:
     parent_event_id: int | None = None
     node_id: str = ""
     index: int | None = None  # the item's index when running inside an iterator
+    # With a `timeout`: what stops the attempt's blocking work when it runs out (noetl.actions.deadlines)
+    interrupts: Interrupts | None = None
 
     @property
     def sink(self) -> Sink:

@@ -43,6 +43,8 @@ def run(ctx: ActionContext) -> dict[str, Any]:
     inputs = ctx.inputs if isinstance(ctx.inputs, dict) else {}
     path = database_path(ctx.config.get("database"), ctx.execution_id)
     con = connect(path, f"step '{ctx.step}'")
+    # A timeout interrupts the running query (DuckDB's own interrupt, safe from another thread).
+    hook = ctx.interrupts.add(con.interrupt) if ctx.interrupts else None
     try:
         for alias, secret in secrets.items():
             _create_secret(con, alias, secret, ctx.step)
@@ -51,6 +53,8 @@ def run(ctx: ActionContext) -> dict[str, Any]:
             for index, statement in enumerate(statements)
         }
     finally:
+        if hook is not None and ctx.interrupts is not None:
+            ctx.interrupts.remove(hook)
         con.close()
 
 

@@ -33,7 +33,14 @@ def run(ctx: ActionContext) -> dict[str, Any]:
     inputs = ctx.inputs if isinstance(ctx.inputs, dict) else {}
     try:
         with connection(conninfo, autocommit=autocommit) as conn:
-            return _run_all(conn, statements, inputs, autocommit, ctx.step)
+            # A timeout cancels the running statement on the server (psycopg's cancel is thread-safe);
+            # the transaction then rolls back.
+            hook = ctx.interrupts.add(conn.cancel_safe) if ctx.interrupts else None
+            try:
+                return _run_all(conn, statements, inputs, autocommit, ctx.step)
+            finally:
+                if hook is not None and ctx.interrupts is not None:
+                    ctx.interrupts.remove(hook)
     except PgConnectError as exc:
         raise ActionError(
             f"step '{ctx.step}': {exc}; check the credential's host, port and user, and that "

@@ -7,13 +7,15 @@ import datetime
 import inspect
 import json
 import os
+import threading
 import uuid
 from collections.abc import Iterator, Mapping
-from functools import lru_cache
+from functools import lru_cache, partial
 from types import MappingProxyType
 from typing import Any
 
 from noetl.actions.base import ActionContext
+from noetl.actions.deadlines import interrupt_thread
 from noetl.dsl.render import plain
 from noetl.errors import ActionError
 
@@ -117,9 +119,13 @@ def run(ctx: ActionContext) -> Any:
     code = ctx.config.get("code") or ctx.task.config.get("code")
     main = _compile_main(str(code))
     token = _SCOPE.set(ctx.scope)
+    # With a timeout, the code is interrupted where it runs when the attempt runs out (best effort).
+    hook = ctx.interrupts.add(partial(interrupt_thread, threading.get_ident())) if ctx.interrupts else None
     try:
         result = call_main(main, ctx.inputs, ctx.step)
     finally:
+        if hook is not None and ctx.interrupts is not None:
+            ctx.interrupts.remove(hook)
         _SCOPE.reset(token)
     if isinstance(result, dict) and str(result.get("status", "")).lower() == "error":
         message = result.get("message") or result.get("error") or "main returned status error"

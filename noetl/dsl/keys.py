@@ -25,11 +25,12 @@ STEP_COMMON_KEYS: Final = frozenset(
         "loop",
         "pass",
         "max_runs",
+        "timeout",
     }
     | set(DATA_ALIASES)
 )
 TASK_COMMON_KEYS: Final = frozenset(
-    {"type", "name", "save", "retry", "auth", "desc", "description", "assert"} | set(DATA_ALIASES)
+    {"type", "name", "save", "retry", "auth", "desc", "description", "assert", "timeout"} | set(DATA_ALIASES)
 )
 # SQL given as base64 (NoETL 0.x): decoded at load into the plain key.
 B64_KEYS: Final = {"command_b64": "command", "commands_b64": "commands"}
@@ -137,6 +138,7 @@ TOP_LEVEL_KEYS: Final = frozenset(
         "name",
         "path",
         "description",
+        "timeout",
     }
 )
 

@@ -115,6 +115,7 @@ def build_playbook(document: Any, source: str) -> Playbook:
         normalizer.report("workload must be a mapping of default parameters", document, "workload")
         workload = {}
     checks.check_templates(normalizer, workload, None)  # rendered once when an execution starts
+    playbook_timeout = normalizer.timeout(document, None)
     workbook = _workbook(document.get("workbook"), normalizer, document)
     steps = _steps(document, normalizer)
     if steps:
@@ -133,6 +134,7 @@ def build_playbook(document: Any, source: str) -> Playbook:
         api_version=str(document.get("apiVersion", API_VERSION)),
         description=identity[2],
         warnings=tuple(_ordered(normalizer.warnings)),
+        timeout=None if isinstance(playbook_timeout, str) else playbook_timeout,  # no template there
     )
 
 

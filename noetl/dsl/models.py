@@ -112,6 +112,8 @@ class Task:
     iterator: IteratorSpec | None = None
     assertions: AssertSpec | None = None  # on nested tasks and workbook entries (a step's is on the Step)
     line: int | None = None
+    # Seconds an attempt may take (None: the playbook's, else no limit); a template is rendered per attempt.
+    timeout: float | str | None = None
 
     @property
     def is_router(self) -> bool:
@@ -151,6 +153,7 @@ class Playbook:
     api_version: str = "noetl.io/v1"
     description: str | None = None
     warnings: tuple[Problem, ...] = ()  # forms that work but have a clearer spelling (`validate` shows them)
+    timeout: float | None = None  # the default `timeout` of every step and nested task that has none
 
     def successors(self, name: str) -> tuple[str, ...]:
         return tuple(t.step for t in self.steps[name].next)

@@ -100,6 +100,29 @@ class Normalizer:
             line=line_of(raw),
         )
 
+    def timeout(self, raw: dict[str, Any], where: str | None) -> float | str | None:
+        """`timeout: SECONDS` on a step, a nested task or the playbook: a number > 0, a numeric text,
+        a template (rendered when the attempt starts), or absent."""
+        value = raw.get("timeout")
+        if value is None:
+            return None
+        if isinstance(value, str):
+            if "{{" in value and where is not None:
+                return value
+            try:
+                value = float(value)
+            except ValueError:
+                value = raw.get("timeout")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 86_400 * 30:
+            self.report(
+                f"timeout must be a number of seconds above 0 (such as 30 or 2.5), got {value!r}",
+                raw,
+                "timeout",
+                step=where,
+            )
+            return None
+        return float(value)
+
     def _max_runs(self, raw: dict[str, Any], name: str) -> int:
         value = raw.get("max_runs", 1000)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -194,7 +217,7 @@ class Normalizer:
         if known_kind:  # with an unknown type we cannot tell which keys belong; the type is the error
             self._check_keys(raw, allowed | action_keys, kind, where)
         if kind is None or kind in ROUTER_TYPES:
-            for key in ("save", "retry", "auth"):
+            for key in ("save", "retry", "auth", "timeout"):
                 if raw.get(key) is not None:  # a router runs no action: these would be silently ignored
                     self.report(
                         f"`{key}` needs an action; a router step (no type) has none. Give the step "
@@ -230,6 +253,7 @@ class Normalizer:
             iterator=parts.iterator(self, raw, where) if kind == "iterator" else None,
             assertions=parts.assertions(self, raw.get("assert"), raw, where) if nested else None,
             line=line_of(raw),
+            timeout=self.timeout(raw, where),
         )
 
     def _router_save(self, raw: dict[str, Any], where: str, allowed: frozenset[str]) -> Task:

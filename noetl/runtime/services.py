@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from noetl.actions.base import ActionContext
+from noetl.actions.deadlines import attempt_timeout, run_with_timeout
 from noetl.actions.registry import Registry
 from noetl.actions.save.breaker import Breakers, CircuitBreaker
 from noetl.actions.save.executor import execute_save
@@ -63,8 +64,24 @@ class RunServices:
         return self.runner.run_child(path, data, return_step, self, ctx)
 
     def run_action(self, task: Task, scope: Mapping[str, Any], ctx: ActionContext, inputs: Any = None) -> Any:
-        """Run a nested task (a workbook entry, an iterator's body) in `scope`; its save is the caller's."""
+        """Run a nested task (a workbook entry, an iterator's body) in `scope`; its save is the caller's.
+        With a `timeout` (the task's, else the playbook's) it is timed as a step's attempt is."""
         where = f"step '{ctx.step}'" if ctx.index is None else f"step '{ctx.step}' item {ctx.index}"
+        timeout = attempt_timeout(task, self.playbook.timeout, scope, where)
+        if timeout is None:
+            return self._run_task(task, scope, ctx, inputs, where)
+        return run_with_timeout(
+            lambda services, interrupts: self._run_task(
+                task, scope, ctx.evolve(services=services, interrupts=interrupts), inputs, where
+            ),
+            ctx.services,
+            timeout,
+            where,
+        )
+
+    def _run_task(
+        self, task: Task, scope: Mapping[str, Any], ctx: ActionContext, inputs: Any, where: str
+    ) -> Any:
         rendered = render(task.data, scope, where=where)
         if inputs:
             # An http entry written with `data: {query, body}` gets the caller's inputs inside the right

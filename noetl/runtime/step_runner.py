@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from noetl.actions.base import ActionContext, Awaiting
+from noetl.actions.deadlines import Interrupts, StepTimeout, attempt_timeout, run_with_timeout
 from noetl.actions.iteration.item import preview
 from noetl.actions.retrying import not_retryable
 from noetl.actions.tracebacks import user_traceback
@@ -209,27 +210,39 @@ class StepRunner:
         action_event_id: int,
         action: Callable[[ActionContext], Any] | None = None,
     ) -> Any:
-        """Run the action (or `action`, which finishes one that went on elsewhere), then check and save."""
+        """Run the action (or `action`, which finishes one that went on elsewhere), then check and save.
+
+        With a `timeout` (the step's, else the playbook's) the attempt, its save included, runs on a
+        thread of its own and fails with reason `timeout` when it runs past it (noetl.actions.deadlines).
+        A join (`action`) only reads what other jobs did: it is not timed."""
         inputs, config, scope = prepared
-        ctx = ActionContext(
-            execution_id=self.services.sink.execution_id,
-            step=step.name,
-            task=step.task,
-            config=config,
-            inputs=inputs,
-            scope=scope,
-            services=self.services,
-            attempt=cmd.attempt,
-            parent_event_id=action_event_id,
-            node_id=step.name,
-        )
-        # Recorded as JSON values now, by one set of rules, so that every later reader sees this value.
+        timeout = attempt_timeout(step.task, self.playbook.timeout, scope, f"step '{step.name}'")
         run = action or self.actions.get(step.task.type)
-        result = recorded(run(ctx), f"step '{step.name}' result")
-        check_returns(step.assertions, result, f"step '{step.name}'")
-        if step.task.result_save is not None:
-            self.services.run_save(step.task.result_save, ctx, result, parent_event_id=action_event_id)
-        return result
+
+        def attempt(services: Any, interrupts: Interrupts | None) -> Any:
+            ctx = ActionContext(
+                execution_id=self.services.sink.execution_id,
+                step=step.name,
+                task=step.task,
+                config=config,
+                inputs=inputs,
+                scope=scope,
+                services=services,
+                attempt=cmd.attempt,
+                parent_event_id=action_event_id,
+                node_id=step.name,
+                interrupts=interrupts,
+            )
+            # Recorded as JSON values now, by one set of rules, so that every later reader sees this value.
+            result = recorded(run(ctx), f"step '{step.name}' result")
+            check_returns(step.assertions, result, f"step '{step.name}'")
+            if step.task.result_save is not None:
+                services.run_save(step.task.result_save, ctx, result, parent_event_id=action_event_id)
+            return result
+
+        if timeout is None or action is not None:
+            return attempt(self.services, None)
+        return run_with_timeout(attempt, self.services, timeout, f"step '{step.name}'")
 
     def _run_router(
         self, step: Step, snap: StepSnapshot, base: dict[str, Any], started_at: str, step_event_id: int | None
@@ -303,6 +316,8 @@ class StepRunner:
         status_code = getattr(exc, "status_code", None)
         if status_code is not None:
             meta["status_code"] = status_code
+        if isinstance(exc, StepTimeout):
+            meta["reason"] = "timeout"
         if not isinstance(exc, NoetlError):  # not a failure we explained: keep the traceback for the user
             meta["traceback"] = user_traceback(exc)
             message = f"{type(exc).__name__}: {message}"
@@ -337,7 +352,12 @@ class StepRunner:
                 **base,
             )
             return
-        failed_meta: dict[str, Any] = {**meta, "reason": decision.reason}
+        # A timeout is the reason the step failed; why it was not tried again is beside it.
+        failed_meta: dict[str, Any] = (
+            {**meta, "reason": "timeout", "retry_reason": decision.reason}
+            if isinstance(exc, StepTimeout)
+            else {**meta, "reason": decision.reason}
+        )
         failed_meta.update(self._failure_routes(step, scope, message, getattr(exc, "result", None)))
         sink.new(
             T.STEP_FAILED,

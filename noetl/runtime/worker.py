@@ -10,6 +10,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -35,12 +36,17 @@ class Worker:
         concurrency: int = 4,
         lease_seconds: float = 30.0,
         poll_seconds: float = 2.0,
+        grace_seconds: float = 30.0,
     ) -> None:
         self.store = store
         self.worker_id = name or f"{socket.gethostname()}-{os.getpid()}"
         self.concurrency = concurrency
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
+        self.grace_seconds = grace_seconds
+        # Jobs still running when the grace period after stop() ended: left to their lease, as after a
+        # crash. The process must then exit without waiting for their threads (see cli_worker).
+        self.abandoned: list[Job] = []
         self.queue = PostgresQueue(store, lease_seconds)
         self.actions = default_actions()
         self.storages = default_storages()
@@ -59,22 +65,50 @@ class Worker:
         log.info("worker %s started (concurrency %d)", self.worker_id, self.concurrency)
         heartbeat = threading.Thread(target=self._heartbeat_loop, name="noetl-heartbeat", daemon=True)
         heartbeat.start()
-        with (
-            self.queue.listening() as listener,
-            ThreadPoolExecutor(self.concurrency, thread_name_prefix="noetl-job") as pool,
-        ):
-            while not self.stop_event.is_set():
-                free = self.concurrency - self._count()
-                jobs = self.queue.lease(self.worker_id, free) if free > 0 else []
-                for job in jobs:
-                    with self._lock:
-                        self._inflight[job.job_id] = job
-                    pool.submit(self._execute, job)
-                if not jobs:
-                    # Sleep until a job is queued (NOTIFY) or a slot frees up; the timeout is a safety net.
-                    self.queue.wait_for_work(listener, self.poll_seconds)
-        self._finished.set()
+        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="noetl-job")
+        try:
+            with self.queue.listening() as listener:
+                while not self.stop_event.is_set():
+                    free = self.concurrency - self._count()
+                    jobs = self.queue.lease(self.worker_id, free) if free > 0 else []
+                    for job in jobs:
+                        with self._lock:
+                            self._inflight[job.job_id] = job
+                        pool.submit(self._execute, job)
+                    if not jobs:
+                        # Sleep until a job is queued (NOTIFY) or a slot frees up; the timeout is a safety net.
+                        self.queue.wait_for_work(listener, self.poll_seconds)
+        finally:
+            self._finish_jobs_in_hand(pool)
+            self._finished.set()  # heartbeats stop: the leases of abandoned jobs run out
         log.info("worker %s stopped", self.worker_id)
+
+    def _finish_jobs_in_hand(self, pool: ThreadPoolExecutor) -> None:
+        """Wait up to `grace_seconds` for the running jobs; then leave the rest to their leases and say
+        which they are. A job whose code never returns (and has no `timeout`) cannot hold the process."""
+        deadline = time.monotonic() + self.grace_seconds
+        while self._count() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with self._lock:
+            left = list(self._inflight.values())
+        if not left:
+            pool.shutdown(wait=True)
+            return
+        self.abandoned = left
+        for job in left:
+            log.warning(
+                "worker %s abandons job %s (execution %s, step %s, %s) still running after the %g s "
+                "grace period; its lease expires in at most %g s and another worker takes it up, as "
+                "after a crash",
+                self.worker_id,
+                job.job_id,
+                job.execution_id,
+                job.step,
+                job.kind,
+                self.grace_seconds,
+                self.lease_seconds,
+            )
+        pool.shutdown(wait=False, cancel_futures=True)
 
     def stop(self) -> None:
         self.stop_event.set()

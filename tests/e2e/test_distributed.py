@@ -17,7 +17,7 @@ import pytest
 
 from noetl.engine.events import Event
 from noetl.runtime.broker import schedule
-from noetl.runtime.control import start_execution
+from noetl.runtime.control import cancel_execution, start_execution
 from noetl.store.postgres import PostgresStore
 from tests.conftest import pg_fields
 from tests.httpd import JSONHandler, serve
@@ -318,6 +318,34 @@ def test_sigterm_lets_a_worker_finish_its_job(pg_store: PostgresStore, workers: 
     events = pg_store.read(execution_id)
     assert [e.event_type for e in events if e.node_name == "nap"][-1] == "step_completed"
     assert events[-1].event_type == "execution_complete" and events[-1].result == "rested"
+
+
+def test_a_stopping_worker_leaves_a_job_that_does_not_return_to_its_lease(
+    pg_store: PostgresStore, pg_dsn: str, workers: Workers, broker: None
+) -> None:
+    """Issue 9: a worker told to stop exits within its grace period even when user code does not
+    return, names what it abandoned, and the job's lease then runs out as after a crash."""
+    workers.start("impatient", concurrency=1, lease=3, grace=1)
+    execution_id = start_nap_and_wait_until_it_runs(pg_store, 600)
+    t0 = time.monotonic()
+    workers.procs["impatient"].send_signal(signal.SIGTERM)
+    assert workers.procs["impatient"].wait(30) == 1
+    assert time.monotonic() - t0 < 15
+    log = (workers.tmp / "impatient.log").read_text()
+    assert f"execution {execution_id}, step nap" in log and "abandons job" in log, log
+    workers.start("next", concurrency=1, grace=1)  # it takes up the nap: let it go at teardown too
+    deadline = time.monotonic() + 30
+    taken = None
+    while time.monotonic() < deadline and taken is None:
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            taken = conn.execute(
+                "SELECT worker_id FROM noetl_jobs WHERE execution_id = %s AND step = 'nap' "
+                "AND status = 'leased' AND worker_id = 'next'",
+                (execution_id,),
+            ).fetchone()
+        time.sleep(0.2)
+    assert taken is not None, "the abandoned job's lease did not run out for another worker"
+    cancel_execution(pg_store, execution_id)
 
 
 def test_a_worker_that_cannot_write_events_stops_with_exit_1(
