@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse, Response
 
 from noetl.server import metrics, schemas
 from noetl.server.auth import token_matches
+from noetl.server.guard import is_loopback
 from noetl.server.routes import deps
 
 router = APIRouter(tags=["health"])
@@ -25,10 +26,10 @@ def health(request: Request, store: Store) -> Any:
         database = f"not answering: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     status = "ok" if database == "ok" else "degraded"
     code = 200 if database == "ok" else 503
-    token = request.app.state.token
-    if token and not token_matches(request.headers.get("authorization"), token):
-        # /health is open to load balancers; where the API is guarded, a caller without the token
-        # learns whether the server works, not where its database is or why it failed.
+    if not _may_see_details(request):
+        # /health is open to load balancers; a caller without the token (or, on a server without
+        # one, a caller from another host) learns whether the server works, not where its database is
+        # or why it failed.
         return JSONResponse({"status": status}, status_code=code)
     runner = request.app.state.dispatcher.kind
     workers, queue = _workers(store) if runner == "broker" and database == "ok" else (None, None)
@@ -41,6 +42,16 @@ def health(request: Request, store: Store) -> Any:
         queue=queue,
     )
     return JSONResponse(body.model_dump(), status_code=code)
+
+
+def _may_see_details(request: Request) -> bool:
+    """Details (store, database error, runner, workers, queue) go to a caller holding the token; on a
+    server without a token (loopback only, unless started with --allow-no-token), to loopback callers."""
+    token = request.app.state.token
+    if token:
+        return token_matches(request.headers.get("authorization"), token)
+    client = request.client.host if request.client else ""
+    return is_loopback(client)
 
 
 def _workers(store: Any) -> tuple[schemas.Workers | None, dict[str, int] | None]:
