@@ -133,12 +133,15 @@ class StepRunner:
         sink = self.services.sink
         base = {"node_name": step.name, "node_id": step.name, "node_type": node_type(step)}
         try:
+            # A large result is stored once: in step_completed, when it is also the step's result.
+            once = step.result is None and _larger_than(result, LARGE_RESULT_BYTES)
             sink.new(
                 T.ACTION_COMPLETED,
                 attempt=cmd.attempt,
                 duration=_since(t0),
-                result=result,
+                result=None if once else result,
                 parent_event_id=action_event_id,
+                meta={"result_in": "step_completed"} if once else {},
                 **base,
             )
             # In its own `next` (and `result`), a step's name is its result, like `result` (NoETL 0.x).
@@ -390,6 +393,33 @@ def _shown(prepared: Prepared) -> dict[str, Any]:
     # Not shown: the code, the nested task, and the iterator's per-item expressions (not yet rendered).
     shown = {k: preview(v) for k, v in config.items() if k not in _NOT_SHOWN}
     return {"inputs": preview(inputs), **({"config": shown} if shown else {})}
+
+
+LARGE_RESULT_BYTES = 64 * 1024
+
+
+def _larger_than(value: Any, limit: int) -> bool:
+    """Whether `value` as JSON is roughly more than `limit` bytes; stops walking once it knows, so a
+    million-element result costs a few thousand steps, not an encoding."""
+    budget = limit
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            budget -= len(item) + 2
+        elif isinstance(item, dict):
+            budget -= 2 + 4 * len(item)
+            for key, inner in item.items():
+                budget -= len(str(key))
+                stack.append(inner)
+        elif isinstance(item, list | tuple):
+            budget -= 2 + len(item)
+            stack.extend(item)
+        else:
+            budget -= 8
+        if budget < 0:
+            return True
+    return False
 
 
 def _since(t0: float) -> float:

@@ -300,3 +300,32 @@ workflow:
     assert time.monotonic() - t0 < 10
     assert outcome.status == "FAILED"
     assert _step(events, "start", "step_failed").meta["reason"] == "timeout"
+
+
+def test_a_large_result_is_stored_once_in_step_completed(store: Any) -> None:
+    """Issue 9 item 4: a 200 KB result is not written twice (action_completed and step_completed)."""
+    text = (
+        HEAD
+        + """
+workflow:
+  - step: start
+    type: python
+    code: |
+      def main():
+          return "x" * 200_000
+    next: [{step: small}]
+  - step: small
+    type: python
+    code: |
+      def main():
+          return {"n": 1}
+    next: [{step: end}]
+  - step: end
+"""
+    )
+    outcome, events = run_text(store, text)
+    assert outcome.status == "COMPLETED", outcome.error
+    big = _step(events, "start", "action_completed")
+    assert big.result is None and big.meta["result_in"] == "step_completed"
+    assert _step(events, "start", "step_completed").result == "x" * 200_000
+    assert _step(events, "small", "action_completed").result == {"n": 1}  # small results stay in both
