@@ -16,8 +16,6 @@ from noetl.store.ports import CredentialRecord
 class Sink(Protocol):
     execution_id: str
 
-    def emit(self, event: Event) -> Event: ...
-
     def new(self, event_type: str, **fields: Any) -> Event: ...
 
 

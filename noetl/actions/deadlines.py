@@ -72,10 +72,6 @@ class GatedSink:
         self._check()
         return self._sink.new(event_type, **fields)
 
-    def emit(self, event: Any) -> Any:
-        self._check()
-        return self._sink.emit(event)
-
     def __getattr__(self, name: str) -> Any:  # store, redactor, execution_id, ...
         return getattr(self._sink, name)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
 
@@ -112,9 +112,6 @@ class Event:
             object.__setattr__(self, "status", STATUS_OF[self.event_type])
         elif self.status not in ALL_STATUSES:
             raise ValueError(f"unknown status {self.status!r}")
-
-    def stamped(self, event_id: int, created_at: str) -> Event:
-        return replace(self, event_id=event_id, created_at=created_at)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -56,7 +56,8 @@ class IdBlocks:
 
 
 class EventSink:
-    """Assigns event ids per execution and writes through the store's batch writer.
+    """Assigns event ids per execution and writes through the store's batch writer. `new` is the only
+    way an event is written (issue 8: one way to emit): built once, stamped, redacted, stored, folded.
 
     `on_event` is the runner's own state fold and must not fail; `observers` (printers, progress bars,
     exporters) are best effort: an observer that raises is logged and the execution goes on. Once the
@@ -96,19 +97,6 @@ class EventSink:
                 f"execution {self.execution_id} has ended (cancelled); this work for it stops here"
             )
 
-    def emit(self, event: Event) -> Event:
-        self._check_open()
-        event = self.redactor.event(event)
-        with self._lock:
-            stamped = event.stamped(self._next_id(), utc_now_iso())
-            if self.parent_execution_id and stamped.parent_execution_id is None:
-                stamped = _with_parent(stamped, self.parent_execution_id)
-            self.store.append((stamped,))
-            if self._on_event is not None:
-                self._on_event(stamped)
-        self._observe(stamped)
-        return stamped
-
     def new(self, event_type: str, **fields: Any) -> Event:
         """Build, stamp and emit an event of this execution (one Event built: this is per item, twice,
         so it is kept to the few steps it needs)."""
@@ -141,8 +129,3 @@ class EventSink:
             except Exception:  # an observer never breaks the work (dramatiq's middleware rule)
                 log.exception("event observer %r failed; the execution goes on", observer)
 
-
-def _with_parent(event: Event, parent: str) -> Event:
-    from dataclasses import replace
-
-    return replace(event, parent_execution_id=parent)
