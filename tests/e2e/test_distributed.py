@@ -348,6 +348,36 @@ def test_a_stopping_worker_leaves_a_job_that_does_not_return_to_its_lease(
     cancel_execution(pg_store, execution_id)
 
 
+HANG = """
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: hang}
+workflow:
+  - step: start
+    type: python
+    timeout: 1
+    code: |
+      import time
+      def main():
+          time.sleep(600)
+"""
+
+
+def test_a_step_past_its_timeout_frees_its_worker_slot_for_other_executions(
+    pg_store: PostgresStore, workers: Workers, broker: None
+) -> None:
+    """Issue 9: one worker with one slot; a hanging step with `timeout: 1` fails, and the next
+    execution runs on the same worker right after, with the step's thread left behind."""
+    workers.start("single", concurrency=1, grace=1)
+    pg_store.register("hang", "hang", HANG)
+    hung = start_execution(pg_store, "hang")
+    assert wait_finished(pg_store, hung, 30) == "FAILED"
+    [failed] = [e for e in pg_store.read(hung) if e.event_type == "step_failed"]
+    assert failed.meta["reason"] == "timeout"
+    execution_id = start_nap_and_wait_until_it_runs(pg_store, 0.2)
+    assert wait_finished(pg_store, execution_id, 30) == "COMPLETED"
+
+
 def test_a_worker_that_cannot_write_events_stops_with_exit_1(
     pg_store: PostgresStore, pg_dsn: str, workers: Workers
 ) -> None:
