@@ -24,6 +24,7 @@ from playwright.sync_api import (
     Playwright,
     Route,
     WebSocket,
+    expect,
     sync_playwright,
 )
 
@@ -34,6 +35,8 @@ __all__ = ["PageLog", "run_local", "shot"]
 
 # Root has no sandbox; a container's /dev/shm may be 64 MB, too small for chromium's renderers; the rest
 # keeps chromium from calling Google's services (refused here, and noise).
+expect.set_options(timeout=15_000)  # see `page`: the same patience for expect(...) checks
+
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-dev-shm-usage",
@@ -166,6 +169,9 @@ def page_log() -> PageLog:
 def page(browser: Browser, page_log: PageLog) -> Iterator[Page]:
     """A page in a fresh context (1400x900); the test fails if it logged errors or reached outside."""
     context = browser.new_context(viewport={"width": 1400, "height": 900})
+    # A loaded CI machine (one test suite beside others, 2 cores) can take longer than Playwright's 5 s
+    # default for a page to settle; the waits stay waits for a condition, only their patience grows.
+    context.set_default_timeout(20_000)
     context.route("**/*", page_log.route)  # on the context, so pop-ups (the "API" link) are covered too
     context.on("page", page_log.watch)  # fires for new_page() as well as for pop-ups
     yield context.new_page()
