@@ -72,8 +72,9 @@ class ProgressObserver:
             if kind == T.ITERATOR_STARTED:
                 if not self._running:
                     self._progress.start()
+                count = event.meta.get("count")  # None for a streaming collection: its end is not known
                 task = self._progress.add_task(
-                    key[1], total=int(event.meta.get("count") or 0), done=0, failed=0
+                    key[1], total=None if count is None else int(count), done=0, failed=0
                 )
                 self._tasks[key], self._counts[task] = task, [0, 0]
                 self._running.add(task)

@@ -136,9 +136,14 @@ def _step_with_failures(events: Sequence[Event], playbook: Playbook, execution_i
 
 
 def _total(events: Sequence[Event], step: str) -> int:
-    """How many items the latest run of `step` had (its last iterator_started says)."""
-    starts = [e for e in run_events(events, step) if e.event_type == T.ITERATOR_STARTED]
+    """How many items the latest run of `step` had: its last iterator_started says, or, for a streaming
+    collection (whose count is known only at its end), the iterator's end event."""
+    run = run_events(events, step)
+    starts = [e for e in run if e.event_type == T.ITERATOR_STARTED]
     if not starts:
         return 0
     meta = starts[-1].meta or {}
+    if meta.get("streaming") or meta.get("total", meta.get("count")) is None:
+        ends = [e for e in run if e.event_type in (T.ITERATOR_COMPLETED, T.ITERATOR_FAILED)]
+        meta = (ends[-1].meta or {}) if ends else {}
     return int(meta.get("total", meta.get("count", 0)) or 0)
