@@ -128,4 +128,3 @@ class EventSink:
                 observer(event)
             except Exception:  # an observer never breaks the work (dramatiq's middleware rule)
                 log.exception("event observer %r failed; the execution goes on", observer)
-
