@@ -6,7 +6,7 @@ import atexit
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
@@ -27,8 +27,46 @@ class PgConnectError(Exception):
 
 
 def conninfo_for(record: CredentialRecord) -> str:
-    """The libpq connection string for a postgres credential (it holds the password: never show it)."""
-    return make_conninfo(**pg_params(record))
+    """The libpq connection string for a postgres credential (it holds the password: never show it).
+
+    Built once per credential content, not per call: a per-item save asks for it for every item, and
+    parsing and quoting it cost more than the save's own round trip on a local server. The cache is
+    keyed by everything the string is made of (name, type and every field), so two credentials never
+    share an entry, and it lives in this process's memory only.
+    """
+    same = _BY_RECORD.get(id(record))
+    if same is not None and same[0] is record:  # the very record (a save's credential is resolved once)
+        return same[1]
+    key = _content_key(record)
+    if key is None:  # a field that cannot be a key (a list, a mapping): nothing to reuse
+        return make_conninfo(**pg_params(record))
+    found = _CONNINFOS.get(key)
+    if found is None:
+        found = make_conninfo(**pg_params(record))  # a CredentialError is raised, never cached
+    with _CONNINFOS_LOCK:
+        if len(_CONNINFOS) >= _MAX_CONNINFOS:
+            _CONNINFOS.pop(next(iter(_CONNINFOS)))  # the oldest: a process rarely has this many
+        _CONNINFOS[key] = found
+        if len(_BY_RECORD) >= _MAX_CONNINFOS:
+            _BY_RECORD.pop(next(iter(_BY_RECORD)))
+        # The record is held here, so its id cannot be reused by another record while the entry lives.
+        _BY_RECORD[id(record)] = (record, found)
+    return found
+
+
+def _content_key(record: CredentialRecord) -> tuple[Hashable, ...] | None:
+    items = tuple(sorted(record.data.items(), key=lambda kv: str(kv[0])))
+    try:
+        hash(items)
+    except TypeError:
+        return None
+    return (record.name, record.type, items)
+
+
+_MAX_CONNINFOS = 64
+_CONNINFOS: dict[tuple[Hashable, ...], str] = {}
+_BY_RECORD: dict[int, tuple[CredentialRecord, str]] = {}
+_CONNINFOS_LOCK = threading.Lock()
 
 
 def describe_target(conninfo: str) -> str:
@@ -77,16 +115,31 @@ class ConnectionCache:
         self.probe_after = probe_after
         self.max_idle_age = max_idle_age  # idle longer than this: closed rather than reused
         self._idle: OrderedDict[str, list[tuple[psycopg.Connection[Any], float]]] = OrderedDict()
+        self._unprepared: set[str] = set()
         self._lock = threading.Lock()
 
     @contextmanager
-    def connection(self, conninfo: str, *, autocommit: bool = False) -> Iterator[psycopg.Connection[Any]]:
+    def connection(
+        self, conninfo: str, *, autocommit: bool = False, prepare: bool = False
+    ) -> Iterator[psycopg.Connection[Any]]:
+        """A connection lent for the block. `prepare`: the statements run in the block are prepared on
+        the server the first time and reused after (psycopg keeps them by text, per connection); only
+        for statements whose result has no columns, such as the saves' INSERTs, since a cached plan of
+        a query returning rows fails once another session changes the table (see `_connect`)."""
         conn = self._take(conninfo)
         try:
-            conn.autocommit = autocommit
+            if conn.autocommit != autocommit:  # setting it costs a round of psycopg's machinery
+                conn.autocommit = autocommit
+            conn.prepare_threshold = 0 if prepare and conninfo not in self._unprepared else None
             yield conn
         finally:
             self._give_back(conninfo, conn)
+
+    def never_prepare(self, conninfo: str) -> None:
+        """The server behind this conninfo loses prepared statements (a pooler such as pgbouncer in
+        transaction mode hands each transaction another server connection): do not prepare for it."""
+        with self._lock:
+            self._unprepared.add(conninfo)
 
     def close_all(self) -> None:
         with self._lock:
@@ -164,6 +217,18 @@ _CACHE = ConnectionCache()
 atexit.register(_CACHE.close_all)  # say goodbye to the servers rather than drop the sockets
 
 
-def connection(conninfo: str, *, autocommit: bool = False) -> AbstractContextManager[psycopg.Connection[Any]]:
+def connection(
+    conninfo: str, *, autocommit: bool = False, prepare: bool = False
+) -> AbstractContextManager[psycopg.Connection[Any]]:
     """A connection from the process-wide cache, as a context manager; it goes back when the block ends."""
-    return _CACHE.connection(conninfo, autocommit=autocommit)
+    return _CACHE.connection(conninfo, autocommit=autocommit, prepare=prepare)
+
+
+def never_prepare(conninfo: str) -> None:
+    """See ConnectionCache.never_prepare: the process-wide cache stops preparing for this target."""
+    _CACHE.never_prepare(conninfo)
+
+
+# What a server says when a prepared statement psycopg knows of is not there, or one it makes already
+# is: another server connection answered (a transaction-mode pooler), or someone ran DEALLOCATE.
+LOST_PREPARED = (psycopg.errors.InvalidSqlStatementName, psycopg.errors.DuplicatePreparedStatement)

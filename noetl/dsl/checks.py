@@ -240,17 +240,10 @@ def check_self_calls(steps: list[Step], own_path: str, source: str, n: Normalize
     iterator is left alone: it can stop."""
     import posixpath
 
-    if not steps:
-        return
+    from noetl.dsl.call_rings import always_reached
+
     by_name = {s.name: s for s in steps}
-    always: set[str] = set()
-    todo = [steps[0].name]
-    while todo:
-        name = todo.pop()
-        if name in always or name not in by_name:
-            continue
-        always.add(name)
-        todo.extend(t.step for t in by_name[name].next if t.kind == "always")
+    always = {s.name for s in always_reached(steps) if not s.skip}
     own = {posixpath.normpath(own_path), posixpath.splitext(posixpath.normpath(own_path))[0]}
     file = posixpath.normpath(source.replace("\\", "/"))
     folder = posixpath.dirname(file)

@@ -86,6 +86,7 @@ ACTION_KEYS: Final[dict[str, frozenset[str]]] = {
             "database",
             "timeout",
             "commands",
+            "batch",  # accepted only to say where it belongs: an iterator task's per-item save
         }
     ),
     # `secret_name` is folded into `name` at load; `project_id` and `version` are Google Secret Manager's.
@@ -114,11 +115,14 @@ SAVE_KEYS: Final = frozenset(
         "code",
         "database",
         "commands",
+        "batch",
     }
 )
+# `batch` (items per transaction of an iterator's per-item save) is not rendered: the iterator reads it.
 SAVE_OPTION_KEYS: Final = frozenset(
-    {"endpoint", "url", "method", "headers", "timeout", "code", "database", "commands"}
+    {"endpoint", "url", "method", "headers", "timeout", "code", "database", "commands", "batch"}
 )
+BATCH_STORAGES: Final = frozenset({"postgres", "duckdb"})  # storages that write a batch in one transaction
 RETRY_KEYS: Final = frozenset(
     {"max_attempts", "initial_delay", "backoff_multiplier", "max_delay", "jitter", "retry_when", "stop_when"}
 )

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from noetl.dsl import checks, keys
+from noetl.dsl import call_rings, checks, keys
 from noetl.dsl.models import Playbook, Step, Task
 from noetl.dsl.normalize import Normalizer
 from noetl.dsl.render import is_template
@@ -39,8 +39,15 @@ def playbook_file(path: str | Path) -> Path:
 
 def load_playbook(path: str | Path) -> Playbook:
     """Read and validate a playbook file (or a folder's one YAML file); raises PlaybookError listing
-    every problem found."""
+    every problem found. A file is also refused when every run of it enters a ring of sub-playbook
+    files that always call each other (noetl/dsl/call_rings.py)."""
     file = playbook_file(path)
+    playbook = _read_playbook(file)
+    call_rings.check_call_rings(file, playbook, _read_playbook)
+    return playbook
+
+
+def _read_playbook(file: Path) -> Playbook:
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:

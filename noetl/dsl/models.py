@@ -24,6 +24,8 @@ ACTION_TYPES = frozenset(
 )
 STORAGES = frozenset({"event", "postgres", "duckdb", "http", "python"})
 SAVE_MODES = frozenset({"insert", "upsert", "statement", "script"})  # script: a duckdb save's `commands`
+# A streaming collection's file formats, by the file name's ending (`format:` names one for other names).
+STREAM_FILE_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,24 @@ class AssertSpec:
 
 
 @dataclass(frozen=True)
+class StreamSource:
+    """A collection read lazily, row by row: a SQL query (postgres, duckdb) or a file (jsonl, csv, parquet).
+
+    Written as a literal mapping in the playbook (`collection: {query: ..., type: postgres, auth: ...}` or
+    `collection: {file: ...}`); its templates are rendered once, when the step starts.
+    """
+
+    type: str  # postgres | duckdb | file
+    query: str | None = None
+    file: str | None = None
+    format: str | None = None  # a file's: jsonl | csv | parquet; None: from the rendered path's suffix
+    auth: Any = None  # postgres: the credential (canonical form)
+    database: str | None = None  # duckdb: the database file (default: the execution's, as a duckdb step)
+    fetch_size: int = 1000  # rows fetched per round trip
+    line: int | None = None
+
+
+@dataclass(frozen=True)
 class IteratorSpec:
     collection: Any
     task: Task
@@ -97,6 +117,7 @@ class IteratorSpec:
     max_failures: int | None = None
     max_failure_ratio: float | None = None
     collect: bool = True  # false: the step's result is the summary, not the list of item results
+    source: StreamSource | None = None  # a streaming collection (then `collection` is its raw mapping)
 
 
 @dataclass(frozen=True)

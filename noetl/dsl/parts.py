@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
@@ -11,11 +12,14 @@ from noetl.dsl.checks import suggest
 from noetl.dsl.models import (
     SAVE_MODES,
     STORAGES,
+    STREAM_FILE_FORMATS,
     AssertSpec,
     CircuitBreakerSpec,
     IteratorSpec,
     RetryPolicy,
     SaveSpec,
+    StreamSource,
+    Task,
 )
 from noetl.dsl.render import is_template
 from noetl.dsl.sql_names import is_identifier, is_table_name
@@ -137,6 +141,8 @@ def save(n: Normalizer, raw: Any, where_raw: Any, step: str) -> SaveSpec | None:
         )
     mode = merged.get("mode", _default_mode(merged))
     _check_save_mode(n, str(storage), mode, merged, raw, step)
+    if "batch" in merged:
+        _check_batch(n, merged, raw, str(storage), step)
     auth = merged.get("auth")
     if auth is not None:
         try:
@@ -159,6 +165,52 @@ def save(n: Normalizer, raw: Any, where_raw: Any, step: str) -> SaveSpec | None:
         options={k: merged[k] for k in keys.SAVE_OPTION_KEYS if k in merged},
         line=line_of(raw),
     )
+
+
+# The save blocks written on the task of an iterator being read, per normalizer: a per-item save, the
+# one place where `batch` means something.
+_PER_ITEM_SAVES: weakref.WeakKeyDictionary[Normalizer, set[int]] = weakref.WeakKeyDictionary()
+
+
+def _item_task(n: Normalizer, task_raw: dict[str, Any], step: str) -> Task:
+    """An iterator's nested task; its `save` is the per-item save."""
+    save_raw = task_raw.get("save")
+    marks = _PER_ITEM_SAVES.setdefault(n, set())
+    if isinstance(save_raw, dict):
+        marks.add(id(save_raw))
+    try:
+        return n.task(task_raw, step, allowed=keys.TASK_COMMON_KEYS, nested=True)
+    finally:
+        marks.discard(id(save_raw))
+
+
+def _check_batch(n: Normalizer, merged: dict[str, Any], raw: Any, storage: str, step: str) -> None:
+    """`batch: N`: a whole number, on an iterator task's save, to a storage that writes a batch at once."""
+    value = merged["batch"]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        n.report(
+            f"save batch must be a whole number >= 1 (the items whose rows one transaction writes), "
+            f"got {value!r}; fix the value or remove `batch`",
+            raw,
+            "batch",
+            step=step,
+        )
+    elif id(raw) not in _PER_ITEM_SAVES.get(n, ()):
+        n.report(
+            "save batch is read only on the per-item save of an iterator, the `save` inside its `task`; "
+            "remove `batch` here",
+            raw,
+            "batch",
+            step=step,
+        )
+    elif storage not in keys.BATCH_STORAGES:
+        n.report(
+            f"save batch needs storage postgres or duckdb (one transaction per batch); a {storage} save "
+            "writes each item on its own, so remove `batch`",
+            raw,
+            "batch",
+            step=step,
+        )
 
 
 def _default_mode(merged: dict[str, Any]) -> str:
@@ -275,7 +327,7 @@ def iterator(n: Normalizer, raw: dict[str, Any], step: str) -> IteratorSpec | No
             step=step,
         )
         return None
-    task = n.task(task_raw, step, allowed=keys.TASK_COMMON_KEYS, nested=True)
+    task = _item_task(n, task_raw, step)
     if task.is_router:
         n.report("the iterator's `task` needs a `type` (python, http, postgres, ...)", task_raw, step=step)
     mode = raw.get("mode", "sequential")
@@ -318,6 +370,7 @@ def iterator(n: Normalizer, raw: dict[str, Any], step: str) -> IteratorSpec | No
         collect = True
     return IteratorSpec(
         collection=raw.get("collection"),
+        source=stream_source(n, raw.get("collection"), step),
         task=task,
         element=str(element),
         mode=_ITERATOR_MODES.get(mode, "sequential") if _one_of(mode, _ITERATOR_MODES) else "sequential",
@@ -333,13 +386,149 @@ def iterator(n: Normalizer, raw: dict[str, Any], step: str) -> IteratorSpec | No
     )
 
 
-def _whole(n: Normalizer, raw: dict[str, Any], key: str, step: str) -> int | None:
+_QUERY_KEYS = ("query", "type", "auth", "database", "fetch_size")
+_FILE_KEYS = ("file", "format", "fetch_size")
+_QUERY_TYPES = ("postgres", "duckdb")
+_ONE_MAPPING = "; to loop over this one mapping as an item, write it as a list: `collection: [{...}]`"
+
+
+def stream_source(n: Normalizer, raw: Any, step: str) -> StreamSource | None:
+    """A streaming collection: a mapping written in the playbook with `query` (a SQL query, read through
+    a cursor) or `file` (jsonl, csv, parquet). None for any other collection, which keeps its meaning
+    (a mapping without either key is still one item; a template is rendered as always)."""
+    if not isinstance(raw, dict) or not ({"query", "file"} & set(raw)):
+        return None
+    if "query" in raw and "file" in raw:
+        n.report(
+            "a streaming collection reads either a `query` or a `file`, not both; keep one",
+            raw,
+            "file",
+            step=step,
+        )
+        return None
+    allowed = _QUERY_KEYS if "query" in raw else _FILE_KEYS
+    for key in raw:
+        if key not in allowed:
+            hint = suggest(str(key), allowed) or f"; it takes {', '.join(allowed)}"
+            n.report(
+                f"unknown key {key!r} in a streaming collection{hint}{_ONE_MAPPING}", raw, key, step=step
+            )
+    fetch_size = _whole(n, raw, "fetch_size", step, what="collection.fetch_size") or 1000
+    if "query" in raw:
+        return _query_source(n, raw, step, fetch_size)
+    return _file_source(n, raw, step, fetch_size)
+
+
+def _text(n: Normalizer, raw: dict[str, Any], key: str, step: str, what: str) -> str | None:
+    value = raw.get(key)
+    if not isinstance(value, str) or not value.strip():
+        n.report(f"collection `{key}` must be {what}, got {value!r}", raw, key, step=step)
+        return None
+    return value
+
+
+def _query_source(n: Normalizer, raw: dict[str, Any], step: str, fetch_size: int) -> StreamSource | None:
+    query = _text(n, raw, "query", step, "the SQL text of one SELECT")
+    kind = raw.get("type")
+    if kind is None:
+        n.report("a query collection needs `type`: postgres (with `auth`) or duckdb", raw, "query", step=step)
+        return None
+    if not _one_of(kind, _QUERY_TYPES):
+        hint = suggest(str(kind), _QUERY_TYPES)
+        n.report(
+            f"unknown collection type {kind!r}{hint}; a query collection is postgres or duckdb "
+            "(a file is `collection: {file: PATH}`)",
+            raw,
+            "type",
+            step=step,
+        )
+        return None
+    auth = raw.get("auth")
+    if kind == "postgres":
+        if auth is None:
+            n.report(
+                "a postgres query collection needs `auth` naming a postgres credential "
+                "(for example `auth: pg_local`)",
+                raw,
+                "type",
+                step=step,
+            )
+        if "database" in raw:
+            n.report(
+                "`database` is a duckdb file; a postgres collection's database is its credential's",
+                raw,
+                "database",
+                step=step,
+            )
+    elif auth is not None:
+        n.report(
+            "a duckdb query collection takes no `auth`: it reads the `database` file (default: the "
+            "execution's, shared with its duckdb steps); attach other databases in a duckdb step first",
+            raw,
+            "auth",
+            step=step,
+        )
+    if auth is not None:
+        try:
+            auth = canonical_auth(auth, single=True)
+        except AuthProblem as exc:
+            n.report(str(exc), raw, "auth", step=step)
+    database = raw.get("database")
+    if database is not None and not isinstance(database, str):
+        n.report(f"collection `database` must be a file name, got {database!r}", raw, "database", step=step)
+        database = None
+    if query is None:
+        return None
+    return StreamSource(
+        type=str(kind), query=query, auth=auth, database=database, fetch_size=fetch_size, line=line_of(raw)
+    )
+
+
+def _file_source(n: Normalizer, raw: dict[str, Any], step: str, fetch_size: int) -> StreamSource | None:
+    path = _text(n, raw, "file", step, "the path of a .jsonl, .csv or .parquet file")
+    formats = sorted(set(STREAM_FILE_FORMATS.values()))
+    fmt = raw.get("format")
+    if fmt is not None and not _one_of(fmt, formats):
+        hint = suggest(str(fmt), formats)
+        n.report(
+            f"unknown collection format {fmt!r}{hint}; use {', '.join(formats)}", raw, "format", step=step
+        )
+        return None
+    if path is None:
+        return None
+    if fmt is None and not is_template(path) and file_format(path) is None:
+        n.report(
+            f"cannot tell the format of collection file {path!r} from its name; name it .jsonl, .csv "
+            "or .parquet, or add `format: jsonl` (csv, parquet)",
+            raw,
+            "file",
+            step=step,
+        )
+        return None
+    return StreamSource(type="file", file=path, format=fmt, fetch_size=fetch_size, line=line_of(raw))
+
+
+def file_format(path: str) -> str | None:
+    """jsonl, csv or parquet from a file name's ending (`.jsonl.gz` and `.csv.gz` too), else None."""
+    name = path.lower()
+    for suffix, fmt in STREAM_FILE_FORMATS.items():
+        if name.endswith(suffix) or (fmt != "parquet" and name.endswith(f"{suffix}.gz")):
+            return fmt
+    return None
+
+
+def _whole(n: Normalizer, raw: dict[str, Any], key: str, step: str, what: str | None = None) -> int | None:
     value = raw.get(key)
     if value is None:
         return None
     low = 0 if key == "max_failures" else 1
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        n.report(f"{key} must be a whole number >= {low}, got {value!r}; fix the value", raw, key, step=step)
+        n.report(
+            f"{what or key} must be a whole number >= {low}, got {value!r}; fix the value",
+            raw,
+            key,
+            step=step,
+        )
         return None
     return value
 

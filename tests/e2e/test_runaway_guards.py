@@ -134,3 +134,116 @@ def test_a_cycle_with_a_when_is_not_warned_about(tmp_path: Path) -> None:
     )
     done = cli("validate", str(path), "--strict")
     assert done.returncode == 0, done.stderr
+
+
+def _calls(path: Path, name: str, *steps: str, workload: str = "") -> Path:
+    """Write a playbook: `start`, then the given step texts (each already indented as a list item)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f"apiVersion: noetl.io/v1\nkind: Playbook\nmetadata: {{name: {name}}}\n{workload}workflow:\n"
+        + "".join(steps),
+        encoding="utf-8",
+    )
+    return path
+
+
+def _call(step: str, path: str, start: bool = True) -> str:
+    lead = f"  - step: start\n    next: [{{step: {step}}}]\n" if start else ""
+    return lead + f"  - step: {step}\n    type: playbook\n    path: {path}\n"
+
+
+def _refused_everywhere(tmp_path: Path, top: Path, expected: str) -> None:
+    """`validate` and `run` both exit 2 with `expected`, and `run` writes nothing to the store."""
+    valid = cli("validate", str(top), cwd=tmp_path)
+    assert valid.returncode == 2, valid.stdout + valid.stderr
+    assert expected in valid.stderr
+    db = tmp_path / "x.db"
+    done = cli("run", str(top), "--db", str(db), cwd=tmp_path, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert expected in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not db.exists()  # refused before the store was opened
+
+
+def test_a_ring_of_two_playbooks_that_always_call_each_other_is_refused(tmp_path: Path) -> None:
+    _calls(tmp_path / "a.yaml", "a", _call("call_b", "b.yaml"))
+    _calls(tmp_path / "b.yaml", "b", _call("call_a", "a"))  # found with `.yaml` added, as at run time
+    _refused_everywhere(
+        tmp_path,
+        Path("a.yaml"),
+        "a.yaml:7: a.yaml step 'call_b' -> b.yaml step 'call_a' -> a.yaml: this ring of sub-playbooks "
+        "always calls itself and never ends; put a `when` on one of these calls",
+    )
+
+
+def test_a_ring_of_three_playbooks_in_folders_is_refused(tmp_path: Path) -> None:
+    # a.yaml's child is in its folder; sub/b.yaml's child sub/c.yaml is beside it; c goes back up.
+    _calls(tmp_path / "a.yaml", "a", _call("call_b", "sub/b.yaml"))
+    _calls(tmp_path / "sub" / "b.yaml", "b", _call("call_c", "c"))
+    _calls(tmp_path / "sub" / "c.yaml", "c", _call("call_a", "../a.yaml"))
+    top = tmp_path / "a.yaml"
+    _refused_everywhere(
+        tmp_path,
+        top,
+        f"{top}:7: {top} step 'call_b' -> {tmp_path}/sub/b.yaml step 'call_c' -> {tmp_path}/sub/c.yaml "
+        f"step 'call_a' -> {top}: this ring of sub-playbooks always calls itself and never ends",
+    )
+
+
+def test_a_ring_reached_through_an_iterator_and_a_workbook_entry_is_refused(tmp_path: Path) -> None:
+    top = _calls(
+        tmp_path / "top.yaml",
+        "top",
+        "  - step: start\n    type: iterator\n    collection: [1, 2]\n    task:\n      type: workbook\n"
+        "      name: go\n",
+    )
+    top.write_text(top.read_text() + "workbook:\n  - name: go\n    type: playbook\n    path: b\n")
+    _calls(tmp_path / "b.yaml", "b", _call("call_c", "c.yaml"))
+    _calls(tmp_path / "c.yaml", "c", _call("call_b", "b.yaml"))
+    _refused_everywhere(
+        tmp_path,
+        Path("top.yaml"),
+        "top.yaml:9: top.yaml step 'start' (its iterator's task) (workbook entry 'go') -> b.yaml step "
+        "'call_c' -> c.yaml step 'call_b' -> b.yaml: every run enters this ring of sub-playbooks (from "
+        "b.yaml), which always calls itself and never ends; put a `when` on one of its calls",
+    )
+
+
+def test_a_ring_with_a_when_is_accepted_and_runs_to_its_end(tmp_path: Path) -> None:
+    _calls(
+        tmp_path / "a.yaml",
+        "a",
+        "  - step: start\n    next:\n      - when: '{{ workload.n < 2 }}'\n        step: call_b\n"
+        "      - step: end\n",
+        "  - step: call_b\n    type: playbook\n    path: b.yaml\n    data: {n: '{{ workload.n + 1 }}'}\n",
+        "  - step: end\n",
+        workload="workload: {n: 0}\n",
+    )
+    _calls(tmp_path / "b.yaml", "b", _call("call_a", "a.yaml") + "    data: {n: '{{ workload.n }}'}\n")
+    assert cli("validate", "a.yaml", "--strict", cwd=tmp_path).returncode == 0
+    db = str(tmp_path / "x.db")
+    done = cli("run", "a.yaml", "--db", db, "--json", cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    from noetl.store import open_store
+
+    store = open_store(db)
+    try:
+        executions = store.executions(100)
+    finally:
+        store.close()
+    assert len(executions) == 5  # a(n=0) -> b -> a(n=1) -> b -> a(n=2), which stops
+    assert all(e.status == "COMPLETED" for e in executions)
+
+
+def test_a_child_that_is_missing_or_invalid_is_left_to_the_run(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("workflow: [\n", encoding="utf-8")
+    for child, said in [
+        ("gone.yaml", "sub-playbook 'gone.yaml' of a.yaml not found"),
+        ("bad.yaml", "bad.yaml:"),
+    ]:
+        _calls(tmp_path / "a.yaml", "a", _call("call", child))
+        valid = cli("validate", "a.yaml", cwd=tmp_path)
+        assert valid.returncode == 0, valid.stderr
+        done = cli("run", "a.yaml", "--db", str(tmp_path / "x.db"), cwd=tmp_path, timeout=60)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert said in done.stdout, done.stdout

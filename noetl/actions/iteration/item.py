@@ -9,8 +9,12 @@ from typing import Any
 
 from noetl.actions.base import ActionContext
 from noetl.actions.iteration.collection import WorkItem
+from noetl.actions.iteration.save_batch import Joined, SaveBatches
 from noetl.actions.iteration.summary import Tally
+from noetl.actions.registry import Registry
 from noetl.actions.retrying import Attempts, call_with_retry
+from noetl.actions.save.breaker import Breakers
+from noetl.actions.save.executor import BATCH_STORAGES, StartedSave, start_save, write_batch
 from noetl.actions.tracebacks import user_traceback
 from noetl.dsl.models import IteratorSpec
 from noetl.dsl.render import StepView, unwrap
@@ -36,6 +40,28 @@ def preview(value: Any) -> Any:
 
 
 @dataclass(frozen=True)
+class _Batched:
+    """A per-item save with `batch: N`: the batches waiting, and the runtime's writers and breakers."""
+
+    batches: SaveBatches
+    storages: Registry
+    breakers: Breakers
+
+
+def _batched(ctx: ActionContext, spec: IteratorSpec) -> _Batched | None:
+    save = spec.task.result_save
+    size = save.options.get("batch") if save is not None else None
+    if save is None or not isinstance(size, int) or save.storage not in BATCH_STORAGES:
+        return None
+    # The services of a real run hold the storages and breakers its saves use; a stand-in without
+    # them (a test's) saves item by item, through run_save.
+    storages, breakers = getattr(ctx.services, "storages", None), getattr(ctx.services, "breakers", None)
+    if not isinstance(storages, Registry) or not isinstance(breakers, Breakers):
+        return None
+    return _Batched(SaveBatches(size), storages, breakers)
+
+
+@dataclass(frozen=True)
 class ItemRunner:
     ctx: ActionContext
     spec: IteratorSpec
@@ -43,12 +69,14 @@ class ItemRunner:
     iterator_event_id: int
     tally: Tally
     _own_view: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+    _batched: _Batched | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         # What every item's scope shares, worked out once per iterator rather than per item.
         own = self.ctx.scope.get(self.ctx.step)
         own_value = unwrap(own) if isinstance(own, StepView) else None
         object.__setattr__(self, "_own_view", dict(own_value) if isinstance(own_value, dict) else {})
+        object.__setattr__(self, "_batched", _batched(self.ctx, self.spec))
 
     def scope(self, item: WorkItem) -> dict[str, Any]:
         index = item.index
@@ -68,7 +96,12 @@ class ItemRunner:
         return scope
 
     def run(self, item: WorkItem) -> tuple[bool, Any]:
-        """(succeeded, result). Never raises for the item's own failure: that is an event and a tally."""
+        """(succeeded, result). Never raises for the item's own failure: that is an event and a tally.
+
+        With a batched save (`save: {batch: N}`) an item whose task succeeded joins its batch and is
+        reported later, once its rows are committed (or refused): it returns (True, result) then,
+        and its iteration_completed or iteration_failed is written by whichever run writes the batch,
+        or by close()."""
         ctx, sink = self.ctx, self.ctx.sink
         node_id = f"{ctx.step}:iter_{item.index}"
         base = {
@@ -90,6 +123,7 @@ class ItemRunner:
         stage = "task"
         attempts = Attempts()
         task = self.spec.task
+        joined: Joined | None = None
         try:
             if task.retry is None:  # the common case: no retry wrapper around the call
                 attempts.count = 1
@@ -103,58 +137,114 @@ class ItemRunner:
             save = self.spec.task.result_save
             if save is not None:
                 stage = "save"
-                rows = ctx.services.run_save(
-                    save,
-                    nested,
-                    result,
-                    index=item.index,
-                    item=preview(item.value),
-                    parent_event_id=started.event_id,
-                )
+                if self._batched is not None:
+                    begun = start_save(
+                        save,
+                        nested,
+                        result,
+                        self._batched.storages,
+                        index=item.index,
+                        parent_event_id=started.event_id,
+                    )
+                    joined = Joined(item, begun, result, t0, base, attempts)
+                else:
+                    rows = ctx.services.run_save(
+                        save,
+                        nested,
+                        result,
+                        index=item.index,
+                        item=preview(item.value),
+                        parent_event_id=started.event_id,
+                    )
         except Exception as exc:
-            duration = time.monotonic() - t0
-            explained = isinstance(exc, NoetlError)
-            error = (
-                f"item {item.index}: {stage} failed: {exc if explained else f'{type(exc).__name__}: {exc}'}"
-            )
-            meta = {
-                "failed_in": stage,
-                "error_type": getattr(exc, "error_type", type(exc).__name__),
-                **attempts.meta(),
-            }
-            if not explained:  # not a failure we explained: keep the traceback for the user
-                meta["traceback"] = user_traceback(exc)
-            if isinstance(exc, SaveFailed):
-                meta["reason"] = exc.reason
-            elif isinstance(exc, SaveError):
-                meta["reason"] = "save_error"
-            sink.new(
-                T.ITERATION_FAILED,
-                duration=round(duration, 6),
-                error=error,
-                # the task's result when its save failed: what the target refused, for the item's page
-                result=result if stage == "save" else None,
-                parent_event_id=self.iterator_event_id,
-                meta=meta,
-                **base,
-            )
-            self.tally.fail(item.index, duration, error)
+            self._failed(item.index, base, t0, exc, stage, attempts, result if stage == "save" else None)
             return False, None
+        if joined is not None and self._batched is not None:
+            full = self._batched.batches.add(joined)
+            if full is not None:
+                self._write(full)
+            return True, result
+        self._completed(item.index, base, t0, result, rows if save is not None else None, attempts)
+        return True, result
+
+    def _completed(
+        self,
+        index: int,
+        base: dict[str, Any],
+        t0: float,
+        result: Any,
+        rows: int | None,
+        attempts: Attempts,
+    ) -> None:
         duration = time.monotonic() - t0
-        sink.new(
+        self.ctx.sink.new(
             T.ITERATION_COMPLETED,
             duration=round(duration, 6),
             result=result,
             parent_event_id=self.iterator_event_id,
-            meta={**({"rows": rows} if save is not None else {}), **attempts.meta()},
+            meta={**({"rows": rows} if rows is not None else {}), **attempts.meta()},
             **base,
         )
-        self.tally.ok(duration, rows)
-        return True, result
+        self.tally.ok(duration, rows or 0)
+
+    def _failed(
+        self,
+        index: int,
+        base: dict[str, Any],
+        t0: float,
+        exc: Exception,
+        stage: str,
+        attempts: Attempts,
+        result: Any,
+    ) -> None:
+        duration = time.monotonic() - t0
+        explained = isinstance(exc, NoetlError)
+        error = f"item {index}: {stage} failed: {exc if explained else f'{type(exc).__name__}: {exc}'}"
+        meta = {
+            "failed_in": stage,
+            "error_type": getattr(exc, "error_type", type(exc).__name__),
+            **attempts.meta(),
+        }
+        if not explained:  # not a failure we explained: keep the traceback for the user
+            meta["traceback"] = user_traceback(exc)
+        if isinstance(exc, SaveFailed):
+            meta["reason"] = exc.reason
+        elif isinstance(exc, SaveError):
+            meta["reason"] = "save_error"
+        self.ctx.sink.new(
+            T.ITERATION_FAILED,
+            duration=round(duration, 6),
+            error=error,
+            # the task's result when its save failed: what the target refused, for the item's page
+            result=result,
+            parent_event_id=self.iterator_event_id,
+            meta=meta,
+            **base,
+        )
+        self.tally.fail(index, duration, error)
+
+    def _write(self, batch: list[Joined]) -> None:
+        """Write a batch of items' saves; each item is reported as its save ends (after the commit)."""
+        batched = self._batched
+        assert batched is not None
+        by_save = {id(joined.save): joined for joined in batch}
+
+        def done(save: StartedSave, rows: int, error: NoetlError | None) -> None:
+            j = by_save[id(save)]
+            if error is None:
+                self._completed(j.item.index, j.base, j.t0, j.result, rows, j.attempts)
+            else:
+                self._failed(j.item.index, j.base, j.t0, error, "save", j.attempts, j.result)
+
+        write_batch([joined.save for joined in batch], self.ctx, batched.storages, batched.breakers, done)
 
     def close(self) -> None:
-        """Called once every item has run: finish what items left pending. Nothing is pending yet; a
-        batched save (issue 10) writes its last rows here, before the iterator's end is written."""
+        """Called once every item has run: finish what items left pending, that is write the last
+        (partial) batches of a batched save, before the iterator's end is written."""
+        if self._batched is None:
+            return
+        for batch in self._batched.batches.drain():
+            self._write(batch)
 
     def lost(self, item: WorkItem, reason: str) -> None:
         """An item whose run was lost (its chunk job died for good): a failure, and its own event."""

@@ -1,4 +1,7 @@
-"""`storage: duckdb`: insert, upsert or run a statement with the rows in a DuckDB file, in one transaction."""
+"""`storage: duckdb`: insert, upsert or run a statement with the rows in a DuckDB file, in one transaction.
+
+A batch (several items' saves, SaveRequest.batch, all for one file) is one transaction as well.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import duckdb
 from noetl.actions.base import ActionContext
 from noetl.actions.duckdb_action import connect, database_path
 from noetl.actions.save.request import SaveRequest
-from noetl.actions.save.sql_rows import Dialect, Work, plan, where
+from noetl.actions.save.sql_rows import Dialect, Work, merged, plan, where
 from noetl.actions.sql_split import bind_named, split_commands
 from noetl.errors import ActionError, SaveError, SaveFailed
 
@@ -25,7 +28,7 @@ DUCKDB = Dialect(bind_style="dollar", quote=lambda n: f'"{n}"', placeholder=lamb
 
 
 def write(request: SaveRequest, ctx: ActionContext) -> int:
-    work = _script(request) if request.spec.mode == "script" else plan(request, DUCKDB)
+    work = merged([w for item in request.batch or (request,) for w in _work(item)])
     path = database_path(request.options.get("database"), ctx.execution_id)
     try:
         con = connect(path, where(request, ctx.step))
@@ -43,6 +46,10 @@ def write(request: SaveRequest, ctx: ActionContext) -> int:
         ) from None
     finally:
         con.close()
+
+
+def _work(request: SaveRequest) -> list[Work]:
+    return _script(request) if request.spec.mode == "script" else plan(request, DUCKDB)
 
 
 def _script(request: SaveRequest) -> list[Work]:

@@ -2,40 +2,57 @@
 
 A save that fails is never reported as success: the caller gets SaveFailed (the target refused) or
 SaveError (the save could not be carried out as written), after the event that says so is written.
+
+A save runs in two halves: `start_save` writes save_started and renders the request, `finish_save`
+writes it (with `retry` and `circuit_breaker`) and writes its end event. `execute_save` is both at
+once. An iterator whose per-item save has `batch: N` starts each item's save when the item's task is
+done and writes up to N of them in one transaction with `write_batch`; each item still gets its own
+save_completed (after the commit) or, when the batch is refused, is written again on its own, so that
+exactly the items whose rows fail get save_failed.
+
+What is resolved per save, not per row or per item, is resolved once per execution and target: the
+credential (`_credential`, keyed by the execution's credential resolver and the rendered `auth`), the
+connection string and the statement text (in the storages). Credential values live in memory only; events
+show the credential's name.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import threading
 import time
+import weakref
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from noetl.actions.base import ActionContext
 from noetl.actions.registry import Registry
-from noetl.actions.save.breaker import Breakers
-from noetl.actions.save.request import SaveRequest
+from noetl.actions.save.breaker import Breakers, CircuitBreaker
+from noetl.actions.save.request import SaveRequest, batch_of
 from noetl.actions.tracebacks import user_traceback
+from noetl.dsl.keys import BATCH_STORAGES
 from noetl.dsl.models import SaveSpec
+from noetl.dsl.render import render
 from noetl.engine.events import EventType as T
 from noetl.engine.policy import delay_for
 from noetl.errors import CredentialError, NoetlError, SaveError, SaveFailed, TemplateError
+from noetl.store.ports import CredentialRecord
+
+__all__ = ["BATCH_STORAGES", "StartedSave", "execute_save", "finish_save", "start_save", "write_batch"]
 
 
-def _describe(spec: SaveSpec, ctx: ActionContext, this: Any) -> dict[str, Any]:
-    """The save config worth showing in events: never credential values, only the credential's name.
+@dataclass(frozen=True)
+class StartedSave:
+    """A save whose save_started is written and whose request is rendered: what is left is to write it."""
 
-    Table and credential name are shown rendered (a template in an event would be text the engine
-    never used); one that does not render is left out here and explained by save_error.
-    """
-    shown: dict[str, Any] = {"storage": spec.storage, "mode": spec.mode}
-    for key, value in (("table", spec.table), ("auth", spec.auth if isinstance(spec.auth, str) else None)):
-        if not value:
-            continue
-        with contextlib.suppress(NoetlError):
-            shown[key] = ctx.render(value, {"this": this, "result": this})
-    if spec.key:
-        shown["key"] = list(spec.key)
-    return shown
+    spec: SaveSpec
+    request: SaveRequest
+    base: dict[str, Any]  # the fields of its events; parent_event_id is its save_started
+    t0: float  # when it started: its end event's duration counts from here
+    target: str  # the circuit breaker's target
+    batch_key: tuple[Hashable, ...]  # saves with the same key may share a transaction
 
 
 def execute_save(
@@ -49,6 +66,21 @@ def execute_save(
     item: Any = None,
     parent_event_id: int | None = None,
 ) -> int:
+    started = start_save(spec, ctx, this, storages, index=index, parent_event_id=parent_event_id)
+    return finish_save(started, ctx, storages, breakers)
+
+
+def start_save(
+    spec: SaveSpec,
+    ctx: ActionContext,
+    this: Any,
+    storages: Registry,
+    *,
+    index: int | None = None,
+    parent_event_id: int | None = None,
+) -> StartedSave:
+    """save_started, then the request rendered; a save that cannot be carried out as written gets its
+    save_error here and raises SaveError."""
     sink = ctx.sink
     base = {
         "node_name": ctx.step,
@@ -57,33 +89,50 @@ def execute_save(
         "current_index": index,
         "parent_event_id": parent_event_id,
     }
-    started = sink.new(T.SAVE_STARTED, context=_describe(spec, ctx, this), **base)
+    scope = {**ctx.scope, "this": this, "result": this}  # built once: each render below reads it
+    started = sink.new(T.SAVE_STARTED, context=_describe(spec, ctx, scope), **base)
     base["parent_event_id"] = started.event_id
     t0 = time.monotonic()
     try:
-        request = _prepare(spec, ctx, this)
-        writer = storages.get(spec.storage)
+        request, auth_key = _prepare(spec, ctx, this, scope)
+        storages.get(spec.storage)
     except (TemplateError, CredentialError, KeyError) as exc:
         message = f"save of step '{ctx.step}' could not be carried out: {exc}"
         sink.new(
             T.SAVE_ERROR, error=message, duration=_since(t0), meta={"error_type": type(exc).__name__}, **base
         )
         raise SaveError(message, non_retryable=True) from None
-    breaker = None
-    if spec.circuit_breaker is not None:
-        breaker = breakers.get(_target(spec, request), spec.circuit_breaker)
+    key = (spec.storage, auth_key, str(request.options.get("database")))
+    return StartedSave(spec, request, base, t0, _target(spec, request), key)
+
+
+def finish_save(
+    started: StartedSave,
+    ctx: ActionContext,
+    storages: Registry,
+    breakers: Breakers,
+    *,
+    extra_meta: Mapping[str, Any] | None = None,
+) -> int:
+    """Write the save, with its retries and its breaker; its end events. The rows written, or raises."""
+    spec, request, base, t0, sink = started.spec, started.request, started.base, started.t0, ctx.sink
+    writer = storages.get(spec.storage)
+    breaker = _breaker(started, breakers)
     attempts = spec.retry.max_attempts if spec.retry else 1
     for attempt in range(1, attempts + 1):
         will_retry = attempt < attempts
         if breaker is not None and not breaker.allow():
-            message = (
-                f"save of step '{ctx.step}' to {_target(spec, request)} skipped: the circuit breaker is open"
-            )
+            message = f"save of step '{ctx.step}' to {started.target} skipped: the circuit breaker is open"
             sink.new(
                 T.SAVE_FAILED,
                 error=message,
                 duration=_since(t0),
-                meta={"reason": "circuit_open", "attempt": attempt, "will_retry": False},
+                meta={
+                    "reason": "circuit_open",
+                    "attempt": attempt,
+                    "will_retry": False,
+                    **(extra_meta or {}),
+                },
                 **base,
             )
             raise SaveFailed(message, reason="circuit_open")
@@ -92,25 +141,16 @@ def execute_save(
         except SaveFailed as exc:
             if breaker is not None:
                 breaker.failure()
-            sink.new(
-                T.SAVE_FAILED,
-                error=str(exc),
-                duration=_since(t0),
-                meta={
-                    "reason": exc.reason,
-                    "attempt": attempt,
-                    "will_retry": will_retry,
-                    "error_type": exc.error_type,
-                },
-                **base,
-            )
+            meta = {"reason": exc.reason, "attempt": attempt, "will_retry": will_retry}
+            meta.update(error_type=exc.error_type, **(extra_meta or {}))
+            sink.new(T.SAVE_FAILED, error=str(exc), duration=_since(t0), meta=meta, **base)
             if not will_retry:
                 raise
             time.sleep(delay_for(spec.retry, attempt, 0.5) if spec.retry else 0)
             continue
         except Exception as exc:
             message = f"save of step '{ctx.step}' could not be carried out: {exc}"
-            meta = {"error_type": type(exc).__name__, "attempt": attempt}
+            meta = {"error_type": type(exc).__name__, "attempt": attempt, **(extra_meta or {})}
             if not isinstance(exc, SaveError):
                 meta["traceback"] = user_traceback(exc)
             sink.new(T.SAVE_ERROR, error=message, duration=_since(t0), meta=meta, **base)
@@ -122,43 +162,144 @@ def execute_save(
             T.SAVE_COMPLETED,
             duration=_since(t0),
             result=shown,
-            meta={"rows": rows, "attempt": attempt, "storage": spec.storage},
+            meta={"rows": rows, "attempt": attempt, "storage": spec.storage, **(extra_meta or {})},
             **base,
         )
         return rows
     raise AssertionError("unreachable: the last attempt either returns or raises")
 
 
-# Options rendered at another moment: `code` is Python (never a template), `commands` a script
-# rendered below with the save's data in scope.
-_OWN_RENDER = frozenset({"code", "commands"})
+# What a batched item's caller is told once its save has ended: (the save, rows written, None) after
+# its save_completed, or (the save, 0, the SaveFailed / SaveError) after its save_failed or save_error.
+Done = Callable[[StartedSave, int, NoetlError | None], None]
 
 
-def _prepare(spec: SaveSpec, ctx: ActionContext, this: Any) -> SaveRequest:
-    extra = {"this": this, "result": this}
+def write_batch(
+    saves: list[StartedSave], ctx: ActionContext, storages: Registry, breakers: Breakers, done: Done
+) -> None:
+    """Write the saves (one target, one storage) in one transaction. After the commit each gets its
+    save_completed and `done`, in order. If the batch is refused (or a breaker is open), nothing of it
+    was written: each save is then written alone, with its own retries, so that exactly the failing
+    ones fail, each with its own save_failed or save_error."""
+    spec = saves[0].spec
+    writer = storages.get(spec.storage)
+    breakers_used = {id(b): b for b in (_breaker(s, breakers) for s in saves) if b is not None}
+    t_write = time.monotonic()
+    total: int | None = None
+    if not any(b.is_open for b in breakers_used.values()):
+        try:
+            total = int(writer(batch_of([s.request for s in saves]), ctx) or 0)
+        except Exception:  # which row was at fault is for the items written alone to tell
+            total = None
+    if total is None:
+        _write_alone(saves, ctx, storages, breakers, done)
+        return
+    for breaker in breakers_used.values():
+        breaker.success()
+    write = _since(t_write)
+    for started in saves:
+        # The server counts the rows of the whole transaction; an item's share is the rows it gave
+        # (each ran its statement once per row), the server's own count when it is alone in its batch.
+        rows = total if len(saves) == 1 else len(started.request.rows())
+        meta = {"rows": rows, "attempt": 1, "storage": spec.storage, "batch": len(saves)}
+        meta.update(batch_rows=total, batch_write=write)
+        ctx.sink.new(T.SAVE_COMPLETED, duration=_since(started.t0), meta=meta, **started.base)
+        done(started, rows, None)
+
+
+def _write_alone(
+    saves: list[StartedSave], ctx: ActionContext, storages: Registry, breakers: Breakers, done: Done
+) -> None:
+    for started in saves:
+        try:
+            rows = finish_save(started, ctx, storages, breakers, extra_meta={"batch": 1, "alone": True})
+        except (SaveFailed, SaveError) as exc:
+            done(started, 0, exc)
+        else:
+            done(started, rows, None)
+
+
+def _describe(spec: SaveSpec, ctx: ActionContext, scope: Mapping[str, Any]) -> dict[str, Any]:
+    """The save config worth showing in events: never credential values, only the credential's name.
+
+    Table and credential name are shown rendered (a template in an event would be text the engine
+    never used); one that does not render is left out here and explained by save_error.
+    """
+    shown: dict[str, Any] = {"storage": spec.storage, "mode": spec.mode}
+    for key, value in (("table", spec.table), ("auth", spec.auth if isinstance(spec.auth, str) else None)):
+        if not value:
+            continue
+        with contextlib.suppress(NoetlError):
+            shown[key] = render(value, scope, where=f"step '{ctx.step}'")
+    if spec.key:
+        shown["key"] = list(spec.key)
+    if spec.options.get("batch"):
+        shown["batch"] = spec.options["batch"]
+    return shown
+
+
+# Options rendered at another moment (`code` is Python, never a template; `commands` a script rendered
+# below with the save's data in scope) or not at all (`batch`, a number read by the iterator).
+_OWN_RENDER = frozenset({"code", "commands", "batch"})
+
+
+def _prepare(
+    spec: SaveSpec, ctx: ActionContext, this: Any, scope: Mapping[str, Any]
+) -> tuple[SaveRequest, str | None]:
+    """The rendered request, and the key of its credential (None without `auth`)."""
+    where = f"step '{ctx.step}'"
     options = {k: v for k, v in spec.options.items() if k not in _OWN_RENDER}
-    credential = None
+    credential, auth_key = None, None
     if spec.auth is not None:
-        auth = ctx.render(spec.auth, extra)
-        credential = ctx.services.credentials.resolve(auth, f"save of step '{ctx.step}'")
-    args = ctx.render(spec.args, extra)
-    rendered = ctx.render(options, extra)
+        auth = render(spec.auth, scope, where=where)
+        credential, auth_key = _credential(ctx, auth)
+    args = render(spec.args, scope, where=where)
+    rendered = render(options, scope, where=where) if options else {}
     if "code" in spec.options:
         rendered["code"] = spec.options["code"]
     if "commands" in spec.options:
         # The script form: the save's data is in scope as `data` and, when a mapping, by its keys.
+        extra = {"this": this, "result": this}
         names = {**(args if isinstance(args, dict) else {}), **extra, "data": args}
         rendered["commands"] = ctx.render(spec.options["commands"], names)
-    return SaveRequest(
+    request = SaveRequest(
         spec=spec,
         args=args,
-        table=ctx.render(spec.table, extra),
+        table=render(spec.table, scope, where=where),
         # Jinja in a statement is rendered here, once; its `:name` binds stay parameters (rows below).
-        statement=ctx.render(spec.statement, extra),
+        statement=render(spec.statement, scope, where=where),
         options=rendered,
         credential=credential,
         this=this,
     )
+    return request, auth_key
+
+
+# Credentials already resolved, per credential resolver (one per execution, or per job on a worker) and
+# rendered `auth`: an iterator's per-item save would otherwise look the credential up and decrypt it for
+# every item. Held in memory only, and dropped with the resolver; a failed lookup is not kept.
+_RESOLVED: weakref.WeakKeyDictionary[Any, dict[str, CredentialRecord]] = weakref.WeakKeyDictionary()
+_RESOLVED_LOCK = threading.Lock()
+
+
+def _credential(ctx: ActionContext, auth: Any) -> tuple[CredentialRecord, str]:
+    source = ctx.services.credentials
+    key = auth if isinstance(auth, str) else json.dumps(auth, sort_keys=True, default=str)
+    try:
+        known = _RESOLVED.get(source)
+    except TypeError:  # a source that cannot be weakly referenced: resolve every time
+        return source.resolve(auth, f"save of step '{ctx.step}'"), key
+    record = known.get(key) if known is not None else None
+    if record is None:
+        record = source.resolve(auth, f"save of step '{ctx.step}'")
+        with _RESOLVED_LOCK:
+            _RESOLVED.setdefault(source, {})[key] = record
+    return record, key
+
+
+def _breaker(started: StartedSave, breakers: Breakers) -> CircuitBreaker | None:
+    spec = started.spec.circuit_breaker
+    return breakers.get(started.target, spec) if spec is not None else None
 
 
 def _target(spec: SaveSpec, request: SaveRequest) -> str:

@@ -1,4 +1,4 @@
-"""A save, rendered and ready for a storage writer."""
+"""A save, rendered and ready for a storage writer; several items' saves written as one batch."""
 
 from __future__ import annotations
 
@@ -18,6 +18,10 @@ class SaveRequest:
     options: dict[str, Any] = field(default_factory=dict)
     credential: CredentialRecord | None = None
     this: Any = None  # the result being saved
+    # A batch (`save: {batch: N}` of an iterator's items): the items' own requests, all for one target,
+    # to be written in one transaction. The fields above are then the first item's, and `args` every
+    # item's rows in order, so that a writer that knows nothing of batches still sees all the rows.
+    batch: tuple[SaveRequest, ...] = ()
 
     def rows(self) -> list[dict[str, Any]]:
         """The rows to write; a save without args writes the result itself as one row."""
@@ -27,3 +31,17 @@ class SaveRequest:
         if isinstance(value, dict):
             return [value]
         return [{"value": value}]
+
+
+def batch_of(requests: list[SaveRequest]) -> SaveRequest:
+    """One request for the items' saves of a batch (all for the same target), in item order."""
+    first = requests[0]
+    return SaveRequest(
+        spec=first.spec,
+        args=[row for request in requests for row in request.rows()],
+        table=first.table,
+        statement=first.statement,
+        options=first.options,
+        credential=first.credential,
+        batch=tuple(requests),
+    )

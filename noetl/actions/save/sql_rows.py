@@ -1,13 +1,18 @@
-"""What the SQL save storages share: checked names, rows grouped by columns, the statements to run."""
+"""What the SQL save storages share: checked names, rows grouped by columns, the statements to run.
+
+Statement text is built once per (table, columns, key) or per statement, not per save: a per-item save
+asks for the same text for every item (the caches hold SQL text only, never values).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from noetl.actions.save.request import SaveRequest
-from noetl.actions.sql_split import BindStyle, bind_named, placeholder_names
+from noetl.actions.sql_split import BindStyle, BoundSQL, bind_named, placeholder_names
 from noetl.dsl.sql_names import is_identifier, is_table_name
 from noetl.errors import SaveError
 
@@ -72,22 +77,31 @@ def _subject(request: SaveRequest) -> str:
 def table_parts(request: SaveRequest) -> tuple[str, ...]:
     """`table` or `schema.table`, each part a checked identifier (names cannot be bind parameters)."""
     table = request.table
-    if not isinstance(table, str) or not is_table_name(table):
+    parts = _table_parts(table) if isinstance(table, str) else None
+    if parts is None:
         raise SaveError(
             f"table {table!r} is not a valid table name; use `name` or `schema.name` "
             "made of letters, digits and underscores"
         )
-    return tuple(table.split("."))
+    return parts
+
+
+@lru_cache(maxsize=256)
+def _table_parts(table: str) -> tuple[str, ...] | None:
+    return tuple(table.split(".")) if is_table_name(table) else None
 
 
 def batches(request: SaveRequest) -> list[Batch]:
     """The rows to write, checked (column names, upsert keys) and grouped by their columns."""
-    if request.spec.mode == "upsert" and not request.spec.key:
+    upsert = request.spec.mode == "upsert"
+    if upsert and not request.spec.key:
         raise SaveError(f"{_subject(request)}: mode upsert needs `key` (a column or a list of columns)")
     grouped: list[Batch] = []
     for number, row in enumerate(request.rows()):
         columns = tuple(row)
-        _check_columns(request, number, columns)
+        problem = _column_problem(columns, request.spec.key if upsert else ())
+        if problem is not None:
+            raise SaveError(f"{_subject(request)}: row {number} {problem}")
         if grouped and grouped[-1].columns == columns:
             grouped[-1].rows.append(row)
         else:
@@ -95,20 +109,22 @@ def batches(request: SaveRequest) -> list[Batch]:
     return grouped
 
 
-def _check_columns(request: SaveRequest, number: int, columns: tuple[str, ...]) -> None:
+@lru_cache(maxsize=1024)
+def _column_problem(columns: tuple[Any, ...], key: tuple[str, ...]) -> str | None:
+    """What is wrong with a row's columns (`key`: the upsert's key columns), or None; the same columns
+    come in every row of a save and every item of an iterator, so the answer is worked out once."""
     if not columns:
-        raise SaveError(f"{_subject(request)}: row {number} has no columns; give the row under `args`")
+        return "has no columns; give the row under `args`"
     bad = [c for c in columns if not is_identifier(str(c))]
     if bad:
-        raise SaveError(
-            f"{_subject(request)}: row {number} has invalid column name(s) {', '.join(map(repr, bad))}; "
-            "use letters, digits and underscores"
-        )
-    missing = [k for k in request.spec.key if k not in columns]
-    if request.spec.mode == "upsert" and missing:
-        raise SaveError(f"{_subject(request)}: row {number} lacks key column(s) {', '.join(missing)}")
+        return f"has invalid column name(s) {', '.join(map(repr, bad))}; use letters, digits and underscores"
+    missing = [k for k in key if k not in columns]
+    if missing:
+        return f"lacks key column(s) {', '.join(missing)}"
+    return None
 
 
+@lru_cache(maxsize=256)
 def insert_sql(
     table: tuple[str, ...], columns: tuple[str, ...], key: tuple[str, ...], dialect: Dialect
 ) -> str:
@@ -130,7 +146,7 @@ def _statement_work(request: SaveRequest, dialect: Dialect) -> Work:
     if not statement:
         raise SaveError("mode statement needs `statement` (SQL binding :name from args)")
     rows = request.rows()
-    names = placeholder_names(statement)
+    names, bound = _bound(statement, dialect.bind_style)
     for number, row in enumerate(rows):
         missing = [n for n in names if n not in row]
         if missing:
@@ -138,7 +154,28 @@ def _statement_work(request: SaveRequest, dialect: Dialect) -> Work:
                 f"the statement binds {', '.join(':' + n for n in missing)} but row "
                 f"{number} of `args` has no {', '.join(missing)}; add them under `args`"
             )
-    bound = bind_named(statement, names, dialect.bind_style)
     if not bound.names:
         return Work(statement, None, runs=len(rows))
     return Work(bound.text, [{n: dialect.adapt(row[n]) for n in bound.names} for row in rows])
+
+
+@lru_cache(maxsize=256)
+def _bound(statement: str, style: BindStyle) -> tuple[tuple[str, ...], BoundSQL]:
+    """The `:name`s a statement uses and its text with the driver's placeholders, worked out once."""
+    names = tuple(placeholder_names(statement))
+    return names, bind_named(statement, names, style)
+
+
+def merged(works: list[Work]) -> list[Work]:
+    """The works of several saves, in order, with consecutive runs of one statement joined, so that a
+    batch of items runs one pipelined executemany per statement instead of one per item."""
+    groups: list[tuple[str, list[dict[str, Any]] | None, int]] = []
+    for work in works:
+        if groups and groups[-1][0] == work.sql and (groups[-1][1] is None) == (work.params is None):
+            sql, params, runs = groups[-1]
+            if params is not None and work.params is not None:
+                params.extend(work.params)  # the list is this function's own (copied below)
+            groups[-1] = (sql, params, runs + work.runs)
+        else:
+            groups.append((work.sql, None if work.params is None else list(work.params), work.runs))
+    return [Work(sql, params, runs=runs) for sql, params, runs in groups]
