@@ -38,6 +38,7 @@ from noetl.cli_common import (
     print_outcome,
     print_status,
     progress_observers,
+    store_where,
     where_args,
 )
 from noetl.errors import CredentialError, InputError, NoetlError, PlaybookError, Problem, StoreError
@@ -103,6 +104,11 @@ def run(
         )
     store = open_local_store(db)
     try:
+        if resume and store.execution(resume) is None:
+            raise InputError(
+                f"execution {resume} not found in {store_where(store, db)}, so there is nothing to resume; "
+                f"list executions with `noetl executions{where_args(db)}`"
+            )
         observers = [] if (quiet or as_json) else [announce_start, *progress_observers()]
         runner = LocalRunner(store, observers=observers)
         # With --json, stdout is one JSON object: what steps print goes to stderr instead.
@@ -228,7 +234,10 @@ def retry(
     try:
         events = store.read(execution_id)
         if not events:
-            raise InputError(f"execution {execution_id} not found; list executions with `noetl executions`")
+            raise InputError(
+                f"execution {execution_id} not found in {store_where(store, db)}, so there is nothing to "
+                f"retry; list executions with `noetl executions{where_args(db)}`"
+            )
         pb = playbook_of(store, events, str(playbook) if playbook else None)
         observers = [] if (quiet or as_json) else progress_observers()
         runner = LocalRunner(store, observers=observers)
@@ -333,7 +342,9 @@ def events(
     if _remote(host, port):
         with api_client(host, port, token) as client:
             if summary:
-                print_summary(client.summary(execution_id), as_json)
+                runs = EventFilter(types=_RUN_TYPES)
+                figures = {} if as_json else run_figures(client.events(execution_id, filters=runs))
+                print_summary(client.summary(execution_id), as_json, figures)
                 return
             found = client.events(execution_id, filters=f) if narrowed else client.events(execution_id)
     else:
@@ -348,11 +359,14 @@ def events(
         finally:
             store.close()
         if not known:
-            fail(f"no events for execution {execution_id}; list executions with `noetl executions`")
+            fail(
+                f"no events for execution {execution_id} in {store_where(store, db)}; "
+                f"list executions with `noetl executions{where_args(db)}`"
+            )
         if summary:
             from noetl.server.summary import summarize
 
-            print_summary(summarize(found), as_json)
+            print_summary(summarize(found), as_json, run_figures(found))
             return
     if failed:
         found = [e for e in found if e.status in ("FAILED", "SKIPPED")]
@@ -362,8 +376,43 @@ def events(
     print_events(found, as_json, show_all or narrowed)
 
 
-def print_summary(s: dict[str, Any], as_json: bool) -> None:
-    """`noetl events --summary`: a line per step, and each iterator's runs with their counts."""
+FAILED_SHOWN = 20  # failed item indexes on a --summary run line; --json has them all
+_RUN_TYPES = ("iterator_started", "iterator_completed", "iterator_failed")
+
+
+def run_figures(events: list[Any]) -> dict[str, list[dict[str, Any]]]:
+    """Each iterator run's p50, p95, failed indexes and skipped count (from its iterator_completed or
+    _failed), per step, in the order of the summary's `runs`: a run that has not ended has none."""
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for e in events:
+        name = e.node_name or ""
+        if e.event_type == _RUN_TYPES[0]:
+            runs.setdefault(name, []).append({})
+        elif e.event_type in _RUN_TYPES and runs.get(name):
+            meta = e.meta or {}
+            runs[name][-1] = {k: meta.get(k) for k in ("p50", "p95", "failed_indexes", "skipped")}
+    return runs
+
+
+def _figures(f: dict[str, Any]) -> str:
+    """`, p50 0.002s, p95 0.010s; failed: 1, 5, 9` on a run line."""
+    text = ""
+    if f.get("p50") is not None and f.get("p95") is not None:
+        text += f", p50 {float(f['p50']):.3f}s, p95 {float(f['p95']):.3f}s"
+    failed = list(f.get("failed_indexes") or [])
+    if failed:
+        text += "; failed: " + ", ".join(str(i) for i in failed[:FAILED_SHOWN])
+        text += f" … and {len(failed) - FAILED_SHOWN:,} more" if len(failed) > FAILED_SHOWN else ""
+    if f.get("skipped"):
+        text += f" ({f['skipped']:,} skipped)"
+    return text
+
+
+def print_summary(
+    s: dict[str, Any], as_json: bool, figures: dict[str, list[dict[str, Any]]] | None = None
+) -> None:
+    """`noetl events --summary`: a line per step, and each iterator's runs with their counts, item
+    durations (p50, p95) and failed indexes (`figures`: run_figures)."""
     if as_json:
         typer.echo(json.dumps(s, default=str))
         return
@@ -377,11 +426,13 @@ def print_summary(s: dict[str, Any], as_json: bool) -> None:
         took = f"{step['duration']:.3f}s" if step.get("duration") is not None else "-"
         typer.echo(f"{name:<24} {step['status']:<10} {step['runs']:>4} {step['attempts']:>8} {took:>10}")
     for name, it in s["iterators"].items():
+        ended = (figures or {}).get(name, [])
         for n, run in enumerate(it.get("runs", [it]), start=1):
             kept = f" ({run['kept']} kept from before)" if run.get("kept") else ""
             typer.echo(
                 f"iterator {name} run {n}: {run['count']} items{kept}, {run['completed']} completed, "
                 f"{run['failed']} failed ({run['status']})"
+                + _figures(ended[n - 1] if n <= len(ended) else {})
             )
 
 
@@ -419,7 +470,10 @@ def status(
     finally:
         store.close()
     if record is None:
-        fail(f"execution {execution_id} not found; list executions with `noetl executions`")
+        fail(
+            f"execution {execution_id} not found in {store_where(store, db)}; "
+            f"list executions with `noetl executions{where_args(db)}`"
+        )
     print_status(
         record.__dict__,
         as_json,
@@ -467,7 +521,9 @@ def executions(
         return
     store = open_local_store(db)
     try:
-        list_executions(LocalExecutions(store), where=where_args(db), **options)
+        list_executions(
+            LocalExecutions(store, f"in {store_where(store, db)}"), where=where_args(db), **options
+        )
     finally:
         store.close()
 
@@ -521,7 +577,7 @@ def credential_list(db: DbOption = None) -> None:
     for name, kind in rows:
         typer.echo(f"{name}  ({kind})")
     if not rows:
-        typer.echo("(no credentials)")
+        typer.echo(f"no credentials in {store_where(store, db)}")
 
 
 @credential_app.command("delete")
@@ -535,7 +591,10 @@ def credential_delete(name: CredentialArgument, db: DbOption = None) -> None:
     finally:
         store.close()
     if not removed:
-        raise InputError(f"no credential named {name!r}; `noetl credential list` shows the names")
+        raise InputError(
+            f"no credential named {name!r} in {store_where(store, db)}; "
+            f"`noetl credential list{where_args(db)}` shows the names"
+        )
     typer.echo(f"credential {name} deleted")
 
 

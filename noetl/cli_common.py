@@ -174,6 +174,20 @@ def _module_of(module: str, name: str) -> Any:
     return stand_in
 
 
+VERBOSE_ENV = "NOETL_VERBOSE"  # `server start` and `worker start`: what --verbose does, for services
+# httpx logs `HTTP Request: GET ... "HTTP/1.1 200 OK"` at INFO for each request an http step makes.
+HTTP_CLIENT_LOGGERS = ("httpx", "httpcore")
+
+
+def quiet_http_client(verbose: bool) -> None:
+    """The HTTP client's loggers at WARNING in a process that logs at INFO (a worker, the server), so a
+    loop of http items does not log a line per item; `verbose` leaves them at the level of the rest."""
+    import logging
+
+    for name in HTTP_CLIENT_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.WARNING)
+
+
 def fail(message: str, code: int = 2) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
@@ -231,6 +245,21 @@ def open_local_store(db: str | None) -> Any:
     from noetl.store import open_store
 
     return open_store(db)
+
+
+def store_where(store: Any, db: str | None) -> str:
+    """The store a command looked in, for a message that depends on it: the SQLite file's absolute path
+    (the default one is relative to the working directory) or the PostgreSQL URL without user and
+    password, and how it was chosen when --db did not name it."""
+    from noetl.store import DB_ENV
+
+    path = getattr(store, "path", None)
+    place = getattr(store, "location", None) or (str(Path(path).absolute()) if path else str(store.url))
+    if db:
+        return place
+    if os.environ.get(DB_ENV):
+        return f"{place} (${DB_ENV})"
+    return f"{place} (the default store: neither --db nor ${DB_ENV} is set)"
 
 
 def api_client(host: str | None, port: int | None, token: str | None) -> Any:
@@ -311,9 +340,9 @@ def local_workers(store: Any) -> dict[str, Any] | None:
     local run has no workers: `noetl run` runs the execution itself)."""
     if not str(getattr(store, "url", "")).startswith(("postgresql://", "postgres://")):
         return None
-    from noetl.store.pg_queue import PostgresQueue
+    from noetl.store.queues import queue_for
 
-    queue = PostgresQueue(store)
+    queue = queue_for(store)
     try:
         workers = {"live": queue.live_workers(), "busy": queue.busy_workers()}
         return {"runner": "broker", "workers": workers, "queue": queue.open_depth()}
@@ -456,8 +485,8 @@ _ROW_KEYS = ("execution_id", "playbook_path", "status", "created_at", "finished_
 class LocalExecutions:
     """Pages of executions from the local store, as the API's /api/views/executions gives them."""
 
-    def __init__(self, store: Any) -> None:
-        self.store = store
+    def __init__(self, store: Any, label: str) -> None:
+        self.store, self.label = store, label  # where they are, when there are none: "in /path/noetl.db"
 
     def page(self, *, limit: int, **given: Any) -> tuple[list[dict[str, Any]], int]:
         from noetl.store.views_sql import ExecutionFilter
@@ -478,6 +507,7 @@ class RemoteExecutions:
 
     def __init__(self, client: Any) -> None:
         self.client = client
+        self.label = f"on the server at {client.address}"
 
     def page(self, *, limit: int, **given: Any) -> tuple[list[dict[str, Any]], int]:
         answer = self.client.executions_page(limit=limit, **{k: v for k, v in given.items() if v})
@@ -531,7 +561,8 @@ def list_executions(
             typer.echo(json.dumps(record, default=str))
         return
     if not listed:
-        typer.echo("(no executions match)" if (wanted or playbook or parent) else "(no executions yet)")
+        said = "match" if (wanted or playbook or parent) else "yet"
+        typer.echo(f"no executions {said} {source.label}")
         return
     typer.echo(f"{'EXECUTION':<36}  {'STATUS':<10} {'STARTED':<19}  {'DURATION':>9}  PLAYBOOK")
     for n, (depth, row) in enumerate(listed):

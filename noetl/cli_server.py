@@ -13,6 +13,7 @@ import typer
 from noetl.cli_common import (
     DEFAULT_HOST,
     DEFAULT_PORT,
+    VERBOSE_ENV,
     Commands,
     DbOption,
     ExecutionArgument,
@@ -34,6 +35,7 @@ from noetl.cli_common import (
     print_outcome,
     print_status,
     progress_observers,
+    quiet_http_client,
     where_args,
 )
 
@@ -58,17 +60,31 @@ def server_start(
             help="Listen on a non-loopback address without NOETL_API_TOKEN (no auth at all)",
         ),
     ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            envvar=VERBOSE_ENV,
+            help="Log every request, repeated polls included, and each HTTP request the steps make",
+        ),
+    ] = False,
 ) -> None:
     """Serve the web UI and the API.
 
     The web UI is at /, the API at /api (OpenAPI at /docs), /health and /metrics. The store's schema is
     brought up to date first. On SQLite the server runs executions itself; on PostgreSQL it queues their
     steps for `noetl worker start` processes. NOETL_API_TOKEN, when set, is required by clients; without
-    it only a loopback address is allowed, unless --allow-no-token."""
+    it only a loopback address is allowed, unless --allow-no-token.
+
+    The log has a line per request, except a successful read that repeats (the same GET path from the
+    same address within a minute: clients following an execution poll), and no secret in it."""
     try:
+        from noetl.server.access_log import quiet_access_log
         from noetl.server.serve import serve
     except ModuleNotFoundError as exc:
         missing_extra(exc, "`noetl server start`")
+    quiet_access_log(verbose)
+    quiet_http_client(verbose)
     serve(host, port, db, allow_no_token=allow_no_token)
 
 
@@ -95,16 +111,26 @@ def register(
     It becomes a new version of its path, with the sub-playbook files it names (so that workers find
     them). An invalid playbook registers nothing (exit 2)."""
     for entry in _register(playbook, host, port, token):
-        typer.echo(f"registered {entry['path']} version {entry['version']} ({entry['name']})")
+        typer.echo(registered_line(entry))
 
 
-def _register(playbook: Path, host: str | None, port: int | None, token: str | None) -> list[dict[str, Any]]:
-    """Register the playbook after the sub-playbook files it names; the playbook's entry is the last."""
+def _register(
+    playbook: Path, host: str | None, port: int | None, token: str | None, *, if_changed: bool = False
+) -> list[dict[str, Any]]:
+    """Register the playbook after the sub-playbook files it names; the playbook's entry is the last.
+    `if_changed`: a file whose content is its path's latest version keeps that version (`unchanged`)."""
     from noetl.runtime.subplaybooks import files_to_register
 
     files = files_to_register(playbook)  # all validated here first: exit 2 with the local line numbers
     with api_client(host, port, token) as client:
-        return [client.register(file.read_text(encoding="utf-8")) for file in files]
+        return [client.register(file.read_text(encoding="utf-8"), if_changed=if_changed) for file in files]
+
+
+def registered_line(entry: dict[str, Any]) -> str:
+    """`registered examples/hello_world version 4 (hello_world)`, or `... version 3 (unchanged)`."""
+    if entry.get("unchanged"):
+        return f"{entry['path']} version {entry['version']} (unchanged)"
+    return f"registered {entry['path']} version {entry['version']} ({entry['name']})"
 
 
 @catalog_app.command("list")
@@ -124,7 +150,9 @@ def catalog_list(
 
 @execute_app.command("playbook")
 def execute_playbook(
-    path: Annotated[str, typer.Argument(help="Catalog path, or a playbook file (registered first)")],
+    path: Annotated[
+        str, typer.Argument(help="Catalog path, or a playbook file (registered first, if it changed)")
+    ],
     host: HostOption = None,
     port: PortOption = None,
     token: TokenOption = None,
@@ -140,14 +168,19 @@ def execute_playbook(
     ] = False,
     as_json: JsonOption = False,
     quiet: Annotated[
-        bool, typer.Option("--quiet", help="With --wait: no progress and no result, only the last line")
+        bool,
+        typer.Option(
+            "--quiet", help="No `registered` line; with --wait no progress and no result, only the last line"
+        ),
     ] = False,
 ) -> None:
     """Start an execution of a playbook on a server.
 
-    Without --wait it prints the execution's id and returns. With --wait it follows the execution and
-    exits 0 when it completes, 1 when it fails; a warning on stderr says when no worker has taken a job
-    of it after a few seconds.
+    A playbook file is registered first, with the sub-playbook files it names; a file whose content is
+    its catalog path's latest version uses that version (stderr says which: `version 3 (unchanged)` or
+    `registered ... version 4`). Without --wait it prints the execution's id and returns. With --wait it
+    follows the execution and exits 0 when it completes, 1 when it fails; a warning on stderr says when
+    no worker has taken a job of it after a few seconds.
 
     Examples:
 
@@ -156,9 +189,11 @@ def execute_playbook(
         noetl execute playbook examples/hello_world --version 2 --wait --json
     """
     data = parse_payload(payload, input_file)
-    if Path(path).exists():  # a file, or a folder holding one playbook: register it first
-        entry = _register(Path(path), host, port, token)[-1]
-        path, version = entry["path"], entry["version"]
+    if Path(path).exists():  # a file, or a folder holding one playbook: register it first, if it changed
+        entries = _register(Path(path), host, port, token, if_changed=True)
+        for entry in entries if not (quiet or as_json) else ():
+            typer.echo(registered_line(entry), err=True)  # stdout stays the execution's
+        path, version = entries[-1]["path"], entries[-1]["version"]
     with api_client(host, port, token) as client:
         started = client.execute(path, data, merge=merge, version=version)
         execution_id = started["execution_id"]

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from noetl.cli_common import Commands
+from noetl.cli_common import VERBOSE_ENV, Commands, quiet_http_client
 
 worker_app = typer.Typer(
     cls=Commands, no_args_is_help=True, help="Run workers that lease and run jobs from PostgreSQL."
@@ -34,12 +34,21 @@ def start(
             "to their leases (default 30)",
         ),
     ] = 30.0,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            envvar=VERBOSE_ENV,
+            help="Also log each HTTP request the steps make (default: only the HTTP client's warnings)",
+        ),
+    ] = False,
 ) -> None:
     """Lease jobs from PostgreSQL, run them and write their events.
 
     Workers share the server's PostgreSQL store. SIGTERM or Ctrl-C finishes the jobs in hand, then
     exits; a job still running after --grace seconds is named in the log and left to its lease, and the
-    worker exits with code 1."""
+    worker exits with code 1. The log has the worker's own lines at INFO; the HTTP client's line per
+    request (one per item of an http iterator) only with --verbose."""
     import logging
     import signal
 
@@ -55,6 +64,7 @@ def start(
     except ModuleNotFoundError as exc:
         missing_extra(exc, "`noetl worker start`")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet_http_client(verbose)
     # A pool large enough for every job slot, the broker calls each makes, the heartbeat and the writer.
     store: Any = PostgresStore(url, pool_size=concurrency * 3 + 4)
     worker = Worker(store, name=name, concurrency=concurrency, lease_seconds=lease, grace_seconds=grace)

@@ -42,12 +42,15 @@ class ApiClient:
 
     # ---- catalog -----------------------------------------------------------------------------------
 
-    def register(self, content: str) -> dict[str, Any]:
+    def register(self, content: str, *, if_changed: bool = False) -> dict[str, Any]:
+        """A new version of the playbook's path; with `if_changed`, the latest version when it holds the
+        same content (`unchanged` says which)."""
         return self._call(
             "POST",
             "/api/catalog/register",
             content=content.encode(),
             headers={"Content-Type": "application/x-yaml"},
+            params={"if_changed": "true"} if if_changed else None,
         )
 
     def catalog(self) -> list[dict[str, Any]]:
@@ -149,6 +152,8 @@ def _error(response: httpx.Response, address: str) -> NoetlError:
         return InputError(f"{message} (server {address}); set NOETL_API_TOKEN or pass --token")
     if response.status_code == 422 and body.get("problems"):
         return PlaybookError([_problem(p) for p in body["problems"]])
+    if response.status_code == 404:  # an unknown id or path: say where it was looked for
+        return InputError(f"{message} (server {address})")
     if 400 <= response.status_code < 500:
         return InputError(message)
     return ServerError(f"the server at {address} answered {response.status_code}: {message}")

@@ -61,6 +61,9 @@ def format_timeline(events: Sequence[Event], *, max_items: int = 20, width: int 
     start = datetime.fromisoformat(events[0].created_at) if events[0].created_at else None
     rows: list[tuple[str, ...]] = []
     hidden: Counter[str] = Counter()
+    # A step that runs more than once (a cycle, a retry of the execution) shows each run's inputs.
+    runs = Counter(e.node_name or "" for e in events if e.event_type == T.STEP_STARTED)
+    rerun = frozenset(name for name, n in runs.items() if n > 1)
     for e in events:
         if e.current_index is not None and e.current_index >= max_items:
             hidden[e.node_name or ""] += 1
@@ -79,7 +82,7 @@ def format_timeline(events: Sequence[Event], *, max_items: int = 20, width: int 
                 e.event_type,
                 e.status or "",
                 f"{e.duration:.3f}s" if e.duration is not None else "",
-                _detail(e),
+                _detail(e, rerun),
             )
         )
     text = _table(rows, width) if len(rows) <= _RICH_ROWS else _padded(rows, width)
@@ -125,8 +128,13 @@ def _padded(rows: list[tuple[str, ...]], width: int) -> str:
     return "\n".join(" ".join(cell(text, i) for i, text in enumerate(row)) for row in rows)
 
 
-def _detail(e: Event) -> str:
+def _detail(e: Event, rerun: frozenset[str] = frozenset()) -> str:
     meta = e.meta or {}
+    if e.event_type in (T.ITERATION_COMPLETED, T.ITERATION_FAILED) and (meta.get("attempts") or 0) > 1:
+        return _attempts(e)
+    if e.event_type == T.ACTION_STARTED and (e.node_name or "") in rerun:
+        inputs = (e.context or {}).get("inputs")
+        return "" if inputs in (None, {}) else "inputs: " + _short(inputs, 100)
     if e.event_type == T.ACTION_RETRY:  # when the next attempt runs, then why this one failed
         return f"next attempt {meta.get('next_attempt')} in {meta.get('delay')}s: " + _error(e.error)
     if e.event_type == T.STEP_FAILED and e.error:
@@ -158,6 +166,32 @@ def _detail(e: Event) -> str:
     if e.event_type in (T.EXECUTION_COMPLETE, T.ACTION_COMPLETED) and e.result is not None:
         return "result: " + _short(e.result)
     return ""
+
+
+def _attempts(e: Event) -> str:
+    """An item that needed more than one attempt: how many, its error if it failed, and the errors of
+    the attempts before it (the same error in attempts one after the other is said once)."""
+    meta = e.meta or {}
+    said = [f"attempts: {meta['attempts']}"]
+    if e.error:
+        said.append("error: " + _error(e.error))
+    retried = _runs_of([str(text or "").split("\n")[0] for text in meta.get("retried_errors") or []])
+    if retried:
+        said.append("retried: " + _short(" | ".join(retried), 200))
+    return "; ".join(said)
+
+
+def _runs_of(errors: list[str]) -> list[str]:
+    """`attempt 1: x`, `attempt 2: x`, `attempt 3: y` -> `attempts 1-2: x`, `attempt 3: y`."""
+    runs: list[tuple[int, int, str]] = []  # first attempt, last attempt, error
+    for n, text in enumerate(errors, start=1):
+        label, sep, rest = text.partition(": ")
+        body = rest if sep and label == f"attempt {n}" else text
+        if runs and runs[-1][2] == body:
+            runs[-1] = (runs[-1][0], n, body)
+        else:
+            runs.append((n, n, body))
+    return [f"attempt {a}: {t}" if a == b else f"attempts {a}-{b}: {t}" for a, b, t in runs]
 
 
 def _error(text: str | None) -> str:

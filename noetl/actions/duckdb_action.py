@@ -11,7 +11,6 @@ Each statement commits on its own (DuckDB's ATTACH, SET and COPY do not all run 
 from __future__ import annotations
 
 import json
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import duckdb
 
 from noetl.actions.base import ActionContext
 from noetl.actions.duckdb_extensions import configure, missing_extension_hint
+from noetl.actions.duckdb_files import execution_database
 from noetl.actions.sql_params import bind, unbound_hint
 from noetl.actions.sql_results import statement_result
 from noetl.actions.sql_step import commands, pg_params, preview
@@ -59,9 +59,10 @@ def run(ctx: ActionContext) -> dict[str, Any]:
 
 
 def database_path(value: Any, execution_id: str) -> str:
-    """The DuckDB file: as given (relative to the working directory), or one file per execution."""
+    """The DuckDB file: as given (relative to the working directory), or one file per execution, removed
+    when the execution ends (duckdb_files, runtime.cleanup)."""
     if value in (None, ""):
-        path = Path(tempfile.gettempdir()) / "noetl-duckdb" / f"{execution_id}.duckdb"
+        path = execution_database(execution_id)
     elif str(value) == ":memory:":
         return ":memory:"
     else:

@@ -3,7 +3,8 @@
 Every decision for an execution is taken under the queue's lock on that execution (`queue.decision`),
 and jobs are unique by (execution, step, run, attempt, chunk): two brokers deciding at once cannot
 schedule a step twice, because the second one waits for the lock, then reads the first one's jobs and
-events. The SQL is the store's (noetl.store.pg_queue); this module only decides.
+events. The queue is the store's (noetl.store.queues.queue_for: its SQL is in noetl.store.pg_queue);
+this module only decides.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from noetl.engine.planner import Planner
 from noetl.engine.retry import RetryRequest, retry_target
 from noetl.engine.state import COMPLETED, PENDING, RUNNING, ExecutionState, fold
 from noetl.errors import InputError
+from noetl.runtime.cleanup import after_end
 from noetl.runtime.control import load_catalog_playbook
 from noetl.runtime.step_runner import seconds_since
 from noetl.runtime.workflow_log import workflow_log
-from noetl.store.pg_queue import Job, PostgresQueue, Reaped
+from noetl.store.ports import Job, JobQueue, Reaped
+from noetl.store.queues import queue_for
 
 log = logging.getLogger("noetl.broker")
 _MAX_ABANDONED_ATTEMPTS = 3  # a step whose worker dies this often fails instead of killing more workers
@@ -84,7 +87,7 @@ def schedule(
     same transaction, and (unless `take` is false: a stopping worker) the first step that may run now is
     leased to that worker and returned, so it runs on the slot the job frees; the others are queued for
     any worker."""
-    queue = PostgresQueue(store, lease)
+    queue = queue_for(store, lease)
     taken: Job | None = None
     with queue.decision(execution_id) as conn:
         if done is not None and worker_id is not None:
@@ -119,6 +122,7 @@ def schedule(
             )
             store.flush()  # durable before the lock is released: the next broker sees the end
             _wake_parent(store, queue, conn, events[0])
+            after_end(store, execution_id)
             return taken
         waiting = []
         for cmd in plan.run:
@@ -137,7 +141,7 @@ def schedule(
     return taken
 
 
-def _wake_parent(store: Any, queue: PostgresQueue, conn: Any, start: Event) -> None:
+def _wake_parent(store: Any, queue: JobQueue[Any], conn: Any, start: Event) -> None:
     """A sub-playbook started by a step on a worker has ended: queue that step's join, which returns
     the child's result (or fails the step). Only while the parent step waits in the same run; a parent
     step waiting to retry finds the ended child itself when its next attempt starts."""
@@ -162,7 +166,7 @@ def _wake_parent(store: Any, queue: PostgresQueue, conn: Any, start: Event) -> N
 
 
 def _fail_dead_jobs(
-    store: Any, queue: PostgresQueue, conn: Any, state: ExecutionState, steps: list[tuple[str, int, int]]
+    store: Any, queue: JobQueue[Any], conn: Any, state: ExecutionState, steps: list[tuple[str, int, int]]
 ) -> bool:
     """A step whose job was given up on (dead after its last try) fails, instead of hanging for ever."""
     failed = False
@@ -192,7 +196,7 @@ def _fail_dead_jobs(
 def abandon(store: Any, job: Reaped) -> None:
     """A worker lost the lease of a step's job (or of the join that finishes a fanned-out step): record
     the abandoned attempt, then schedule the next."""
-    queue = PostgresQueue(store)
+    queue = queue_for(store)
     with queue.decision(job.execution_id) as conn:
         events = workflow_log.read(store, job.execution_id)
         state = fold(events)
@@ -251,7 +255,7 @@ def abandon(store: Any, job: Reaped) -> None:
 
 
 def cancel(store: Any, execution_id: str, reason: str) -> bool:
-    queue = PostgresQueue(store)
+    queue = queue_for(store)
     with queue.decision(execution_id) as conn:
         events = workflow_log.read(store, execution_id)
         if not events or fold(events).finished:
@@ -282,7 +286,7 @@ def reopen(store: Any, execution_id: str, request: RetryRequest) -> dict[str, An
     schedule the step it runs again."""
     from noetl.runtime.control import playbook_of
 
-    queue = PostgresQueue(store)
+    queue = queue_for(store)
     with queue.decision(execution_id):
         events = store.read(execution_id)
         if not events:
@@ -311,7 +315,7 @@ def reopen(store: Any, execution_id: str, request: RetryRequest) -> dict[str, An
 
 def reap_once(store: Any) -> int:
     """Return expired leases to the queue (chunks) or record them as abandoned attempts (steps, joins)."""
-    queue = PostgresQueue(store)
+    queue = queue_for(store)
     reaped = queue.reap_expired()
     for job in reaped:
         log.warning(
@@ -331,7 +335,7 @@ def reap_once(store: Any) -> int:
 def sweep(store: Any) -> None:
     """Schedule running executions with no open job: a worker may have died between its events and
     its call to `schedule`, and nothing else would wake the execution."""
-    for execution_id in PostgresQueue(store).idle_executions():
+    for execution_id in queue_for(store).idle_executions():
         try:
             schedule(store, execution_id)
         except Exception:  # one execution's trouble must not end the pass for the others
@@ -352,11 +356,11 @@ def run_broker_loop(store: Any, stop: threading.Event, interval: float = 1.0) ->
 
 
 def queue_depth(store: Any) -> dict[str, int]:
-    return PostgresQueue(store).depth()
+    return queue_for(store).depth()
 
 
 def lease_expiries(store: Any) -> int:
-    return PostgresQueue(store).counters().get("lease_expiries", 0)
+    return queue_for(store).counters().get("lease_expiries", 0)
 
 
 def _node_type(events: list[Event], step: str) -> str | None:

@@ -29,7 +29,7 @@ from noetl.runtime.sink import EventSink, IdBlocks
 from noetl.runtime.step_runner import StepRunner, StepSnapshot
 from noetl.runtime.subplaybooks import catalog_path_of, child_result
 from noetl.runtime.workload import protect, real_workload
-from noetl.store.pg_queue import Job
+from noetl.store.ports import Job
 
 # How many chunks a fan-out makes per slot of its `concurrency`: more chunks than slots, so that a
 # worker that finishes early takes the next one (rebalancing), few enough that per-job costs stay small.
@@ -112,7 +112,7 @@ class WorkerServices(RunServices):
 
     def _distribute(self, runner: ItemRunner, spec: IteratorSpec, todo: list[WorkItem], fan: FanOut) -> None:
         """Send the items out as chunk jobs that any worker may lease, then end this job: the step's
-        slot is free while they run, and the last chunk to end enqueues the join (pg_queue)."""
+        slot is free while they run, and the last chunk to end enqueues the join (the queue's settle)."""
         per_chunk = max(1, -(-len(todo) // (spec.concurrency * CHUNKS_PER_SLOT)))
         payloads = [
             {**fan.payload(), "items": [[w.index, w.value] for w in todo[i : i + per_chunk]]}
@@ -123,9 +123,9 @@ class WorkerServices(RunServices):
         # items' events come after it, whichever worker writes them.
         store.flush()
         group = {"execution_id": runner.ctx.execution_id, "step": runner.ctx.step, "run": self.job.run}
-        with store.connection() as conn, conn.transaction():
+        with self.worker.queue.decision(runner.ctx.execution_id) as decision:
             self.worker.queue.enqueue_chunks(
-                conn, {**group, "attempt": fan.attempt}, payloads, spec.concurrency
+                decision, {**group, "attempt": fan.attempt}, payloads, spec.concurrency
             )
         raise FannedOut()
 

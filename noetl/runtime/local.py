@@ -24,6 +24,7 @@ from noetl.engine.planner import Planner, RunStep
 from noetl.engine.retry import RetryRequest, retry_target
 from noetl.engine.state import COMPLETED, FAILED, WORKFLOW_TYPES, ExecutionState, fold
 from noetl.errors import ActionError, InputError, NoetlError, StoreError
+from noetl.runtime.cleanup import after_end
 from noetl.runtime.credentials import CredentialResolver
 from noetl.runtime.redact import Redactor
 from noetl.runtime.scope import build_scope
@@ -388,4 +389,5 @@ class _Execution:
             duration=seconds_since(started),
         )
         self.runner.store.flush()  # durable before anyone is told the execution finished
+        after_end(self.runner.store, self.sink.execution_id)
         return Outcome(self.sink.execution_id, status.upper(), result, error)

@@ -22,7 +22,8 @@ from noetl.runtime import broker
 from noetl.runtime.distributed import run_chunk_job, run_join_job, run_step_job
 from noetl.runtime.local import LocalRunner
 from noetl.runtime.workflow_log import workflow_log
-from noetl.store.pg_queue import Job, PostgresQueue
+from noetl.store.ports import Job, JobQueue
+from noetl.store.queues import queue_for
 
 log = logging.getLogger("noetl.worker")
 
@@ -47,7 +48,7 @@ class Worker:
         # Jobs still running when the grace period after stop() ended: left to their lease, as after a
         # crash. The process must then exit without waiting for their threads (see cli_worker).
         self.abandoned: list[Job] = []
-        self.queue = PostgresQueue(store, lease_seconds)
+        self.queue: JobQueue[Any] = queue_for(store, lease_seconds)
         self.actions = default_actions()
         self.storages = default_storages()
         self.breakers = Breakers()

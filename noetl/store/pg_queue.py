@@ -10,60 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
+from noetl.store.ports import Job, Reaped
 from noetl.store.sqlfiles import named_queries
 
 CHANNEL = "noetl_jobs"
+__all__ = ["CHANNEL", "Job", "PostgresQueue", "Reaped"]  # Job and Reaped live in ports
 
 
 def _q(name: str) -> str:
     return named_queries("postgres", "queue.sql")[name]
-
-
-@dataclass(frozen=True)
-class Job:
-    job_id: int
-    execution_id: str
-    step: str
-    run: int
-    attempt: int
-    chunk: int
-    kind: str  # step | chunk | join
-    payload: dict[str, Any]
-    tries: int
-    max_tries: int
-
-    @property
-    def group(self) -> dict[str, Any]:
-        """The fan-out a chunk or join job belongs to: one attempt of one run of one step."""
-        return _group(self)
-
-
-@dataclass(frozen=True)
-class Reaped:
-    job_id: int
-    execution_id: str
-    step: str
-    run: int
-    attempt: int
-    chunk: int
-    kind: str
-    worker_id: str | None
-    status: str  # queued again, or dead
-
-    @property
-    def group(self) -> dict[str, Any]:
-        return _group(self)
-
-
-def _group(job: Job | Reaped) -> dict[str, Any]:
-    return {"execution_id": job.execution_id, "step": job.step, "run": job.run, "attempt": job.attempt}
 
 
 class PostgresQueue:

@@ -31,6 +31,7 @@ from noetl.store.pg_codec import (
     jsonb_text,
 )
 from noetl.store.pg_pool import Connection, ConnectionPool, display_url, scrub
+from noetl.store.pg_queue import PostgresQueue
 from noetl.store.ports import CatalogEntry, CredentialRecord, ExecutionRecord
 from noetl.store.sequencing import FINAL_TYPES, executions_of, sequence
 from noetl.store.sqlfiles import named_queries
@@ -372,15 +373,33 @@ class PostgresStore:
         with self._conn("listing credentials") as conn:
             return [(r[0], r[1]) for r in conn.execute(Q["list_credentials"]).fetchall()]
 
+    # ---- the job queue -------------------------------------------------------------------------------
+
+    def job_queue(self, lease_seconds: float = 30.0) -> PostgresQueue:
+        """The queue in this database (noetl_jobs), shared by every server and worker on it."""
+        return PostgresQueue(self, lease_seconds)
+
     # ---- catalog -----------------------------------------------------------------------------------
 
     def register(self, path: str, name: str, content: str) -> int:
+        return self._register(path, name, content, reuse=False)[0]
+
+    def register_if_changed(self, path: str, name: str, content: str) -> tuple[int, bool]:
+        """(the latest version, True) when it holds this content, and nothing is written; otherwise
+        (a new version, False), as register."""
+        return self._register(path, name, content, reuse=True)
+
+    def _register(self, path: str, name: str, content: str, *, reuse: bool) -> tuple[int, bool]:
         params = {"path": path, "name": name, "content": content, "created_at": _now()}
         with self._conn(f"registering {path}") as conn, conn.transaction():
             conn.execute(Q["lock_catalog_path"], params)
+            if reuse:  # under the path's lock: a register of the same path commits before or after this
+                latest = conn.execute(Q["latest_playbook"], params).fetchone()
+                if latest is not None and latest[3] == content:
+                    return int(latest[1]), True
             row = conn.execute(Q["register_playbook"], params).fetchone()
         assert row is not None  # INSERT ... SELECT of an aggregate always inserts one row
-        return int(row[0])
+        return int(row[0]), False
 
     def get_playbook(self, path: str, version: int | None = None) -> CatalogEntry | None:
         query = Q["latest_playbook"] if version is None else Q["playbook_version"]

@@ -421,14 +421,24 @@ class SQLiteStore:
     # ---- catalog -----------------------------------------------------------------------------------
 
     def register(self, path: str, name: str, content: str) -> int:
+        return self._register(path, name, content, reuse=False)[0]
+
+    def register_if_changed(self, path: str, name: str, content: str) -> tuple[int, bool]:
+        """(the latest version, True) when it holds this content, and nothing is written; otherwise
+        (a new version, False), as register."""
+        return self._register(path, name, content, reuse=True)
+
+    def _register(self, path: str, name: str, content: str, *, reuse: bool) -> tuple[int, bool]:
+        latest = "SELECT version, {} FROM catalog WHERE path = ? ORDER BY version DESC LIMIT 1"
         with self._lock:
             cur = self._conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
-                row = cur.execute(
-                    "SELECT COALESCE(MAX(version), 0) FROM catalog WHERE path = ?", (path,)
-                ).fetchone()
-                version = int(row[0]) + 1
+                row = cur.execute(latest.format("content" if reuse else "NULL"), (path,)).fetchone()
+                if reuse and row is not None and row[1] == content:
+                    cur.execute("COMMIT")
+                    return int(row[0]), True
+                version = (int(row[0]) if row else 0) + 1
                 cur.execute(
                     "INSERT INTO catalog (path, version, name, content, created_at) VALUES (?, ?, ?, ?, ?)",
                     (path, version, name, content, _now()),
@@ -437,7 +447,7 @@ class SQLiteStore:
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
-        return version
+        return version, False
 
     def get_playbook(self, path: str, version: int | None = None) -> CatalogEntry | None:
         query = "SELECT path, version, name, content, created_at FROM catalog WHERE path = ?"

@@ -132,7 +132,7 @@ def test_executions_lists_top_level_ones_with_their_children_below_them(
     assert [m["id"] for m in rows(by_name.stdout) if not m["tree"]] == [ids["fan"]]
     assert (
         cli("executions", "--playbook", "nothing-like-it", "--db", db).stdout.strip()
-        == "(no executions match)"
+        == f"no executions match in {db}"
     )
     limited = cli("executions", "--limit", "1", "--db", db)
     assert limited.stdout.splitlines()[-1] == "(1 of 3 shown, newest first; --limit N for more)"
@@ -169,7 +169,8 @@ def test_executions_json_keeps_each_record_whole_and_adds_children_and_duration(
 
 
 def test_an_empty_store_says_so(tmp_path: Path) -> None:
-    assert cli("executions", "--db", str(tmp_path / "n.db")).stdout.strip() == "(no executions yet)"
+    db = str(tmp_path / "n.db")
+    assert cli("executions", "--db", db).stdout.strip() == f"no executions yet in {db}"  # names the store
 
 
 # ---- on a server ---------------------------------------------------------------------------------------
@@ -244,7 +245,7 @@ def test_credential_add_refuses_a_type_no_step_reads(tmp_path: Path) -> None:
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert "--type 'http' is not a credential type any step reads" in refused.stderr
     assert "bearer" in refused.stderr and "basic" in refused.stderr
-    assert cli("credential", "list", "--db", db).stdout.strip() == "(no credentials)"  # nothing stored
+    assert cli("credential", "list", "--db", db).stdout.strip() == f"no credentials in {db}"  # nothing stored
     typo = cli("credential", "add", "pg", "--type", "postgress", "--data", "{}", "--db", db)
     assert typo.returncode == 2 and "did you mean 'postgres'?" in typo.stderr
 
@@ -277,6 +278,6 @@ def test_credential_delete_removes_it_and_refuses_an_unknown_name(tmp_path: Path
     assert added.returncode == 0, added.stderr
     gone = run_cli("credential", "delete", "api", "--db", db)
     assert gone.returncode == 0 and "deleted" in gone.stdout
-    assert "(no credentials)" in run_cli("credential", "list", "--db", db).stdout
+    assert "no credentials in" in run_cli("credential", "list", "--db", db).stdout
     again = run_cli("credential", "delete", "api", "--db", db)
     assert again.returncode == 2 and "no credential named 'api'" in again.stderr

@@ -95,8 +95,10 @@ def test_without_database_each_execution_gets_its_own_file(store: Any, tmp_path:
     first, _ = run_text(store, playbook)
     second, _ = run_text(store, playbook)  # CREATE TABLE sales would fail if the file were shared
     assert (first.status, second.status) == ("COMPLETED", "COMPLETED")
-    files = {p.name for p in (tmp_path / "noetl-duckdb").iterdir()}
-    assert files == {f"{first.execution_id}.duckdb", f"{second.execution_id}.duckdb"}
+    from noetl.actions.duckdb_action import database_path
+
+    assert database_path(None, first.execution_id) != database_path(None, second.execution_id)
+    assert list((tmp_path / "noetl-duckdb").iterdir()) == []  # each removed when its execution ended
 
 
 ATTACH = """

@@ -32,4 +32,4 @@ def test_duckdb_step_example(store: Any, tmp_path: Path, monkeypatch: pytest.Mon
     outcome, _ = run_file(store, EXAMPLES / "duckdb" / "duckdb_step.yaml")
     assert outcome.status == "COMPLETED", outcome.error
     assert outcome.result == {"cities": 3, "warm": ["Paris"], "readings": 5}
-    assert (tmp_path / "noetl-duckdb" / f"{outcome.execution_id}.duckdb").is_file()
+    assert not (tmp_path / "noetl-duckdb" / f"{outcome.execution_id}.duckdb").exists()  # removed at the end

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -35,24 +35,52 @@ _YAML_BODY = {
 }
 
 
+class Registration(schemas.Registered):
+    unchanged: bool | None = Field(
+        default=None,
+        description="Only with if_changed=true: true when the latest version already held this content "
+        "(then nothing is added, and the answer is 200), false when a version was added",
+    )
+
+
 @router.post(
     "/api/catalog/register",
     status_code=201,
-    response_model=schemas.Registered,
+    response_model=Registration,
+    response_model_exclude_none=True,
     openapi_extra=_YAML_BODY,
-    responses={422: {"model": schemas.ErrorBody, "description": "The playbook is not valid"}},
+    responses={
+        200: {"model": Registration, "description": "if_changed=true, and the latest version is the same"},
+        422: {"model": schemas.ErrorBody, "description": "The playbook is not valid"},
+    },
 )
-async def register(request: Request, store: Store) -> schemas.Registered:
-    """Register a playbook (YAML, or JSON {"content": YAML}); the version goes up by one per path."""
+async def register(
+    request: Request,
+    response: Response,
+    store: Store,
+    if_changed: Annotated[
+        bool,
+        Query(description="Answer the latest version instead of adding one when its content is the same"),
+    ] = False,
+) -> Registration:
+    """Register a playbook (YAML, or JSON {"content": YAML}); the version goes up by one per path, unless
+    if_changed=true and the content is that of the latest version."""
     content = _content(await request.body(), request.headers.get("content-type", ""))
-    return await run_in_threadpool(_register, store, content)  # the store blocks: keep the event loop free
+    # The store blocks: keep the event loop free.
+    registered = await run_in_threadpool(_register, store, content, if_changed)
+    if registered.unchanged:
+        response.status_code = 200
+    return registered
 
 
-def _register(store: Any, content: str) -> schemas.Registered:
+def _register(store: Any, content: str, if_changed: bool = False) -> Registration:
     # Validated before storing, so the catalog only holds playbooks that workers can run.
     playbook = parse_playbook(content, source="<request>")
-    version = store.register(playbook.path, playbook.name, content)
-    return schemas.Registered(path=playbook.path, name=playbook.name, version=version)
+    if not if_changed:
+        version = store.register(playbook.path, playbook.name, content)
+        return Registration(path=playbook.path, name=playbook.name, version=version)
+    version, unchanged = store.register_if_changed(playbook.path, playbook.name, content)
+    return Registration(path=playbook.path, name=playbook.name, version=version, unchanged=unchanged)
 
 
 def _content(body: bytes, content_type: str) -> str:

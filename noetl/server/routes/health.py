@@ -56,9 +56,9 @@ def _may_see_details(request: Request) -> bool:
 
 def _workers(store: Any) -> tuple[schemas.Workers | None, dict[str, int] | None]:
     """Live workers and queue depth of the PostgreSQL queue; (None, None) if the queue does not answer."""
-    from noetl.store.pg_queue import PostgresQueue
+    from noetl.store.queues import queue_for
 
-    queue = PostgresQueue(store)
+    queue = queue_for(store)
     try:
         return schemas.Workers(live=queue.live_workers(), busy=queue.busy_workers()), queue.open_depth()
     except Exception:  # the database answered the first query: this is not worth a 503
