@@ -52,10 +52,15 @@ def start_execution(
     playbook, version = load_catalog_playbook(store, path, version)
     execution_id = execution_id or str(uuid.uuid4())
     env = template_env()
-    workload = start_workload(
-        playbook.workload, parameters or {}, merge=merge, execution_id=execution_id, env=env
-    )
     redactor = redactor or Redactor()
+    workload = start_workload(
+        playbook.workload,
+        parameters or {},
+        merge=merge,
+        execution_id=execution_id,
+        env=env,
+        learn=redactor.add,
+    )
     protect(redactor, workload)
     extra: dict[str, Any] = {"path": path, "version": version, "source": playbook.source}
     if parent_step is not None:

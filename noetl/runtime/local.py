@@ -82,10 +82,15 @@ class LocalRunner:
         """`depth`: how many parents this execution has (a sub-playbook's is its parent's plus one)."""
         execution_id = str(uuid.uuid4())
         env = template_env()
-        workload = start_workload(
-            playbook.workload, payload or {}, merge=merge, execution_id=execution_id, env=env
-        )
         redactor = redactor or Redactor()
+        workload = start_workload(
+            playbook.workload,
+            payload or {},
+            merge=merge,
+            execution_id=execution_id,
+            env=env,
+            learn=redactor.add,
+        )
         protect(redactor, workload)
         run = _Execution(self, playbook, execution_id, parent_execution_id, redactor, 0)
         run.workload = workload

@@ -13,12 +13,13 @@ with the same values. The event only says `workload_sealed: true`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from noetl.dsl.render import is_template, render
+from noetl.dsl.render import WATCH, is_template, render
 from noetl.engine.state import ExecutionState
 from noetl.errors import InputError, TemplateError
-from noetl.runtime.redact import Redactor
+from noetl.runtime.redact import DerivedSecrets, Redactor
 from noetl.runtime.scope import deep_merge
 from noetl.runtime.template_env import job_view, looks_secret_key, secret_values, template_env
 
@@ -30,8 +31,12 @@ def start_workload(
     merge: bool,
     execution_id: str,
     env: dict[str, str],
+    learn: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """The execution's workload; raises InputError naming the key when a template cannot render."""
+    """The execution's workload; raises InputError naming the key when a template cannot render.
+
+    `learn` is told of each value a workload template derives from a secret (`{{ env.API_TOKEN[4:] }}`),
+    so that the execution's events mask it like the secret itself (see redact.DerivedSecrets)."""
     combine = deep_merge if merge else _shallow
     merged = combine(defaults, payload)
     plain = {k: v for k, v in merged.items() if not _has_template(v) or k in payload}
@@ -43,6 +48,9 @@ def start_workload(
         "job": job_view(execution_id),
         "execution_id": execution_id,
     }
+    secrets = [*secret_values(env), *_under_secret_keys(plain)]
+    if learn is not None and secrets:
+        scope[WATCH] = DerivedSecrets(secrets, learn)
     rendered: dict[str, Any] = {}
     for key, value in defaults.items():
         if key in payload and not merge:

@@ -198,3 +198,34 @@ def test_on_a_worker_too(
         assert value not in log, value
     for token in (WORKLOAD_TOKEN, CREDENTIAL_TOKEN, ENV_TOKEN):
         assert longest_piece(log, token) <= 4, token
+
+
+WORKLOAD_DERIVED = """
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: workload_derived}
+workload:
+  tail: "{{ env.NOETL_TEST_API_TOKEN[4:] }}"
+  shout: "{{ env.NOETL_TEST_API_TOKEN | upper }}"
+workflow:
+  - step: start
+    type: python
+    data: {tail: "{{ workload.tail }}", shout: "{{ workload.shout }}"}
+    code: |
+      def main(tail, shout):
+          return {"tail_length": len(tail), "shout_is_upper": shout == shout.upper()}
+    next: [{step: end}]
+  - step: end
+"""
+
+
+def test_workload_values_derived_from_a_secret_are_masked_and_the_steps_get_them(
+    store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NOETL_TEST_API_TOKEN", ENV_TOKEN)
+    outcome, events = run_text(store, WORKLOAD_DERIVED)
+    assert outcome.status == "COMPLETED", outcome.error
+    text = json.dumps([e.to_dict() for e in events])
+    assert ENV_TOKEN[4:] not in text and ENV_TOKEN.upper() not in text
+    [done] = [e for e in events if e.event_type == "step_completed" and e.node_name == "start"]
+    assert done.result == {"tail_length": len(ENV_TOKEN) - 4, "shout_is_upper": True}

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.helpers import cli, run_text
 
 HEAD = """
@@ -111,3 +113,41 @@ workflow:
         "action_completed",
         "step_completed",
     ]
+
+
+@pytest.mark.parametrize(
+    ("rule", "attempts", "reason"),
+    [
+        ("retry_when: \"{{ 'busy' in error }}\"", 3, None),  # matches: retried as often as allowed
+        ("retry_when: \"{{ 'timeout' in error }}\"", 1, "retry_when did not match"),
+        ("stop_when: \"{{ 'busy' in error }}\"", 1, "stop_when matched"),
+    ],
+)
+def test_a_saves_retry_reads_retry_when_and_stop_when_as_a_steps_does(
+    store: Any, tmp_path: Path, rule: str, attempts: int, reason: str | None
+) -> None:
+    """Issue 8 item 7: one retry mechanism; a save's `retry` means what a step's means."""
+    outcome, events = run_text(
+        store,
+        HEAD
+        + f"""
+workflow:
+  - step: start
+    type: python
+    code: |
+      def main():
+          return {{"n": 1}}
+    save:
+      storage: python
+      retry: {{max_attempts: 3, initial_delay: 0.01, {rule}}}
+      code: |
+        def main(**rows):
+            raise ConnectionError("target busy")
+""",
+    )
+    assert outcome.status == "FAILED"
+    failed = [e for e in events if e.event_type == "save_failed"]
+    assert len(failed) == attempts
+    assert failed[-1].meta["will_retry"] is False
+    if reason is not None:
+        assert failed[-1].meta["retry_reason"] == reason

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import threading
 import time
 import weakref
@@ -35,8 +36,8 @@ from noetl.actions.tracebacks import user_traceback
 from noetl.dsl.keys import BATCH_STORAGES
 from noetl.dsl.models import SaveSpec
 from noetl.dsl.render import render
+from noetl.engine import policy
 from noetl.engine.events import EventType as T
-from noetl.engine.policy import delay_for
 from noetl.errors import CredentialError, NoetlError, SaveError, SaveFailed, TemplateError
 from noetl.store.ports import CredentialRecord
 
@@ -118,9 +119,9 @@ def finish_save(
     spec, request, base, t0, sink = started.spec, started.request, started.base, started.t0, ctx.sink
     writer = storages.get(spec.storage)
     breaker = _breaker(started, breakers)
-    attempts = spec.retry.max_attempts if spec.retry else 1
-    for attempt in range(1, attempts + 1):
-        will_retry = attempt < attempts
+    attempt = 0
+    while True:
+        attempt += 1
         if breaker is not None and not breaker.allow():
             message = f"save of step '{ctx.step}' to {started.target} skipped: the circuit breaker is open"
             sink.new(
@@ -141,12 +142,19 @@ def finish_save(
         except SaveFailed as exc:
             if breaker is not None:
                 breaker.failure()
-            meta = {"reason": exc.reason, "attempt": attempt, "will_retry": will_retry}
+            # The same rule as a step's and a nested task's retry: retry_when, stop_when, jitter.
+            outcome = policy.Outcome(
+                False, None, str(exc), getattr(exc, "status_code", None), non_retryable=exc.non_retryable
+            )
+            decision = policy.decide(spec.retry, attempt, outcome, random.random())
+            meta = {"reason": exc.reason, "attempt": attempt, "will_retry": decision.retry}
+            if spec.retry is not None and not decision.retry:
+                meta["retry_reason"] = decision.reason
             meta.update(error_type=exc.error_type, **(extra_meta or {}))
             sink.new(T.SAVE_FAILED, error=str(exc), duration=_since(t0), meta=meta, **base)
-            if not will_retry:
+            if not decision.retry:
                 raise
-            time.sleep(delay_for(spec.retry, attempt, 0.5) if spec.retry else 0)
+            time.sleep(decision.delay)
             continue
         except Exception as exc:
             message = f"save of step '{ctx.step}' could not be carried out: {exc}"
@@ -166,7 +174,6 @@ def finish_save(
             **base,
         )
         return rows
-    raise AssertionError("unreachable: the last attempt either returns or raises")
 
 
 # What a batched item's caller is told once its save has ended: (the save, rows written, None) after
