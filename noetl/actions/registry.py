@@ -8,7 +8,7 @@ from typing import Any
 
 from noetl.actions.base import Action, ActionContext
 from noetl.dsl.drivers import extra_of, install_hint
-from noetl.dsl.models import ACTION_TYPES
+from noetl.dsl.vocabulary import ACTIONS
 from noetl.errors import ActionError
 
 
@@ -70,10 +70,8 @@ def _missing(exc: ModuleNotFoundError, what: str, args: tuple[Any, ...]) -> Exce
 
 def default_actions() -> Registry:
     registry = Registry()
-    for name in sorted(
-        ACTION_TYPES
-    ):  # the DSL's list of types: one module per type, noetl.actions.<type>_action
-        registry.register(name, _lazy(f"noetl.actions.{name}_action", what=f"a {name} step"))
+    for name, spec in sorted(ACTIONS.items()):  # noetl.dsl.vocabulary: the one list of action types
+        registry.register(name, _lazy(spec.module, what=f"a {name} step"))
     return registry
 
 

@@ -27,7 +27,7 @@ PSYCOPG = Driver("psycopg", "postgres", "the psycopg driver")
 SNOWFLAKE = Driver("snowflake.connector", "snowflake", "the Snowflake connector")
 GOOGLE_SECRETS = Driver("google.cloud.secretmanager", "gcp", "the Google Secret Manager client")
 
-STEP_DRIVERS = {"duckdb": DUCKDB, "postgres": PSYCOPG, "snowflake": SNOWFLAKE}
+# A step's driver is its action's (noetl.dsl.vocabulary); a save's is its storage's.
 SAVE_DRIVERS = {"duckdb": DUCKDB, "postgres": PSYCOPG}
 
 # The top-level module a ModuleNotFoundError names -> the extra that installs it.
@@ -75,10 +75,13 @@ def needs(pb: Playbook) -> Iterator[Need]:
 
 
 def _task(task: Task, where: str, step: str | None, line: int | None) -> Iterator[Need]:
+    from noetl.dsl.vocabulary import ACTIONS  # here: the vocabulary names this module's drivers
+
     line = task.line or line
     kind = task.type or ""
-    if kind in STEP_DRIVERS:
-        yield Need(where, step, line, f"a {kind} step", STEP_DRIVERS[kind])
+    action = ACTIONS.get(kind)
+    if action is not None and action.driver is not None:
+        yield Need(where, step, line, f"a {kind} step", action.driver)
     if kind == "secrets" and str(task.config.get("provider") or "") == "google":
         yield Need(where, step, line, "`provider: google`", GOOGLE_SECRETS)
     if task.save is not None and task.save.storage in SAVE_DRIVERS:

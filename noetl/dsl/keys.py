@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from noetl.dsl.vocabulary import ACTIONS
+
 # Step inputs: all of these mean "data"; when several are given they merge, `data` winning.
 DATA_ALIASES: Final = ("payload", "input", "params", "with", "args", "data")  # lowest priority first
 
@@ -44,54 +46,9 @@ MISPLACED_HINTS: Final = {
     "script": "; the SQL goes in `command` (`commands` for a script)",
 }
 
-# Keys each action type reads; anything else on a step is an error (the old engine ignored typos).
-ACTION_KEYS: Final[dict[str, frozenset[str]]] = {
-    "python": frozenset({"code"}),
-    "http": frozenset({"method", "endpoint", "url", "headers", "timeout", "max_response_bytes"}),
-    "postgres": frozenset({"command", "commands", "autocommit"}),
-    "duckdb": frozenset({"command", "commands", "database"}),
-    "snowflake": frozenset({"command", "commands"}),
-    "iterator": frozenset(
-        {
-            "collection",
-            "element",
-            "mode",
-            "concurrency",
-            "where",
-            "order_by",
-            "limit",
-            "chunk",
-            "on_error",
-            "max_failures",
-            "max_failure_ratio",
-            "collect",
-            "task",
-        }
-    ),
-    "playbook": frozenset({"path", "return_step", "task"}),  # `task`: a label for the child's parent_step
-    "workbook": frozenset({"name", "task"}),
-    "save": frozenset(
-        {
-            "storage",
-            "table",
-            "mode",
-            "key",
-            "statement",
-            "circuit_breaker",
-            "endpoint",
-            "url",
-            "method",
-            "headers",
-            "code",
-            "database",
-            "timeout",
-            "commands",
-            "batch",  # accepted only to say where it belongs: an iterator task's per-item save
-        }
-    ),
-    # `secret_name` is folded into `name` at load; `project_id` and `version` are Google Secret Manager's.
-    "secrets": frozenset({"name", "provider", "project_id", "version"}),
-}
+# Keys each action type reads (noetl.dsl.vocabulary); anything else on a step is an error (the old
+# engine ignored typos).
+ACTION_KEYS: Final[dict[str, frozenset[str]]] = {t: spec.keys for t, spec in ACTIONS.items()}
 ROUTER_KEYS: Final[frozenset[str]] = frozenset()
 
 SAVE_KEYS: Final = frozenset(

@@ -5,23 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from noetl.dsl.vocabulary import ACTIONS
 from noetl.errors import Problem
 
 ROUTER_TYPES = frozenset({"start", "end", "route", "router"})
-ACTION_TYPES = frozenset(
-    {
-        "python",
-        "http",
-        "postgres",
-        "duckdb",
-        "snowflake",
-        "iterator",
-        "playbook",
-        "workbook",
-        "save",
-        "secrets",
-    }
-)
+ACTION_TYPES = frozenset(ACTIONS)  # noetl.dsl.vocabulary: one entry per action type
 STORAGES = frozenset({"event", "postgres", "duckdb", "http", "python"})
 SAVE_MODES = frozenset({"insert", "upsert", "statement", "script"})  # script: a duckdb save's `commands`
 # A streaming collection's file formats, by the file name's ending (`format:` names one for other names).

@@ -13,6 +13,7 @@ from noetl.dsl.auth import AuthProblem, canonical_auth
 from noetl.dsl.checks import check_templates, suggest
 from noetl.dsl.models import ACTION_TYPES, ROUTER_TYPES, RetryPolicy, SaveSpec, Step, Task, Transition
 from noetl.dsl.render import check_syntax, is_template
+from noetl.dsl.vocabulary import ACTIONS
 from noetl.dsl.yaml_lines import line_of, located
 from noetl.errors import Problem
 
@@ -30,16 +31,7 @@ _AUTH_UNUSED = {
     "secrets": "; name the credential or secret in `name`",
 }
 # What each action type cannot do without: (keys, any one of which is enough; what to add).
-_REQUIRED: dict[str, tuple[tuple[str, ...], str]] = {
-    "python": (("code",), "`code` defining `def main(...)`"),
-    "http": (("endpoint", "url"), "`endpoint` (or `url`): the URL to call"),
-    "postgres": (("command", "commands"), "`command`: one or more SQL statements"),
-    "duckdb": (("command", "commands"), "`command`: one or more SQL statements"),
-    "snowflake": (("command", "commands"), "`command`: one or more SQL statements"),
-    "playbook": (("path",), "`path` of a registered playbook or a file"),
-    "workbook": (("name", "task"), "`name` of a `workbook` entry"),
-    "secrets": (("name",), "`name` of the credential or secret"),
-}
+_REQUIRED: dict[str, tuple[tuple[str, ...], str]] = {t: a.needs for t, a in ACTIONS.items() if a.needs}
 
 
 class Normalizer:
