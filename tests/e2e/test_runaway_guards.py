@@ -247,3 +247,42 @@ def test_a_child_that_is_missing_or_invalid_is_left_to_the_run(tmp_path: Path) -
         done = cli("run", "a.yaml", "--db", str(tmp_path / "x.db"), cwd=tmp_path, timeout=60)
         assert done.returncode == 1, done.stdout + done.stderr
         assert said in done.stdout, done.stdout
+
+
+def _catalog_playbook(name: str, calls: str, guarded: bool = False) -> str:
+    """A catalog playbook `rings/<name>` whose `start` goes to a step that runs `calls` (behind a `when`
+    when `guarded`)."""
+    if guarded:
+        nxt = '    next: [{when: "{{ workload.go }}", step: call}, {step: end}]\n'
+    else:
+        nxt = "    next: [{step: call}]\n"
+    return (
+        "apiVersion: noetl.io/v1\nkind: Playbook\n"
+        f"metadata: {{name: {name}, path: rings/{name}}}\n"
+        "workload: {go: false}\n"
+        "workflow:\n"
+        "  - step: start\n" + nxt + "  - step: call\n    type: playbook\n"
+        f"    path: {calls}\n"
+        "    next: [{step: end}]\n"
+        "  - step: end\n"
+    )
+
+
+def test_registering_the_catalog_entry_that_closes_a_ring_is_refused(tmp_path: Path) -> None:
+    """On a server the children are catalog entries: the register that would close `a -> b -> a` is a 422
+    naming the ring; behind a `when`, it is accepted."""
+    from tests.processes import running_server
+
+    with running_server(str(tmp_path / "s.db"), tmp_path) as server, server.client() as api:
+        first = api.post("/api/catalog/register", json={"content": _catalog_playbook("b", "a")})
+        assert first.status_code == 201, first.text  # `a` is not in the catalog yet: no ring
+        closing = api.post("/api/catalog/register", json={"content": _catalog_playbook("a", "b")})
+        assert closing.status_code == 422, closing.text
+        problem = closing.json()["problems"][0]
+        assert "rings/a step 'call' -> rings/b step 'call' -> rings/a" in problem["message"]
+        assert "put a `when` on one of these calls" in problem["message"]
+        assert api.get("/api/catalog/rings/a").status_code == 404  # nothing was registered
+        guarded = api.post(
+            "/api/catalog/register", json={"content": _catalog_playbook("a", "b", guarded=True)}
+        )
+        assert guarded.status_code == 201, guarded.text

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from noetl.dsl import parse_playbook
 from noetl.server import schemas
+from noetl.server.catalog_rings import check_catalog_rings
 from noetl.server.errors import ApiError, not_found
 from noetl.server.routes import deps
 from noetl.server.textdiff import diff_lines
@@ -76,6 +77,7 @@ async def register(
 def _register(store: Any, content: str, if_changed: bool = False) -> Registration:
     # Validated before storing, so the catalog only holds playbooks that workers can run.
     playbook = parse_playbook(content, source="<request>")
+    check_catalog_rings(store, playbook)  # a ring through other catalog entries (a -> b -> a)
     if not if_changed:
         version = store.register(playbook.path, playbook.name, content)
         return Registration(path=playbook.path, name=playbook.name, version=version)
