@@ -1,18 +1,20 @@
-"""Live progress for iterators on a terminal, drawn by rich.progress: one line per running iterator (two
-iterators of parallel branches each get their own) with a bar, items done / failed, the rate, the time
-elapsed and the time left, fitted to the terminal's width."""
+"""Live progress on a terminal, drawn by rich.progress: one line per running iterator (two iterators of
+parallel branches each get their own) with a bar, items done / failed, the rate, the time elapsed and the
+time left, fitted to the terminal's width; and a spinner line with the step's name and its time for any
+other step that runs longer than a second (it goes when the step ends)."""
 
 from __future__ import annotations
 
 import threading
 from typing import IO
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
     ProgressColumn,
+    SpinnerColumn,
     Task,
     TaskID,
     TextColumn,
@@ -35,6 +37,24 @@ class RateColumn(ProgressColumn):
         return Text(f"{rate:.1f} items/s", style="progress.data.speed")
 
 
+LONG_STEP_SECONDS = 1.0  # a step that runs longer than this gets its spinner line
+_NO_LINE = frozenset({"iterator", "step"})  # an iterator has its own line; a router runs nothing
+
+
+class _Only(ProgressColumn):
+    """A column drawn for one kind of line only (iterator lines or step lines), blank on the others."""
+
+    def __init__(self, inner: ProgressColumn, kind: str) -> None:
+        super().__init__(table_column=inner.get_table_column())
+        self._inner = inner
+        self._kind = kind
+
+    def render(self, task: Task) -> RenderableType:
+        if task.fields.get("kind", "iterator") != self._kind:
+            return Text("")
+        return self._inner.render(task)
+
+
 class ProgressObserver:
     """An event observer; it only draws, and the sink swallows anything it raises.
 
@@ -44,15 +64,20 @@ class ProgressObserver:
 
     def __init__(self, stream: IO[str], min_interval: float = 0.1) -> None:
         line = Column(no_wrap=True)  # each field stays on the line; the bar takes what width is left
+        iterators = "iterator"
         self._progress = Progress(
+            _Only(SpinnerColumn(table_column=Column(no_wrap=True)), "step"),
             TextColumn("{task.description}", markup=False, table_column=Column(no_wrap=True, max_width=30)),
             BarColumn(bar_width=None),
-            MofNCompleteColumn(table_column=line),
-            TextColumn("done={task.fields[done]} failed={task.fields[failed]}", table_column=line),
-            RateColumn(table_column=line),
+            _Only(MofNCompleteColumn(table_column=line), iterators),
+            _Only(
+                TextColumn("done={task.fields[done]} failed={task.fields[failed]}", table_column=line),
+                iterators,
+            ),
+            _Only(RateColumn(table_column=line), iterators),
             TimeElapsedColumn(table_column=line),
-            TextColumn("ETA", table_column=line),
-            TimeRemainingColumn(compact=True, table_column=line),
+            _Only(TextColumn("ETA", table_column=line), iterators),
+            _Only(TimeRemainingColumn(compact=True, table_column=line), iterators),
             console=Console(file=stream),
             expand=True,
             refresh_per_second=1 / min_interval,
@@ -64,11 +89,21 @@ class ProgressObserver:
         self._tasks: dict[tuple[str, str], TaskID] = {}  # (execution, step) -> its line
         self._running: set[TaskID] = set()
         self._counts: dict[TaskID, list[int]] = {}  # done, failed
+        self._steps: dict[tuple[str, str], threading.Timer | TaskID] = {}  # long steps: timer, then line
 
     def __call__(self, event: Event) -> None:
         kind = event.event_type
         key = (event.execution_id, event.node_name or "")
         with self._lock:
+            if kind == T.STEP_STARTED and (event.node_type or "step") not in _NO_LINE:
+                timer = threading.Timer(LONG_STEP_SECONDS, self._show_step, (key,))
+                timer.daemon = True
+                self._steps[key] = timer
+                timer.start()
+                return
+            if kind in (T.STEP_COMPLETED, T.STEP_FAILED) and key in self._steps:
+                self._end_step(key)
+                return
             if kind == T.ITERATOR_STARTED:
                 if not self._running:
                     self._progress.start()
@@ -93,8 +128,36 @@ class ProgressObserver:
                 if not self._running:
                     self._finish()
 
+    def _show_step(self, key: tuple[str, str]) -> None:
+        """The step still runs after LONG_STEP_SECONDS: its spinner line, with the time since it began."""
+        with self._lock:
+            if not isinstance(self._steps.get(key), threading.Timer):
+                return  # it ended meanwhile
+            if not self._running:
+                self._progress.start()
+            task = self._progress.add_task(key[1], total=None, kind="step", done=0, failed=0)
+            # rich counts elapsed time from add_task; the step began LONG_STEP_SECONDS before
+            shown = next(t for t in self._progress.tasks if t.id == task)
+            shown.start_time = (shown.start_time or 0.0) - LONG_STEP_SECONDS
+            self._steps[key] = task
+            self._running.add(task)
+
+    def _end_step(self, key: tuple[str, str]) -> None:
+        found = self._steps.pop(key)
+        if isinstance(found, threading.Timer):
+            found.cancel()
+            return
+        self._running.discard(found)
+        self._progress.remove_task(found)
+        if not self._running:
+            self._finish()
+
     def close(self) -> None:
         with self._lock:
+            for found in self._steps.values():
+                if isinstance(found, threading.Timer):
+                    found.cancel()
+            self._steps.clear()
             self._running.clear()
             self._finish()
 

@@ -124,3 +124,42 @@ def test_the_line_fits_the_terminal(tmp_path: Path) -> None:
     drawn = [line for frame in frames(screen) for line in frame if "/30" in line]
     assert len(drawn) >= 2 and all(len(line.rstrip()) <= 60 for line in drawn), drawn
     assert "30/30" in drawn[-1] and "done=27 failed=3" in drawn[-1]
+
+
+LONG_STEP = """
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: long_step}
+workflow:
+  - step: start
+    next: [{step: crunch}]
+  - step: crunch
+    type: python
+    code: |
+      import time
+      def main():
+          time.sleep(2.5)
+          return "done"
+    next: [{step: quick}]
+  - step: quick
+    type: python
+    code: |
+      def main():
+          return 1
+    next: [{step: end}]
+  - step: end
+"""
+
+
+def test_a_long_step_gets_a_spinner_line_with_its_name_and_time(tmp_path: Path) -> None:
+    """Issue 12 item 7: a step that is not an iterator and runs longer than a second shows that it runs;
+    a quick one draws nothing."""
+    playbook = tmp_path / "long.yaml"
+    playbook.write_text(LONG_STEP)
+    code, screen = cli_on_terminal("run", str(playbook), "--db", str(tmp_path / "db"))
+    assert code == 0, screen
+    drawn = [line for line in screen.split("\r") if "crunch" in line]
+    assert len(drawn) >= 2, screen  # redrawn while it runs
+    assert re.search(r"crunch .*0:00:0[1-3]", drawn[-1]), drawn[-1]  # its name and the time it has run
+    assert not [line for line in screen.split("\r") if "quick" in line and "0:00" in line]
+    assert "items/s" not in screen and "ETA" not in screen  # no iterator figures on a step's line
