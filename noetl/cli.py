@@ -29,6 +29,7 @@ from noetl.cli_common import (
     api_client,
     close_observers,
     fail,
+    hide_flag_types,
     import_help_renderer,
     local_failures,
     local_workers,
@@ -602,11 +603,13 @@ cli_server.install(app)
 
 
 def main() -> None:
+    command = typer.main.get_command(app)
     if len(sys.argv) < 2 or "--help" in sys.argv[1:]:  # the help is all this run prints
         import_help_renderer()
+        hide_flag_types(command)
     try:
         # Without standalone mode click returns the code of typer.Exit instead of raising it.
-        code = app(standalone_mode=False)
+        code = command(standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

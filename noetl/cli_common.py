@@ -153,6 +153,25 @@ def import_help_renderer() -> None:
                 del sys.modules[module]
 
 
+def hide_flag_types(command: Any) -> None:
+    """A flag takes no value, so its help row shows no type (typer 0.29 shows `<bool>`): an empty
+    metavar for every flag of `command` and of its subcommands."""
+    for param in getattr(command, "params", ()):
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    made = command.get_help_option  # click makes --help when the help is drawn: the same for it
+
+    def get_help_option(ctx: Any) -> Any:
+        option = made(ctx)
+        if option is not None and option.metavar is None:
+            option.metavar = ""
+        return option
+
+    command.get_help_option = get_help_option
+    for sub in getattr(command, "commands", {}).values():
+        hide_flag_types(sub)
+
+
 def _module_of(module: str, name: str) -> Any:
     import types
     from importlib import import_module
