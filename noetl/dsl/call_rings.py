@@ -11,16 +11,17 @@ is not a file here (a catalog path), that cannot be read or that is not valid is
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from noetl.errors import PlaybookError, Problem
 
 if TYPE_CHECKING:
     from noetl.dsl.models import IteratorSpec, Playbook, Step, Task
 
+K = TypeVar("K")  # how a walk names a playbook: a file, a catalog path
 MAX_FILES = 100  # files loaded by one walk; past it, the rest is left to the depth limit of the run
 SUFFIXES = (".yaml", ".yml")
 
@@ -109,19 +110,21 @@ def _is_file(path: Path) -> bool:
         return False
 
 
-def find_ring(
-    file: Path, playbook: Playbook, load: Callable[[Path], Playbook], limit: int = MAX_FILES
-) -> tuple[list[tuple[str, Call]], str] | None:
-    """The first chain of always-made calls from `file` that comes back to a file on it, as
-    [(calling file, call), ...] and the file it comes back to; None when there is none."""
-    root = _key(file)
-    names = {root: str(file)}
-    done: set[Path] = set()
-    frames: list[tuple[Path, Path, Iterator[Call]]] = [(root, file, iter(always_calls(playbook)))]
+def first_ring(
+    root: K,
+    root_calls: list[Call],
+    child_of: Callable[[K, Call], K | None],
+    calls_of: Callable[[K], list[Call] | None],
+) -> tuple[list[tuple[K, Call]], K] | None:
+    """The first chain of calls from `root` that comes back to a playbook on it, depth first: as
+    [(caller, call), ...] and the playbook it comes back to; None when there is none. Playbooks are
+    keys (a file, a catalog path): `child_of` says which one a call runs (None: none to follow), and
+    `calls_of` gives a playbook's always-made calls (None: not readable, or past the walk's bound)."""
+    frames: list[tuple[K, Iterator[Call]]] = [(root, iter(root_calls))]
     taken: list[Call] = []  # taken[i] leads from frames[i] to frames[i + 1]
-    opened = 1
+    done: set[K] = set()
     while frames:
-        key, current, calls = frames[-1]
+        key, calls = frames[-1]
         call = next(calls, None)
         if call is None:
             frames.pop()
@@ -129,24 +132,68 @@ def find_ring(
             if taken:
                 taken.pop()
             continue
-        child = child_file(call.path, current.parent)
-        if child is None or (child_key := _key(child)) in done:
+        child = child_of(key, call)
+        if child is None or child in done:
             continue
-        if any(frame[0] == child_key for frame in frames):
-            chain = [(names[frame[0]], made) for frame, made in zip(frames, [*taken, call], strict=True)]
-            return chain, names[child_key]
-        if opened >= limit:
+        if any(frame[0] == child for frame in frames):
+            return [(frame[0], made) for frame, made in zip(frames, [*taken, call], strict=True)], child
+        child_calls = calls_of(child)
+        if child_calls is None:
+            done.add(child)
             continue
-        opened += 1
-        try:
-            loaded = load(child)
-        except PlaybookError:  # not valid: the run says why when it gets there
-            done.add(child_key)
-            continue
-        names.setdefault(child_key, os.path.normpath(child))
         taken.append(call)
-        frames.append((child_key, child, iter(always_calls(loaded))))
+        frames.append((child, iter(child_calls)))
     return None
+
+
+def ring_message(chain: Sequence[tuple[str, Call]], back_to: str, prefix: str = "") -> str:
+    """`a.yaml step 'x' -> b.yaml step 'y' -> a.yaml: this ring ...`, for files and catalog paths."""
+    shown = " -> ".join(f"{name} {call.where}" for name, call in chain) + f" -> {back_to}"
+    if chain[0][0] == back_to:
+        return (
+            f"{prefix}{shown}: this ring of sub-playbooks always calls itself and never ends; "
+            "put a `when` on one of these calls"
+        )
+    return (
+        f"{prefix}{shown}: every run enters this ring of sub-playbooks (from {back_to}), which always "
+        "calls itself and never ends; put a `when` on one of its calls"
+    )
+
+
+def find_ring(
+    file: Path, playbook: Playbook, load: Callable[[Path], Playbook], limit: int = MAX_FILES
+) -> tuple[list[tuple[str, Call]], str] | None:
+    """The first chain of always-made calls from `file` that comes back to a file on it, as
+    [(calling file, call), ...] and the file it comes back to; None when there is none."""
+    root = _key(file)
+    names = {root: str(file)}
+    spelled = {root: file}  # the path as the caller wrote it: children are found from its folder
+    opened = [1]
+
+    def child_of(key: Path, call: Call) -> Path | None:
+        child = child_file(call.path, spelled[key].parent)
+        if child is None:
+            return None
+        child_key = _key(child)
+        spelled.setdefault(child_key, child)
+        return child_key
+
+    def calls_of(key: Path) -> list[Call] | None:
+        if opened[0] >= limit:
+            return None
+        opened[0] += 1
+        try:
+            loaded = load(spelled[key])
+        except PlaybookError:  # not valid: the run says why when it gets there
+            return None
+        names.setdefault(key, os.path.normpath(spelled[key]))
+        return always_calls(loaded)
+
+    found = first_ring(root, always_calls(playbook), child_of, calls_of)
+    if found is None:
+        return None
+    chain, back_to = found
+    return [(names[key], call) for key, call in chain], names[back_to]
 
 
 def check_call_rings(file: Path, playbook: Playbook, load: Callable[[Path], Playbook]) -> None:
@@ -156,18 +203,7 @@ def check_call_rings(file: Path, playbook: Playbook, load: Callable[[Path], Play
     if found is None:
         return
     chain, back_to = found
-    shown = " -> ".join(f"{name} {call.where}" for name, call in chain) + f" -> {back_to}"
-    if chain[0][0] == back_to:
-        message = (
-            f"{shown}: this ring of sub-playbooks always calls itself and never ends; "
-            "put a `when` on one of these calls"
-        )
-    else:
-        message = (
-            f"{shown}: every run enters this ring of sub-playbooks (from {back_to}), which always calls "
-            "itself and never ends; put a `when` on one of its calls"
-        )
-    raise PlaybookError([Problem(message, str(file), chain[0][1].line)])
+    raise PlaybookError([Problem(ring_message(chain, back_to), str(file), chain[0][1].line)])
 
 
 def _key(file: Path) -> Path:

@@ -9,11 +9,10 @@ every run makes count (call_rings.always_calls); an entry that is missing or not
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from noetl.dsl import parse_playbook
-from noetl.dsl.call_rings import Call, always_calls
+from noetl.dsl.call_rings import Call, always_calls, first_ring, ring_message
 from noetl.dsl.models import Playbook
 from noetl.errors import PlaybookError, Problem
 from noetl.runtime.subplaybooks import catalog_candidates
@@ -26,10 +25,10 @@ def check_catalog_rings(store: Any, playbook: Playbook, source: str = "<request>
     root = playbook.path
     loaded: dict[str, Playbook | None] = {root: playbook}
 
-    def entry(path: str, caller: str) -> str | None:
-        for name in catalog_candidates(caller, path):
+    def child_of(caller: str, call: Call) -> str | None:
+        for name in catalog_candidates(caller, call.path):
             if name in loaded:
-                return name if loaded[name] is not None else None
+                return name
             found = store.get_playbook(name)
             if found is None:
                 continue
@@ -39,41 +38,15 @@ def check_catalog_rings(store: Any, playbook: Playbook, source: str = "<request>
                 loaded[name] = parse_playbook(found.content, source=f"catalog:{name}@{found.version}")
             except PlaybookError:  # not valid: the run says why when it gets there
                 loaded[name] = None
-                return None
             return name
         return None
 
-    frames: list[tuple[str, Iterator[Call]]] = [(root, iter(always_calls(playbook)))]
-    taken: list[Call] = []  # taken[i] leads from frames[i] to frames[i + 1]
-    done: set[str] = set()
-    while frames:
-        name, calls = frames[-1]
-        call = next(calls, None)
-        if call is None:
-            frames.pop()
-            done.add(name)
-            if taken:
-                taken.pop()
-            continue
-        child = entry(call.path, name)
-        if child is None or child in done:
-            continue
-        if any(frame[0] == child for frame in frames):
-            chain = [(frame[0], made) for frame, made in zip(frames, [*taken, call], strict=True)]
-            shown = " -> ".join(f"{caller} {made.where}" for caller, made in chain) + f" -> {child}"
-            if chain[0][0] == child:
-                message = (
-                    f"catalog {shown}: this ring of sub-playbooks always calls itself and never ends; "
-                    "put a `when` on one of these calls"
-                )
-            else:
-                message = (
-                    f"catalog {shown}: every run enters this ring of sub-playbooks (from {child}), which "
-                    "always calls itself and never ends; put a `when` on one of its calls"
-                )
-            raise PlaybookError([Problem(message, source, chain[0][1].line)])
-        child_playbook = loaded[child]
-        if child_playbook is None:
-            continue
-        taken.append(call)
-        frames.append((child, iter(always_calls(child_playbook))))
+    def calls_of(name: str) -> list[Call] | None:
+        child = loaded.get(name)
+        return None if child is None else always_calls(child)
+
+    found = first_ring(root, always_calls(playbook), child_of, calls_of)
+    if found is not None:
+        chain, back_to = found
+        message = ring_message(chain, back_to, prefix="catalog ")
+        raise PlaybookError([Problem(message, source, chain[0][1].line)])
