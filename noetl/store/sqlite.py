@@ -15,7 +15,7 @@ from typing import Any
 
 from noetl.engine.events import Event, EventType
 from noetl.engine.state import WORKFLOW_TYPES
-from noetl.errors import StoreError
+from noetl.errors import InputError, StoreError
 from noetl.store import crypto, views_sql
 from noetl.store.batching import BatchWriter
 from noetl.store.codec import COLUMNS, dumps, event_to_row, loads, row_to_event
@@ -61,7 +61,7 @@ def _lock_timeout_from_env() -> float:
     try:
         value = float(text)
     except ValueError:
-        raise StoreError(
+        raise InputError(  # bad input (exit 2), not a store that failed
             f"NOETL_STORE_LOCK_TIMEOUT={text!r} is not a number of seconds; set it to e.g. 60"
         ) from None
     return max(value, 0.0)

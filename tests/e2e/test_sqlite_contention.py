@@ -175,3 +175,11 @@ def _ends_so_far(db: Path) -> list[int]:
     except sqlite3.Error:
         return []
     return [r[0] for r in rows]
+
+
+def test_a_lock_timeout_that_is_not_a_number_is_bad_input(tmp_path: Path) -> None:
+    pb = _playbook(tmp_path)
+    done = cli("run", str(pb), "--db", str(tmp_path / "s.db"), env={"NOETL_STORE_LOCK_TIMEOUT": "soon"})
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "NOETL_STORE_LOCK_TIMEOUT='soon' is not a number of seconds" in done.stderr
+    assert "Traceback" not in done.stderr
