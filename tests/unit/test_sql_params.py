@@ -9,7 +9,7 @@ import pytest
 
 from noetl.actions.sql_params import bind, placeholders, sites, unbound, unbound_hint
 from noetl.dsl import parse_playbook
-from noetl.dsl.checks import pasted_templates
+from noetl.dsl.sql_warnings import pasted_templates
 
 HOSTILE = "x'); DROP TABLE t; --"
 
