@@ -130,9 +130,11 @@ class LocalRunner:
         except StoreError as exc:
             where = getattr(self.store, "location", None) or getattr(self.store, "path", None)
             db = f" --db {where}" if where else ""
+            # Only a playbook file can be named in the command (not a catalog entry or a text).
+            file = playbook.source if Path(playbook.source).is_file() else "PLAYBOOK_FILE"
             raise StoreError(
                 f"{exc}. Execution {execution_id} stopped after its last committed event; continue it "
-                f"with `noetl run {playbook.source}{db} --resume {execution_id}`"
+                f"with `noetl run {file}{db} --resume {execution_id}`"
             ) from exc
 
     def resume(self, execution_id: str, playbook: Playbook) -> Outcome:
