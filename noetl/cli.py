@@ -13,7 +13,6 @@ import typer
 from noetl import cli_server
 from noetl.cli_common import (
     RESULT_LINES,
-    Commands,
     DbOption,
     ExecutionArgument,
     HostOption,
@@ -29,8 +28,6 @@ from noetl.cli_common import (
     api_client,
     close_observers,
     fail,
-    hide_flag_types,
-    import_help_renderer,
     local_failures,
     local_workers,
     open_local_store,
@@ -42,6 +39,7 @@ from noetl.cli_common import (
     store_where,
     where_args,
 )
+from noetl.cli_help import Commands, hide_flag_types, import_help_renderer
 from noetl.errors import CredentialError, InputError, NoetlError, PlaybookError, Problem, StoreError
 
 CredentialArgument = Annotated[str, typer.Argument(help="The credential's name, as a step's auth names it")]

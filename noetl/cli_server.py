@@ -14,7 +14,6 @@ from noetl.cli_common import (
     DEFAULT_HOST,
     DEFAULT_PORT,
     VERBOSE_ENV,
-    Commands,
     DbOption,
     ExecutionArgument,
     HostOption,
@@ -38,6 +37,7 @@ from noetl.cli_common import (
     quiet_http_client,
     where_args,
 )
+from noetl.cli_help import Commands
 
 server_app = typer.Typer(cls=Commands, no_args_is_help=True, help="Run the NoETL API server.")
 db_app = typer.Typer(cls=Commands, no_args_is_help=True, help="Manage the store's schema.")

@@ -6,7 +6,8 @@ from typing import Annotated, Any
 
 import typer
 
-from noetl.cli_common import VERBOSE_ENV, Commands, quiet_http_client
+from noetl.cli_common import VERBOSE_ENV, quiet_http_client
+from noetl.cli_help import Commands
 
 worker_app = typer.Typer(
     cls=Commands, no_args_is_help=True, help="Run workers that lease and run jobs from PostgreSQL."

@@ -113,7 +113,7 @@ def test_the_help_renderer_s_stand_ins_are_the_real_classes_once_used(tmp_path: 
     # first use imports the real module and gives what the real class gives (a crash's pretty traceback).
     script = """\
 import sys
-from noetl.cli_common import import_help_renderer
+from noetl.cli_help import import_help_renderer
 
 import_help_renderer()
 from typer import rich_utils
