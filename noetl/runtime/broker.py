@@ -343,7 +343,8 @@ def sweep(store: Any) -> None:
 
 
 def run_broker_loop(store: Any, stop: threading.Event, interval: float = 1.0) -> None:
-    """The server's background duty: reap expired leases every second, sweep idle executions."""
+    """The server's background duty: reap expired leases every second; every five, sweep idle executions
+    and fold the events committed since the last time into the /metrics rollup."""
     ticks = 0
     while not stop.wait(interval):
         try:
@@ -351,6 +352,7 @@ def run_broker_loop(store: Any, stop: threading.Event, interval: float = 1.0) ->
             ticks += 1
             if ticks % 5 == 0:
                 sweep(store)
+                store.fold_event_stats()  # the /metrics rollup, off the writers' commit path
         except Exception:  # the loop must outlive a database restart; the next tick tries again
             log.exception("broker tick failed")
 

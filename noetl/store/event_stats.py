@@ -1,11 +1,13 @@
 """A rollup of the event log for /metrics: per event type and status, how many events, and a histogram of
 their durations, so that a scrape reads a few dozen rows instead of the whole log.
 
-Both stores add a batch's figures in the transaction that writes the batch, one row per (event type,
-status) of the batch: SQLite's batch writer with `rollup` and `upsert_sql`; PostgreSQL's database
-itself, by a statement trigger on noetl_events (migration 006, the same sums as `backfill_sql`), so that
-the events of every writer are counted, workers on other hosts and older versions too, and the writer
-pays no extra round trip (upserting from Python cost three times as much per batch).
+SQLite's batch writer adds a batch's figures in the transaction that writes the batch (`rollup` and
+`upsert_sql`): it is the only writer, and the lock is held anyway. PostgreSQL folds them after commit
+(`fold_sql`, migration 008): each execution has a watermark, the seq up to which its events are counted,
+and a fold adds the events past it and moves it in one statement. The server folds every few seconds and
+a scrape folds before it reads, so the figures are exact, count the events of every writer (workers on
+other hosts, older versions), and cost the writers nothing. Migration 006 kept them in the writers'
+transaction with a statement trigger; that cost about a fifth of the workers' throughput.
 
 The table (`event_stats` in SQLite, `noetl_event_stats` in PostgreSQL) holds, per row, `events`,
 `timed` (those with a duration), `duration_sum` and `le_0`..`le_15`: the durations that fall in
@@ -79,6 +81,35 @@ def backfill_sql(events_table: str) -> str:
         "SELECT event_type, status, COUNT(*), COUNT(duration), COALESCE(SUM(duration), 0), "
         + ", ".join(bounds)
         + f" FROM {events_table} GROUP BY event_type, status"
+    )
+
+
+def fold_sql(events_table: str, sequences_table: str, marks_table: str, stats_table: str) -> str:
+    """PostgreSQL's rollup step, off the commit path: count the events committed since the last fold and
+    move each execution's watermark, in one statement, so that one snapshot gives both.
+
+    `sequences_table` holds each execution's `last_seq`, which advances in the transaction that commits
+    the events it numbers (noetl.store.sequencing): every event with `seq <= last_seq` of a committed row
+    is committed, and none is added there later. `marks_table` holds the `counted_seq` up to which an
+    execution is already in the rollup. The events in between are added once, with the watermark moved
+    to `last_seq` in the same transaction; a fold that fails or is killed leaves both as they were.
+    Callers take an advisory lock first, so that two folds never read the same watermark."""
+    grouped = backfill_sql("fresh").removeprefix("SELECT ")
+    columns = ("event_type", "status", *SUMMED)
+    return (
+        "WITH pending AS ("
+        f"SELECT q.execution_id, COALESCE(m.counted_seq, 0) AS counted, q.last_seq FROM {sequences_table} q "
+        f"LEFT JOIN {marks_table} m ON m.execution_id = q.execution_id "
+        "WHERE q.last_seq > COALESCE(m.counted_seq, 0)), "
+        f"marked AS (INSERT INTO {marks_table} AS m (execution_id, counted_seq) "
+        "SELECT execution_id, last_seq FROM pending "
+        "ON CONFLICT (execution_id) DO UPDATE SET counted_seq = excluded.counted_seq), "
+        f"fresh AS (SELECT e.event_type, e.status, e.duration FROM {events_table} e JOIN pending p "
+        "ON e.execution_id = p.execution_id AND e.seq > p.counted AND e.seq <= p.last_seq) "
+        f"INSERT INTO {stats_table} AS s ({', '.join(columns)}) SELECT {grouped} "
+        "ORDER BY event_type, status "
+        "ON CONFLICT (event_type, status, shard) DO UPDATE SET "
+        + ", ".join(f"{c} = s.{c} + excluded.{c}" for c in SUMMED)
     )
 
 

@@ -82,7 +82,12 @@ class EventStore(Protocol):
 
     def event_stats(self) -> list[tuple[Any, ...]]:
         """Every stored event counted by (event_type, status), with a duration histogram: the rollup the
-        batch writer keeps (noetl.store.event_stats), read by /metrics without scanning the log."""
+        store keeps (noetl.store.event_stats), read by /metrics without scanning the log."""
+        ...
+
+    def fold_event_stats(self) -> None:
+        """Bring the rollup up to date with the committed events, where the store keeps it after commit
+        (PostgreSQL); the server calls it every few seconds so that a scrape has little left to fold."""
         ...
 
 

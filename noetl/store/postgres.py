@@ -20,7 +20,7 @@ from noetl.errors import StoreError
 from noetl.store import crypto, views_sql
 from noetl.store.batching import BatchWriter
 from noetl.store.codec import COLUMNS, JSON_COLUMNS, dumps, loads, row_to_event
-from noetl.store.event_stats import StatsRow, select_sql, stats_rows
+from noetl.store.event_stats import StatsRow, fold_sql, select_sql, stats_rows
 from noetl.store.migrations import migrate
 from noetl.store.pg_codec import (
     COPY_EVENTS,
@@ -46,7 +46,13 @@ _LANE_COLUMNS = [
     else (f"{c}::text" if c in JSON_COLUMNS else c)
     for c in COLUMNS
 ]
-_SELECT_EVENT_STATS = select_sql("noetl_event_stats")  # kept by a trigger on noetl_events (migration 006)
+_SELECT_EVENT_STATS = select_sql("noetl_event_stats")
+# Folded after commit, not by the batch writer (migration 008): see event_stats.fold_sql.
+_FOLD_EVENT_STATS = fold_sql(
+    "noetl_events", "noetl_event_sequences", "noetl_event_stats_marks", "noetl_event_stats"
+)
+# One fold at a time on the whole database: two would read the same marks and count events twice.
+_FOLD_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('noetl_event_stats_fold', 0))"
 _SELECT_EXECUTIONS_LIGHT = (
     "SELECT execution_id, playbook_path, status, created_at, finished_at, parent_execution_id, NULL, error "
     "FROM noetl_executions"
@@ -162,11 +168,21 @@ class PostgresStore:
         return batch.refused
 
     def event_stats(self) -> list[StatsRow]:
-        """The rollup of every stored event for /metrics (see noetl.store.event_stats); the database keeps
-        it in the transaction of each COPY, by a trigger (a third of the cost of upserting it from here)."""
+        """The rollup of every stored event for /metrics (see noetl.store.event_stats): what was committed
+        since the last fold is folded first, so the figures count every committed event exactly, the
+        events of writers on other hosts included."""
         self.flush()  # events still in the batch writer belong in the figures
+        self.fold_event_stats()
         with self._conn("reading the event statistics") as conn:
             return stats_rows(conn.execute(_SELECT_EVENT_STATS).fetchall())
+
+    def fold_event_stats(self) -> None:
+        """Add the events committed since the last fold to the rollup. Its cost is that of the new events
+        (found through the (execution_id, seq) index) plus a scan of one row per execution, whatever the
+        size of the log; the server runs it every few seconds, so that a scrape has little left to do."""
+        with self._conn("folding the event statistics") as conn, conn.transaction():
+            conn.execute(_FOLD_LOCK)
+            conn.execute(_FOLD_EVENT_STATS)
 
     def closed(self, execution_id: str) -> bool:
         return self._writer.closed(execution_id)

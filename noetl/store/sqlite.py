@@ -193,6 +193,10 @@ class SQLiteStore:
             rows = self._conn.execute(select_sql("event_stats")).fetchall()
         return stats_rows(rows)
 
+    def fold_event_stats(self) -> None:
+        """Nothing to do: SQLite's batch writer keeps the rollup in each batch's transaction (one writer at
+        a time, so it costs no lock that was not already held)."""
+
     def read(self, execution_id: str, after: int = 0) -> list[Event]:
         self.flush()
         with self._lock:
