@@ -4,8 +4,8 @@ rollup (noetl.store.event_stats).
 
 The events are iterator-shaped (an `iteration_started` and an `iteration_completed` with a duration per
 item, 1,000 items per execution) and written through the store's own `append`, in batches of 10,000, so
-the rollup is kept as in a run (by the batch writer on SQLite, by the trigger on PostgreSQL). Each figure
-is the median of --repeat scrapes (`noetl.server.metrics.render`, the text the endpoint serves) after one
+the rollup is kept as in a run: by the batch writer on SQLite; on PostgreSQL folded after commit, by the
+untimed scrape that checks the count, so the timed ones have nothing left to fold. Each figure is the median of --repeat scrapes (`noetl.server.metrics.render`, the text the endpoint serves) after one
 warm-up. With --dsn the events are added to that database (use a throwaway one).
 
     .venv/bin/python bench/metrics.py [--sizes 10000,1000000] [--repeat 5] [--skip-postgres] [--dsn postgresql://...]

@@ -57,8 +57,14 @@ def upsert_sql(table: str, placeholder: str, key: Sequence[str] = ("event_type",
     columns = (*key, *SUMMED)
     return (
         f"INSERT INTO {table} AS s ({', '.join(columns)}) VALUES ({', '.join([placeholder] * len(columns))}) "
-        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
-        + ", ".join(f"{c} = s.{c} + excluded.{c}" for c in SUMMED)
+        + _adding_on_conflict(key)
+    )
+
+
+def _adding_on_conflict(key: Sequence[str]) -> str:
+    """An existing row of the rollup (aliased `s`) gets the new figures added to its own."""
+    return f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET " + ", ".join(
+        f"{c} = s.{c} + excluded.{c}" for c in SUMMED
     )
 
 
@@ -107,9 +113,7 @@ def fold_sql(events_table: str, sequences_table: str, marks_table: str, stats_ta
         f"fresh AS (SELECT e.event_type, e.status, e.duration FROM {events_table} e JOIN pending p "
         "ON e.execution_id = p.execution_id AND e.seq > p.counted AND e.seq <= p.last_seq) "
         f"INSERT INTO {stats_table} AS s ({', '.join(columns)}) SELECT {grouped} "
-        "ORDER BY event_type, status "
-        "ON CONFLICT (event_type, status, shard) DO UPDATE SET "
-        + ", ".join(f"{c} = s.{c} + excluded.{c}" for c in SUMMED)
+        "ORDER BY event_type, status " + _adding_on_conflict(("event_type", "status", "shard"))
     )
 
 

@@ -14,7 +14,7 @@ from noetl.engine.events import EventType as T
 from noetl.store import event_stats
 from noetl.store.event_stats import backfill_sql, rollup, stats_rows
 from noetl.store.sqlfiles import migrations
-from tests.contract.backends import Backend
+from tests.contract.backends import Backend, PostgresBackend
 
 
 def events(execution_id: str, items: int, duration: float = 0.004) -> list[Event]:
@@ -178,7 +178,7 @@ def test_postgres_writers_pay_nothing_for_the_rollup(pg_dsn: str) -> None:
             folded = conn.execute("SELECT COALESCE(SUM(events), 0) FROM noetl_event_stats").fetchone()
         assert folded[0] - stored[0] == len(events("quiet", 10))
         store.fold_event_stats()  # nothing new: nothing added
-        same(store.event_stats(), scanned(_PG(pg_dsn), store))
+        same(store.event_stats(), scanned(PostgresBackend(pg_dsn), store))
     finally:
         store.close()
 
@@ -223,21 +223,12 @@ def test_postgres_folds_racing_writers_count_every_event_once(pg_dsn: str) -> No
         for t in folding:
             t.join()
         assert errors == []
-        same(folders[0].event_stats(), scanned(_PG(pg_dsn), folders[0]))
+        same(folders[0].event_stats(), scanned(PostgresBackend(pg_dsn), folders[0]))
         by_group = {(r[0], r[1]): r for r in folders[1].event_stats()}
         assert by_group[(T.ITERATION_STARTED, "RUNNING")][2] == 3 * 15 * 30  # a fresh database
     finally:
         for s in [*writers, *folders]:
             s.close()
-
-
-class _PG:
-    """Just enough of a Backend for scanned() on the pg_dsn fixture."""
-
-    name = "postgres"
-
-    def __init__(self, url: str) -> None:
-        self.url = url
 
 
 def _chunks(items: list[Event], size: int) -> list[list[Event]]:
