@@ -11,6 +11,15 @@ from noetl.engine.events import Event, EventType
 PENDING, RUNNING, RETRY_WAIT, COMPLETED, FAILED = "pending", "running", "retry_wait", "completed", "failed"
 
 
+@dataclass(frozen=True)
+class SealedPayload:
+    """An edge payload the log shows masked (`shown`): its real value is sealed beside the log under
+    `name`, and the runtime opens it for the step it starts (runtime.scope.real_payloads)."""
+
+    name: str
+    shown: Any
+
+
 @dataclass
 class StepState:
     name: str
@@ -115,7 +124,14 @@ def _step_completed(state: ExecutionState, e: Event) -> None:
         state.stop_after = None
         return
     for taken in e.meta.get("next", []):
-        state.triggers.setdefault(taken["step"], []).append(taken.get("data"))
+        state.triggers.setdefault(taken["step"], []).append(_payload(taken))
+
+
+def _payload(taken: dict[str, Any]) -> Any:
+    """What a taken transition hands the step it starts: its `data`, or, when the log shows that masked
+    (it held a secret), the name it is sealed under beside the log (the runtime opens it)."""
+    data = taken.get("data")
+    return SealedPayload(str(taken["sealed"]), data) if taken.get("sealed") else data
 
 
 def _step_failed(state: ExecutionState, e: Event) -> None:
@@ -123,7 +139,7 @@ def _step_failed(state: ExecutionState, e: Event) -> None:
     s.status, s.error = FAILED, e.error
     if e.meta.get("handled"):  # its `on: failure` transitions were taken: the workflow goes on
         for taken in e.meta.get("next", []):
-            state.triggers.setdefault(taken["step"], []).append(taken.get("data"))
+            state.triggers.setdefault(taken["step"], []).append(_payload(taken))
         return
     if state.failed_step is None:
         state.failed_step, state.error = s.name, e.error

@@ -23,7 +23,7 @@ from noetl.errors import ActionError
 from noetl.runtime import control
 from noetl.runtime.credentials import CredentialResolver
 from noetl.runtime.redact import Redactor
-from noetl.runtime.scope import build_scope
+from noetl.runtime.scope import build_scope, real_payloads
 from noetl.runtime.services import RunServices
 from noetl.runtime.sink import EventSink, IdBlocks
 from noetl.runtime.step_runner import StepRunner, StepSnapshot
@@ -192,7 +192,7 @@ def _snapshot(state: ExecutionState, events: list[Event], job: Job, services: Ru
     )
     return StepSnapshot(
         build_scope(state, services.workload, services.unseal, services.reveal),
-        edge_data,
+        real_payloads(edge_data, services.unseal, services.reveal),
         started.created_at if started else "",
         started.event_id if started else None,
     )

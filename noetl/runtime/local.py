@@ -27,7 +27,7 @@ from noetl.errors import ActionError, InputError, NoetlError, StoreError
 from noetl.runtime.cleanup import after_end
 from noetl.runtime.credentials import CredentialResolver
 from noetl.runtime.redact import Redactor
-from noetl.runtime.scope import build_scope
+from noetl.runtime.scope import build_scope, real_payloads
 from noetl.runtime.services import RunServices
 from noetl.runtime.sink import EventSink
 from noetl.runtime.step_runner import StepRunner, StepSnapshot, seconds_since
@@ -367,7 +367,8 @@ class _Execution:
             )
             started_at, event_id = self.step_events.get(cmd.step, ("", None))
             scope = build_scope(self.state, self.workload, self.services.unseal, self.services.reveal)
-            return StepSnapshot(scope, edge_data, started_at, event_id)
+        edge_data = real_payloads(edge_data, self.services.unseal, self.services.reveal)
+        return StepSnapshot(scope, edge_data, started_at, event_id)
 
     def _run_step(self, cmd: RunStep, snap: StepSnapshot) -> None:
         try:

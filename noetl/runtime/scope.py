@@ -9,7 +9,7 @@ from typing import Any
 from noetl.dsl.keys import RESERVED_NAMES
 from noetl.dsl.models import Task
 from noetl.dsl.render import WATCH, StepView, render
-from noetl.engine.state import ExecutionState
+from noetl.engine.state import ExecutionState, SealedPayload
 from noetl.runtime.redact import MASK, DerivedSecrets
 from noetl.runtime.template_env import job_view, secret_values, template_env
 
@@ -17,6 +17,34 @@ from noetl.runtime.template_env import job_view, secret_values, template_env
 def sealed_result_name(step: str, run: int) -> str:
     """The name a step's real result is sealed under (one per run of a step in a cycle)."""
     return f"step:{step}:{run}"
+
+
+def sealed_edge_name(step_event_id: int | None, position: int) -> str:
+    """The name the real payload of a step run's `position`-th taken transition is sealed under (the
+    run's `step_started` id is unique in its execution)."""
+    return f"edge:{step_event_id}:{position}"
+
+
+def real_payloads(
+    edge_data: list[Any],
+    unseal: Callable[[str], Any] | None,
+    reveal: Callable[[Any, Any], None] | None,
+) -> list[Any]:
+    """The edge payloads a step receives, with each sealed one (it held a secret, so the log shows it
+    masked) replaced by its real value; `reveal(real, shown)` is told, as for a sealed result."""
+    if not any(isinstance(p, SealedPayload) for p in edge_data):
+        return edge_data
+    real_ones = []
+    for payload in edge_data:
+        if isinstance(payload, SealedPayload):
+            real = unseal(payload.name) if unseal is not None else None
+            if real is None:  # not sealed in this store (an old log): the masked value is all there is
+                real = payload.shown
+            elif reveal is not None:
+                reveal(real, payload.shown)
+            payload = real
+        real_ones.append(payload)
+    return real_ones
 
 
 def build_scope(

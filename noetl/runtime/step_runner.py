@@ -26,6 +26,7 @@ from noetl.runtime.scope import (
     explicit_part,
     merge_inputs,
     payload_names,
+    sealed_edge_name,
     sealed_result_name,
     with_inputs,
 )
@@ -151,7 +152,7 @@ class StepRunner:
                 if step.result
                 else result
             )
-            chosen = transitions.choose(step, scope)
+            chosen = self._seal_edges(transitions.choose(step, scope), step_event_id)
             meta: dict[str, Any] = {"next": chosen}
             if self._seal_if_masked(step.name, cmd.run, final):
                 meta["sealed"] = True
@@ -198,6 +199,23 @@ class StepRunner:
             return False
         self.services.seal(sealed_result_name(step, run), result)
         return True
+
+    def _seal_edges(self, chosen: list[dict[str, Any]], step_event_id: int | None) -> list[dict[str, Any]]:
+        """An edge payload (`next: [{step, data}]`) the log will show masked is sealed beside the log,
+        like a masked result, and its transition names the seal: the step it starts gets the real value
+        in both modes (the engine's fold keeps the name; runtime.scope.real_payloads opens it)."""
+        redactor = self.services.sink.redactor
+        if not redactor.active:
+            return chosen
+        sealed = []
+        for position, taken in enumerate(chosen):
+            data = taken.get("data")
+            if data is not None and redactor.value(data) != data:
+                name = sealed_edge_name(step_event_id, position)
+                self.services.seal(name, data)
+                taken = {**taken, "sealed": name}
+            sealed.append(taken)
+        return sealed
 
     def _mask_passwords(self, inputs: Any) -> None:
         if isinstance(inputs, dict):
@@ -257,6 +275,7 @@ class StepRunner:
             result = render(step.result, scope, where=f"step '{step.name}' result") if step.result else None
             shown = result if result is not None else inputs
             chosen = transitions.choose(step, {**own, "result": shown, step.name: StepView(shown)})
+            chosen = self._seal_edges(chosen, step_event_id)
         except NoetlError as exc:
             self._fail_without_action(exc, base, started_at, step_event_id)
             return
@@ -276,6 +295,7 @@ class StepRunner:
         unconditional transitions and `else`, their payloads rendered (the payload it received is names)."""
         try:
             chosen = transitions.fallback(step, with_inputs(snap.scope, payload_names(snap.edge_data)))
+            chosen = self._seal_edges(chosen, step_event_id)
         except NoetlError as exc:
             self._fail_without_action(exc, base, started_at, step_event_id)
             return
@@ -361,7 +381,9 @@ class StepRunner:
             if isinstance(exc, StepTimeout)
             else {**meta, "reason": decision.reason}
         )
-        failed_meta.update(self._failure_routes(step, scope, message, getattr(exc, "result", None)))
+        failed_meta.update(
+            self._failure_routes(step, scope, message, getattr(exc, "result", None), step_event_id)
+        )
         sink.new(
             T.STEP_FAILED,
             attempt=cmd.attempt,
@@ -373,7 +395,12 @@ class StepRunner:
         )
 
     def _failure_routes(
-        self, step: Step, scope: Mapping[str, Any] | None, message: str, result: Any
+        self,
+        step: Step,
+        scope: Mapping[str, Any] | None,
+        message: str,
+        result: Any,
+        step_event_id: int | None,
     ) -> dict[str, Any]:
         """The `on: failure` transitions this failed step takes ({"handled", "next"}), or nothing: the
         execution then fails. `error` is the message in their `when` and `data`."""
@@ -381,6 +408,7 @@ class StepRunner:
             return {}
         try:
             chosen = transitions.on_failure(step, {**(scope or {}), "error": message, "result": result})
+            chosen = self._seal_edges(chosen, step_event_id)
         except NoetlError as routing_error:  # the route itself is broken: fail, and say why
             return {"routing_error": str(routing_error)}
         return {"handled": True, "next": chosen} if chosen else {}

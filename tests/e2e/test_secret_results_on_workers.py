@@ -40,6 +40,32 @@ workflow:
   - step: end
 """
 
+# The secret travels in an edge payload (`next: data:`), not as a step result: the log shows the
+# payload masked, and the step it starts must still send the real value.
+EDGE_PLAYBOOK = """
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: secret_edges, path: tests/secret_edges}
+workload: {base_url: "http://127.0.0.1:9"}
+workflow:
+  - step: start
+    next: [{step: get_token}]
+  - step: get_token
+    type: secrets
+    provider: env
+    name: NOETL_TEST_API_TOKEN
+    next:
+      - step: call
+        data: {token: "{{ get_token }}", label: plain}
+  - step: call
+    type: http
+    method: GET
+    endpoint: "{{ workload.base_url }}/echo"
+    headers: {X-Token: "{{ token }}", X-Label: "{{ label }}"}
+    next: [{step: end}]
+  - step: end
+"""
+
 
 class Recorder(BaseHTTPRequestHandler):
     seen: list[str] = []
@@ -84,3 +110,34 @@ def test_the_next_step_sends_the_real_secret_on_a_worker(
     assert record["status"] == "COMPLETED", record
     assert Recorder.seen == [TOKEN]
     assert TOKEN not in json.dumps(events)
+
+
+def _edge(events: list[Any]) -> dict[str, Any]:
+    completed = next(
+        e for e in events if e["event_type"] == "step_completed" and e["node_name"] == "get_token"
+    )
+    return dict(completed["meta"]["next"][0])
+
+
+def test_an_edge_payload_with_a_secret_sends_the_real_value_locally(store: Any, recorder: str) -> None:
+    outcome, events = run_text(store, EDGE_PLAYBOOK, {"base_url": recorder})
+    assert outcome.status == "COMPLETED", outcome.error
+    assert Recorder.seen == [TOKEN]
+    logged = [e.to_dict() for e in events]
+    assert TOKEN not in json.dumps(logged)
+    edge = _edge(logged)
+    assert edge["data"] == {"token": "***", "label": "plain"}
+    assert edge["sealed"].startswith("edge:")
+
+
+def test_an_edge_payload_with_a_secret_sends_the_real_value_on_a_worker(
+    pg_dsn: str, tmp_path: Path, recorder: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NOETL_SECRET_KEY", SECRET_KEY)
+    record, events = run_on_worker(
+        pg_dsn, tmp_path, EDGE_PLAYBOOK, "tests/secret_edges", {"base_url": recorder}
+    )
+    assert record["status"] == "COMPLETED", record
+    assert Recorder.seen == [TOKEN]
+    assert TOKEN not in json.dumps(events)
+    assert _edge(events)["data"] == {"token": "***", "label": "plain"}
