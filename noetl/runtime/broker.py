@@ -18,6 +18,7 @@ from noetl.dsl.models import Playbook
 from noetl.engine.events import Event
 from noetl.engine.events import EventType as T
 from noetl.engine.planner import Planner
+from noetl.engine.recovery import abandoned_attempt, started_node_type
 from noetl.engine.retry import RetryRequest, retry_target
 from noetl.engine.state import COMPLETED, PENDING, RUNNING, ExecutionState, fold
 from noetl.errors import InputError
@@ -208,48 +209,16 @@ def abandon(store: Any, job: Reaped) -> None:
             return
         # The attempt's chunks (if it fanned out) must not run beside the next attempt's.
         queue.cancel_fan_out(conn, job.group)
-        base = {
-            "node_name": job.step,
-            "node_id": job.step,
-            "node_type": _node_type(events, job.step),
-            "attempt": job.attempt,
-        }
         message = (
             f"worker {job.worker_id} stopped answering (its lease expired) during attempt "
             f"{job.attempt}; the attempt was abandoned"
         )
         meta = {"reason": "lease_expired", "worker_id": job.worker_id}
-        _emit(
-            store,
-            job.execution_id,
-            state.parent_execution_id,
-            T.ACTION_ERROR,
-            error=message,
-            meta=meta,
-            duration=0.0,
-            **base,
-        )
-        if job.attempt < _MAX_ABANDONED_ATTEMPTS:
-            _emit(
-                store,
-                job.execution_id,
-                state.parent_execution_id,
-                T.ACTION_RETRY,
-                error=message,
-                meta={**meta, "delay": 0.0, "next_attempt": job.attempt + 1, "retry_at": None},
-                **base,
-            )
-        else:
-            _emit(
-                store,
-                job.execution_id,
-                state.parent_execution_id,
-                T.STEP_FAILED,
-                duration=0.0,
-                error=f"{message}; {job.attempt} attempts were abandoned, so the step fails",
-                meta=meta,
-                **base,
-            )
+        node_type = started_node_type(events, job.step)
+        for planned in abandoned_attempt(
+            job.step, node_type, job.attempt, message, meta, give_up_after=_MAX_ABANDONED_ATTEMPTS
+        ):
+            _emit(store, job.execution_id, state.parent_execution_id, planned.event_type, **planned.fields)
         store.flush()
     schedule(store, job.execution_id)
 
@@ -363,7 +332,3 @@ def queue_depth(store: Any) -> dict[str, int]:
 
 def lease_expiries(store: Any) -> int:
     return queue_for(store).counters().get("lease_expiries", 0)
-
-
-def _node_type(events: list[Event], step: str) -> str | None:
-    return next((e.node_type for e in events if e.node_name == step and e.event_type == T.STEP_STARTED), None)

@@ -19,10 +19,11 @@ from noetl.dsl import load_playbook, parse_playbook
 from noetl.dsl.models import Playbook
 from noetl.engine.events import Event
 from noetl.engine.events import EventType as T
-from noetl.engine.items import items_done, items_kept_by_retry
+from noetl.engine.items import items_kept_by_retry
 from noetl.engine.planner import Planner, RunStep
+from noetl.engine.recovery import abandoned_attempt, started_node_type
 from noetl.engine.retry import RetryRequest, retry_target
-from noetl.engine.state import COMPLETED, FAILED, WORKFLOW_TYPES, ExecutionState, fold
+from noetl.engine.state import PENDING, RUNNING, WORKFLOW_TYPES, ExecutionState, fold
 from noetl.errors import ActionError, InputError, NoetlError, StoreError
 from noetl.runtime.cleanup import after_end
 from noetl.runtime.credentials import CredentialResolver
@@ -154,7 +155,9 @@ class LocalRunner:
                 f"execution {execution_id} already finished ({state.status.upper()}); "
                 "only an interrupted execution can be resumed; run the playbook again instead"
             )
-        return self._going_on(playbook, execution_id, state, _completed_items(events, state)).drive()
+        run = self._going_on(playbook, execution_id, state, {}, events)
+        run.recover(events)
+        return run.drive()
 
     def retry(self, execution_id: str, playbook: Playbook, request: RetryRequest) -> Outcome:
         """Run an iterator step of a finished execution again, in it: its failed items (and the items
@@ -166,7 +169,8 @@ class LocalRunner:
         events = self.store.read(execution_id)
         target = retry_target(events, playbook, request)
         kept = {target.step: items_kept_by_retry(events, target.step, request.items)}
-        run = self._going_on(playbook, execution_id, fold(events), kept)
+        run = self._going_on(playbook, execution_id, fold(events), kept, events)
+        run.restart_running()
         run.sink.new(
             T.EXECUTION_RETRY,
             node_name=target.step,
@@ -177,7 +181,12 @@ class LocalRunner:
         return run.drive()
 
     def _going_on(
-        self, playbook: Playbook, execution_id: str, state: ExecutionState, kept: dict[str, dict[int, Any]]
+        self,
+        playbook: Playbook,
+        execution_id: str,
+        state: ExecutionState,
+        kept: dict[str, dict[int, Any]],
+        events: list[Event],
     ) -> _Execution:
         """An execution that goes on from its log (a resume, a retry): its real workload, its state,
         and the items of each step that need not run again (`kept`)."""
@@ -188,7 +197,7 @@ class LocalRunner:
             self, playbook, execution_id, state.parent_execution_id, redactor, state.last_event_id, kept
         )
         run.workload = workload
-        run.adopt(state)
+        run.adopt(state, events)
         return run
 
     def run_child(
@@ -255,13 +264,6 @@ class LocalRunner:
         )
 
 
-def _completed_items(events: list[Event], state: ExecutionState) -> dict[str, dict[int, Any]]:
-    """Items that finished in the run each interrupted step was in: they are not run again on resume
-    (the step starts a new run when it is adopted, so that run's items are taken now)."""
-    running = [name for name, s in state.steps.items() if s.status not in (COMPLETED, FAILED)]
-    return {name: items_done(events, name, state.steps[name].runs) for name in running}
-
-
 class _Execution:
     """One execution's loop: plan, dispatch, wait for a step to end, repeat."""
 
@@ -314,13 +316,37 @@ class _Execution:
             if event.event_type == T.STEP_STARTED and event.node_name:
                 self.step_events[event.node_name] = (event.created_at, event.event_id)
 
-    def adopt(self, state: ExecutionState) -> None:
+    def adopt(self, state: ExecutionState, events: list[Event]) -> None:
+        """Go on from the log's state; a later attempt of a step needs its run's `step_started`."""
         self.state = state
-        for name, step in state.steps.items():
-            if step.status in ("running",):
-                # It was running when the process died: run it again from its first attempt.
-                state.triggers.setdefault(name, []).extend(step.edge_data or [None])
-                step.status = "pending"
+        for e in events:
+            if e.event_type == T.STEP_STARTED and e.node_name:
+                self.step_events[e.node_name] = (e.created_at, e.event_id)
+
+    def recover(self, events: list[Event]) -> None:
+        """`--resume`: each attempt the stopped process left running is abandoned, as a dead worker's
+        is (engine.recovery): `action_error` (`meta.reason: interrupted`), then `action_retry`, and the
+        next attempt of the same run skips the items that run finished. No limit here: a resume is the
+        user's own decision each time."""
+        with self.lock:
+            running = [(s.name, s.attempt) for s in self.state.steps.values() if s.status == RUNNING]
+        for name, attempt in running:
+            message = (
+                f"the process running step '{name}' stopped (noetl run was interrupted or killed) during "
+                f"attempt {attempt}; the attempt was abandoned and --resume goes on with the next one"
+            )
+            for planned in abandoned_attempt(
+                name, started_node_type(events, name), attempt, message, {"reason": "interrupted"}
+            ):
+                self.sink.new(planned.event_type, **planned.fields)
+
+    def restart_running(self) -> None:
+        """`noetl retry`: a step a finished execution left running (a branch cut off when it failed)
+        runs again from its first attempt, in a new run."""
+        for name, step in self.state.steps.items():
+            if step.status == RUNNING:
+                self.state.triggers.setdefault(name, []).extend(step.edge_data or [None])
+                step.status = PENDING
 
     def drive(self) -> Outcome:
         inflight: dict[tuple[str, int, int], Future[None]] = {}
