@@ -17,10 +17,11 @@ from typing import Any
 from noetl.dsl.models import Playbook
 from noetl.engine.events import Event
 from noetl.engine.events import EventType as T
+from noetl.engine.orchestration import decide
 from noetl.engine.planner import Planner
 from noetl.engine.recovery import abandoned_attempt, started_node_type
 from noetl.engine.retry import RetryRequest, retry_target
-from noetl.engine.state import COMPLETED, PENDING, RUNNING, ExecutionState, fold
+from noetl.engine.state import PENDING, RUNNING, ExecutionState, fold
 from noetl.errors import InputError
 from noetl.runtime.cleanup import after_end
 from noetl.runtime.control import load_catalog_playbook
@@ -104,29 +105,22 @@ def schedule(
             # is driven by that job's own runner; scheduling it here would run its steps twice.
             return taken
         playbook = playbook_of(store, state, events)
-        plan = planner_of(playbook).plan(state)
-        if plan.finish is not None:
-            if queue.open_jobs(conn, execution_id):
-                return taken  # a job still runs or waits: it will call schedule again when it ends
-            event_type = T.EXECUTION_COMPLETE if plan.finish.status == COMPLETED else T.EXECUTION_FAILED
+        decision = decide(
+            planner_of(playbook),
+            state,
+            lambda: _still_running(queue, conn, execution_id),
+            seconds_since(state.started_at),
+        )
+        if decision.end is not None:
             _emit(
-                store,
-                execution_id,
-                state.parent_execution_id,
-                event_type,
-                node_name=playbook.name,
-                node_id=playbook.path,
-                node_type="playbook",
-                result=plan.finish.result,
-                error=plan.finish.error,
-                duration=seconds_since(state.started_at),
+                store, execution_id, state.parent_execution_id, decision.end.event_type, **decision.end.fields
             )
             store.flush()  # durable before the lock is released: the next broker sees the end
             _wake_parent(store, queue, conn, events[0])
             after_end(store, execution_id)
             return taken
         waiting = []
-        for cmd in plan.run:
+        for cmd in decision.run:
             to = worker_id if take and taken is None and cmd.not_before is None else None
             job_id = queue.enqueue(
                 conn, execution_id, cmd.step, cmd.run, cmd.attempt, not_before=cmd.not_before, worker_id=to
@@ -140,6 +134,14 @@ def schedule(
     if failed:
         schedule(store, execution_id)  # the step failure ends the execution now
     return taken
+
+
+def _still_running(queue: JobQueue[Any], conn: Any, execution_id: str) -> bool:
+    """The execution ends unless a job of it still runs (leased) or is part of a running step (a
+    fan-out's held chunks, a join): those call schedule again when they end. A step job that waits for
+    its delay (a retry) is dropped, as a local run drops the attempt it waits to start."""
+    queue.drop_delayed(conn, execution_id)
+    return queue.open_jobs(conn, execution_id) > 0
 
 
 def _wake_parent(store: Any, queue: JobQueue[Any], conn: Any, start: Event) -> None:

@@ -20,8 +20,9 @@ from noetl.dsl.models import Playbook
 from noetl.engine.events import Event
 from noetl.engine.events import EventType as T
 from noetl.engine.items import items_kept_by_retry
-from noetl.engine.planner import Planner, RunStep
-from noetl.engine.recovery import abandoned_attempt, started_node_type
+from noetl.engine.orchestration import decide
+from noetl.engine.planner import Finish, Planner, RunStep
+from noetl.engine.recovery import PlannedEvent, abandoned_attempt, started_node_type
 from noetl.engine.retry import RetryRequest, retry_target
 from noetl.engine.state import PENDING, RUNNING, WORKFLOW_TYPES, ExecutionState, fold
 from noetl.errors import ActionError, InputError, NoetlError, StoreError
@@ -354,10 +355,13 @@ class _Execution:
         with ThreadPoolExecutor(self.runner.max_workers, thread_name_prefix="noetl-step") as pool:
             while True:
                 with self.lock:
-                    plan = self.planner.plan(self.state)
-                if plan.finish is not None and not inflight:
-                    return self._finish(plan.finish.status, plan.finish.result, plan.finish.error)
-                for cmd in plan.run:
+                    # A command waiting for its delay (`delayed`) is not running: an ending execution drops it.
+                    decision = decide(
+                        self.planner, self.state, lambda: bool(inflight), seconds_since(self.state.started_at)
+                    )
+                if decision.end is not None and decision.finish is not None:
+                    return self._finish(decision.end, decision.finish)
+                for cmd in decision.run:
                     key = (cmd.step, cmd.run, cmd.attempt)
                     if key in inflight or cmd in delayed:
                         continue
@@ -410,18 +414,8 @@ class _Execution:
                 error=f"internal error: {type(exc).__name__}: {exc}",
             )
 
-    def _finish(self, status: str, result: Any, error: str | None) -> Outcome:
-        event_type = T.EXECUTION_COMPLETE if status == "completed" else T.EXECUTION_FAILED
-        started = self.state.started_at
-        self.sink.new(
-            event_type,
-            node_name=self.playbook.name,
-            node_id=self.playbook.path,
-            node_type="playbook",
-            result=result,
-            error=error,
-            duration=seconds_since(started),
-        )
+    def _finish(self, end: PlannedEvent, finish: Finish) -> Outcome:
+        self.sink.new(end.event_type, **end.fields)
         self.runner.store.flush()  # durable before anyone is told the execution finished
         after_end(self.runner.store, self.sink.execution_id)
-        return Outcome(self.sink.execution_id, status.upper(), result, error)
+        return Outcome(self.sink.execution_id, finish.status.upper(), finish.result, finish.error)

@@ -305,6 +305,21 @@ class MemoryQueue:
                 self._change(decision, row, status="cancelled")
             return len(rows)
 
+    def drop_delayed(self, decision: MemoryDecision, execution_id: str) -> int:
+        now = time.time()
+        with self._s.lock:
+            rows = [
+                r
+                for r in self._open_rows()
+                if r.execution_id == execution_id
+                and r.kind == "step"
+                and r.status == "queued"
+                and r.available_at > now
+            ]
+            for row in rows:
+                self._change(decision, row, status="cancelled")
+            return len(rows)
+
     def requeue(self, decision: MemoryDecision, job_id: int) -> None:
         with self._s.lock:
             row = self._s.rows.get(job_id)

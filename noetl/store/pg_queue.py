@@ -189,6 +189,9 @@ class PostgresQueue:
     def cancel(self, conn: Connection[Any], execution_id: str) -> int:
         return len(conn.execute(_q("cancel"), {"execution_id": execution_id}).fetchall())
 
+    def drop_delayed(self, conn: Connection[Any], execution_id: str) -> int:
+        return len(conn.execute(_q("drop_delayed"), {"execution_id": execution_id}).fetchall())
+
     @contextmanager
     def decision(self, execution_id: str) -> Iterator[Connection[Any]]:
         """A transaction holding the execution's lock: every decision for it (schedule, abandon, cancel)

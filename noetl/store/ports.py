@@ -272,6 +272,10 @@ class JobQueue(Protocol[Decision]):
         """End the execution's open jobs; how many."""
         ...
 
+    def drop_delayed(self, decision: Decision, execution_id: str) -> int:
+        """Cancel the execution's step jobs queued for later (a retry's delay): it ends without them."""
+        ...
+
     def requeue(self, decision: Decision, job_id: int) -> None:
         """Queue a job again for any worker (its step never started)."""
 

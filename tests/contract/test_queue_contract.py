@@ -328,6 +328,25 @@ def test_cancel_ends_the_open_jobs_of_one_execution(queues: Queues) -> None:
     assert queue.depth().get("cancelled") == 5
 
 
+def test_drop_delayed_cancels_only_the_step_jobs_queued_for_later(queues: Queues) -> None:
+    queue = queues.queue()
+    x, other = new_id(), new_id()
+    enqueue(queue, x, "now")
+    enqueue(queue, x, "later", not_before=time.time() + 60)
+    enqueue(queue, x, "leased")
+    fan_out(queue, x, chunks=2, window=1)
+    enqueue(queue, other, "later", not_before=time.time() + 60)
+    leased = [j for j in queue.lease("w", 10) if j.step == "now"]
+    assert len(leased) == 1
+    with queue.decision(x) as decision:
+        before = queue.open_jobs(decision, x)
+        assert queue.drop_delayed(decision, x) == 1
+        assert queue.open_jobs(decision, x) == before - 1
+        assert queue.drop_delayed(decision, x) == 0
+    with queue.decision(other) as decision:
+        assert queue.open_jobs(decision, other) == 1, "another execution's delayed job stays"
+
+
 def test_cancel_fan_out_ends_an_attempts_chunks_and_join_only(queues: Queues) -> None:
     queue = queues.queue()
     x = new_id()

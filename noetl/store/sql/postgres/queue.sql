@@ -143,6 +143,13 @@ UPDATE noetl_jobs SET status = 'cancelled', updated_at = now()
 WHERE execution_id = %(execution_id)s AND status IN ('held', 'queued', 'leased')
 RETURNING job_id;
 
+-- name: drop_delayed
+-- The execution ends: a step job queued for later (a retry's delay) will not run. Nothing of it has
+-- started; a local run drops the attempt it waits to start in the same way.
+UPDATE noetl_jobs SET status = 'cancelled', updated_at = now()
+WHERE execution_id = %(execution_id)s AND kind = 'step' AND status = 'queued' AND available_at > now()
+RETURNING job_id;
+
 -- name: depth
 SELECT status, count(*) FROM noetl_jobs GROUP BY status;
 
