@@ -12,6 +12,11 @@ One run prints three figures, each next to its target, all timed from the events
    (--slow-items, default 400) on 1 worker started with `--concurrency 4`, the ideal
    (4 slots / 0.05 s = 80 items/s) and the figure as a percentage of it. Target: within 10% of 80 items/s.
 
+Beside each figure of (2): how many of the machine's cores were busy while the execution ran (all
+processes, from /proc/stat). When one worker already keeps every core busy (its own process and the
+PostgreSQL backends it drives), a second worker on the same machine has no core to run on, so the
+speed-up of (2) measures the machine, not the workers.
+
 Items per second are the item count over the time from the iterator step's `iterator_started` to its
 `iterator_completed` (same step, last attempt); for (2) and (3) the wall time from `execution_start` to
 `execution_complete` is printed too. Every measured execution must have COMPLETED with every item
@@ -230,14 +235,25 @@ def met(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
 
+def cpu_jiffies() -> tuple[int, int]:
+    """(busy, total) CPU time of the whole machine so far, in clock ticks (/proc/stat's `cpu` line):
+    the workers, PostgreSQL, this script and anything else."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields[:8]) - idle, sum(fields[:8])
+
+
 def run_items(
     store: PostgresStore, workers: Workers, path: str, count: int, what: str
-) -> tuple[float, float]:
-    """(items/s over the iterator, wall seconds of the execution)."""
+) -> tuple[float, float, float]:
+    """(items/s over the iterator, wall seconds of the execution, cores busy while it ran)."""
+    busy0, total0 = cpu_jiffies()
     execution_id = start_execution(store, path, {"n": count})
     wait(store, execution_id, what, workers)
+    busy1, total1 = cpu_jiffies()
+    cores = (os.cpu_count() or 1) * (busy1 - busy0) / max(1, total1 - total0)
     iterator, wall = iterator_timing(store.read(execution_id), count, what)
-    return count / iterator, wall
+    return count / iterator, wall, cores
 
 
 def main() -> None:
@@ -278,9 +294,12 @@ def main() -> None:
                 for count in (1, 2):
                     workers.start(count)
                     what = f"{args.items} trivial items, {count} worker(s)"
-                    rates[count], wall = run_items(store, workers, "items", args.items, what)
+                    rates[count], wall, cores = run_items(store, workers, "items", args.items, what)
                     workers.stop()
-                    line = f"   {count} worker(s): {rates[count]:,.0f} items/s (wall {wall:.2f} s)"
+                    line = (
+                        f"   {count} worker(s): {rates[count]:,.0f} items/s (wall {wall:.2f} s, "
+                        f"{cores:.2f} of {os.cpu_count()} cores busy)"
+                    )
                     if count == 2:
                         line += f"    target: >= 8,000 items/s with 2 workers [{met(rates[2] >= 8000)}]"
                     print(line)
@@ -291,7 +310,7 @@ def main() -> None:
                 ideal = SLOW_WORKER_CONCURRENCY / SLOW_SECONDS
                 workers.start(1, concurrency=SLOW_WORKER_CONCURRENCY)
                 what = f"{args.slow_items} items of 50 ms"
-                rate, wall = run_items(store, workers, "slow_items", args.slow_items, what)
+                rate, wall, _ = run_items(store, workers, "slow_items", args.slow_items, what)
                 workers.stop()
                 share = rate / ideal
                 print(

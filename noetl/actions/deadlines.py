@@ -148,6 +148,14 @@ def attempt_timeout(task: Any, default: float | None, scope: Mapping[str, Any], 
     return float(own)
 
 
+def timeout_message(what: str, seconds: float, elapsed: float) -> str:
+    """Why an attempt failed at its deadline: the same words in one process and on workers."""
+    return (
+        f"{what} took longer than its timeout of {seconds:g} s (reason timeout); it was stopped "
+        f"after {elapsed:.1f} s. Raise `timeout` if it needs longer"
+    )
+
+
 def run_with_timeout(call: Callable[[Any, Interrupts], Any], services: Any, seconds: float, what: str) -> Any:
     """`call(services, interrupts)` on a thread of its own, waited for at most `seconds`. Past that its
     interrupts fire, its sink closes, and StepTimeout is raised here; its own exception is re-raised."""
@@ -170,10 +178,7 @@ def run_with_timeout(call: Callable[[Any, Interrupts], Any], services: Any, seco
     if thread.is_alive():
         gate.closed = True
         interrupts.fire()
-        raise StepTimeout(
-            f"{what} took longer than its timeout of {seconds:g} s (reason timeout); it was stopped "
-            f"after {time.monotonic() - started:.1f} s. Raise `timeout` if it needs longer"
-        )
+        raise StepTimeout(timeout_message(what, seconds, time.monotonic() - started))
     ok, value = outcome[0]
     if not ok:
         raise value

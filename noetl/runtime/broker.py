@@ -29,6 +29,7 @@ from noetl.runtime.step_runner import seconds_since
 from noetl.runtime.workflow_log import workflow_log
 from noetl.store.ports import Job, JobQueue, Reaped
 from noetl.store.queues import queue_for
+from noetl.store.views_sql import ExecutionFilter
 
 log = logging.getLogger("noetl.broker")
 _MAX_ABANDONED_ATTEMPTS = 3  # a step whose worker dies this often fails instead of killing more workers
@@ -211,6 +212,7 @@ def abandon(store: Any, job: Reaped) -> None:
             return
         # The attempt's chunks (if it fanned out) must not run beside the next attempt's.
         queue.cancel_fan_out(conn, job.group)
+        lost = f"worker {job.worker_id} running it stopped answering (its lease expired)"
         message = (
             f"worker {job.worker_id} stopped answering (its lease expired) during attempt "
             f"{job.attempt}; the attempt was abandoned"
@@ -222,6 +224,7 @@ def abandon(store: Any, job: Reaped) -> None:
         ):
             _emit(store, job.execution_id, state.parent_execution_id, planned.event_type, **planned.fields)
         store.flush()
+    close_abandoned_children(store, job.execution_id, lost, job.job_id)
     schedule(store, job.execution_id)
 
 
@@ -249,6 +252,44 @@ def cancel(store: Any, execution_id: str, reason: str) -> bool:
     for child in children:  # a cancelled parent's sub-playbooks are cancelled with it
         cancel(store, child, f"its parent execution {execution_id} was cancelled")
     return True
+
+
+def close_abandoned_children(store: Any, parent: str, why: str, job_id: int | None = None) -> list[str]:
+    """Sub-playbooks that ran inside a process that is gone (a local run's children; on a worker, an
+    item's or a workbook entry's child run inside its job), closed with `execution_failed` (`meta.reason:
+    abandoned`) when the work that ran them is taken up again: nothing else would ever end them. The
+    work runs its child again as a new execution. `job_id`: only the children that job ran (other jobs
+    of the parent may be running theirs). A child the queue drives (it has a catalog version) runs on
+    without its parent's process and is left alone. Their own in-process children are closed with them."""
+    closed: list[str] = []
+    running = store.find_executions(ExecutionFilter(status="RUNNING", parent=parent), limit=10_000)
+    for record in running:
+        child = record.execution_id
+        queue = queue_for(store)
+        with queue.decision(child):
+            events = workflow_log.read(store, child)
+            if not events or fold(events).finished:
+                continue
+            context = events[0].context or {}
+            called_by = context.get("called_by") or {}
+            if context.get("version") is not None or (job_id is not None and called_by.get("job") != job_id):
+                continue
+            _emit(
+                store,
+                child,
+                parent,
+                T.EXECUTION_FAILED,
+                node_name=events[0].node_name,
+                node_id=events[0].node_id,
+                node_type="playbook",
+                error=f"abandoned: {why}",
+                meta={"reason": "abandoned"},
+                duration=seconds_since(events[0].created_at),
+            )
+            store.flush()
+        closed.append(child)
+        closed += close_abandoned_children(store, child, f"its parent execution {parent} was abandoned")
+    return closed
 
 
 def reopen(store: Any, execution_id: str, request: RetryRequest) -> dict[str, Any]:
@@ -298,7 +339,12 @@ def reap_once(store: Any) -> int:
         )
         if job.kind in ("step", "join"):
             abandon(store, job)
-        elif job.status == "dead":  # a chunk given up on: its fan-out may now be complete
+            continue
+        # A chunk (or a deadline) goes back to the queue; the children a chunk's items ran inside it
+        # have no process now.
+        lost = f"worker {job.worker_id} running it stopped answering (its lease expired)"
+        close_abandoned_children(store, job.execution_id, lost, job.job_id)
+        if job.kind == "chunk" and job.status == "dead":  # given up on: its fan-out may now be complete
             queue.settle(job.group)
     return len(reaped)
 

@@ -16,8 +16,7 @@ from noetl.engine.events import EventType as T
 from noetl.engine.retry import RetryRequest
 from noetl.errors import InputError
 from noetl.runtime.redact import Redactor
-from noetl.runtime.template_env import template_env
-from noetl.runtime.workload import protect, start_context, start_workload
+from noetl.runtime.workload import open_execution
 
 
 def load_catalog_playbook(store: Any, path: str, version: int | None = None) -> tuple[Playbook, int]:
@@ -51,23 +50,19 @@ def start_execution(
 
     playbook, version = load_catalog_playbook(store, path, version)
     execution_id = execution_id or str(uuid.uuid4())
-    env = template_env()
     redactor = redactor or Redactor()
-    workload = start_workload(
+    extra: dict[str, Any] = {"path": path, "version": version, "source": playbook.source}
+    if parent_step is not None:
+        extra.update(parent_step=parent_step, depth=depth)
+    context = open_execution(
         playbook.workload,
         parameters or {},
         merge=merge,
         execution_id=execution_id,
-        env=env,
-        learn=redactor.add,
-    )
-    protect(redactor, workload)
-    extra: dict[str, Any] = {"path": path, "version": version, "source": playbook.source}
-    if parent_step is not None:
-        extra.update(parent_step=parent_step, depth=depth)
-    context = start_context(
-        workload, redactor, lambda name, value: store.seal(execution_id, name, value), extra
-    )
+        redactor=redactor,
+        seal=lambda name, value: store.seal(execution_id, name, value),
+        base=extra,
+    ).context
     start = Event(
         execution_id=execution_id,
         event_type=T.EXECUTION_START,

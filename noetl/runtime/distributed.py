@@ -9,6 +9,7 @@ from typing import Any
 
 from noetl.actions import iterator_action
 from noetl.actions.base import ActionContext, Awaiting
+from noetl.actions.deadlines import StepTimeout, timeout_message
 from noetl.actions.iteration.collection import WorkItem
 from noetl.actions.iteration.fanout import FannedOut, FanOut
 from noetl.actions.iteration.item import ItemRunner
@@ -20,13 +21,13 @@ from noetl.engine.items import items_done, run_events
 from noetl.engine.planner import RunStep
 from noetl.engine.state import COMPLETED, FAILED, RUNNING, ExecutionState
 from noetl.errors import ActionError
-from noetl.runtime import control
+from noetl.runtime import broker, control
 from noetl.runtime.credentials import CredentialResolver
 from noetl.runtime.redact import Redactor
 from noetl.runtime.scope import build_scope, real_payloads
 from noetl.runtime.services import RunServices
 from noetl.runtime.sink import EventSink, IdBlocks
-from noetl.runtime.step_runner import StepRunner, StepSnapshot
+from noetl.runtime.step_runner import StepRunner, StepSnapshot, seconds_since
 from noetl.runtime.subplaybooks import catalog_path_of, child_result
 from noetl.runtime.workload import protect, real_workload
 from noetl.store.ports import Job
@@ -38,6 +39,9 @@ CHUNKS_PER_SLOT = 4
 # enough that `on_error: fail` stops the other chunks within a fraction of a second, rare enough that it
 # is not a query per item.
 POLICY_CHECK_SECONDS = 0.2
+# The `chunk` of an attempt's deadline job (jobs are unique by execution, step, run, attempt, chunk;
+# -1 is the step's job, -2 a child's join, 0 and up the chunks).
+DEADLINE_CHUNK = -3
 
 
 class WorkerServices(RunServices):
@@ -109,6 +113,28 @@ class WorkerServices(RunServices):
         if record is not None and record.status in ("COMPLETED", "FAILED"):
             return child_result(store, path, adopted, record.status, record.error, record.result, return_step)
         raise Awaiting()
+
+    def keep_deadline(self, step: str, run: int, attempt: int, at: float, seconds: float) -> None:
+        """Queue the attempt's deadline job, run at `at`: if the attempt still waits for its chunks or its
+        child then, it fails with reason timeout (run_deadline_job)."""
+        queue = self.worker.queue
+        with queue.decision(self.job.execution_id) as decision:
+            queue.enqueue(
+                decision,
+                self.job.execution_id,
+                step,
+                run,
+                attempt,
+                kind="deadline",
+                chunk=DEADLINE_CHUNK,
+                not_before=at,
+                payload={"timeout": seconds},
+            )
+
+    def called_by(self, ctx: ActionContext) -> dict[str, Any]:
+        """A child run inside this job names the job: if the job's lease expires, the broker closes the
+        children it ran (broker.close_abandoned_children), and leaves those of the parent's other jobs."""
+        return {**super().called_by(ctx), "job": self.job.job_id}
 
     def _distribute(self, runner: ItemRunner, spec: IteratorSpec, todo: list[WorkItem], fan: FanOut) -> None:
         """Send the items out as chunk jobs that any worker may lease, then end this job: the step's
@@ -223,14 +249,7 @@ def run_join_job(
         return  # the attempt was abandoned, or this join already ran (a redelivered job)
     services = build_services(worker, playbook, state, job)
     services.depth = int((events[0].context or {}).get("depth", 0))
-    action_started = next(
-        (
-            e
-            for e in reversed(run_events(events, job.step, job.run))
-            if e.event_type == T.ACTION_STARTED and e.attempt == job.attempt
-        ),
-        None,
-    )
+    action_started = _action_started(events, job)
     if action_started is None:
         return  # nothing of this attempt was started: nothing to finish
     finish: Callable[[ActionContext], Any]
@@ -271,6 +290,58 @@ def run_join_job(
     worker.store.flush()
 
 
+def _action_started(events: list[Event], job: Job) -> Event | None:
+    """The `action_started` of the job's attempt, in its run of the step."""
+    return next(
+        (
+            e
+            for e in reversed(run_events(events, job.step, job.run))
+            if e.event_type == T.ACTION_STARTED and e.attempt == job.attempt
+        ),
+        None,
+    )
+
+
+def run_deadline_job(
+    worker: Any, job: Job, playbook: Playbook, state: ExecutionState, events: list[Event]
+) -> None:
+    """An attempt with a `timeout` that went on in other jobs (its chunks, its child execution) and is
+    still running at its deadline fails as a timed attempt in one process does: `action_error` with
+    reason timeout and the same message, then its retry policy. Its chunks not done are cancelled (one
+    that is running stops before its next item), and its child execution is cancelled."""
+    step = state.step(job.step)
+    if step.runs != job.run or step.status != RUNNING or step.attempt != job.attempt:
+        return  # the attempt ended in time, or was abandoned: nothing to do
+    action_started = _action_started(events, job)
+    if action_started is None:
+        return
+    queue = worker.queue
+    with queue.decision(job.execution_id) as decision:
+        if queue.join_started(decision, job.group):
+            return  # its work ended in time and its join is finishing the step now
+        queue.cancel_fan_out(decision, job.group)
+    seconds = float(job.payload["timeout"])
+    child = _child_to_adopt(worker.store, job.execution_id, job.step, job.run, job.attempt)
+    if child is not None:
+        broker.cancel(worker.store, child, f"its parent step '{job.step}' timed out ({seconds:g} s)")
+    elapsed = seconds_since(action_started.created_at) or seconds
+    message = timeout_message(f"step '{job.step}'", seconds, elapsed)
+
+    def finish(ctx: ActionContext) -> Any:
+        raise StepTimeout(message)
+
+    services = build_services(worker, playbook, state, job)
+    services.depth = int((events[0].context or {}).get("depth", 0))
+    StepRunner(playbook, services, worker.actions).join(
+        RunStep(job.step, job.attempt, job.run),
+        _snapshot(state, events, job, services),
+        action_started.event_id,
+        action_started.created_at,
+        finish,
+    )
+    worker.store.flush()
+
+
 def run_chunk_job(
     worker: Any, job: Job, playbook: Playbook, state: ExecutionState, events: list[Event]
 ) -> None:
@@ -300,8 +371,13 @@ def run_chunk_job(
     mine = Tally(0)
     runner = ItemRunner(ctx, spec, fan.total, fan.iterator_event_id, mine)
     policy = _SharedPolicy(worker.store, job.execution_id, spec, fan)
+    lease = _Lease(worker, job)
     items = [WorkItem(index, value) for index, value in job.payload["items"] if index not in done]
     for position, item in enumerate(items):
+        if lease.lost():
+            # The chunk was cancelled (its attempt timed out) or handed to another worker: this attempt
+            # writes nothing more here, as an abandoned attempt in one process does.
+            return
         reason = policy.breach(mine.failed)
         if reason:
             for rest in items[position:]:
@@ -311,6 +387,22 @@ def run_chunk_job(
         runner.run(item)
     runner.close()
     worker.store.flush()
+
+
+class _Lease:
+    """Whether this worker still holds the chunk's job, asked at most every POLICY_CHECK_SECONDS (the
+    heartbeat query, which also extends the lease)."""
+
+    def __init__(self, worker: Any, job: Job) -> None:
+        self.worker, self.job = worker, job
+        self.checked = time.monotonic()
+
+    def lost(self) -> bool:
+        now = time.monotonic()
+        if now - self.checked < POLICY_CHECK_SECONDS:
+            return False
+        self.checked = now
+        return self.job.job_id not in self.worker.queue.heartbeat(self.worker.worker_id, [self.job.job_id])
 
 
 class _SharedPolicy:

@@ -25,7 +25,8 @@ from noetl.engine.planner import Finish, Planner, RunStep
 from noetl.engine.recovery import PlannedEvent, abandoned_attempt, started_node_type
 from noetl.engine.retry import RetryRequest, retry_target
 from noetl.engine.state import PENDING, RUNNING, WORKFLOW_TYPES, ExecutionState, fold
-from noetl.errors import ActionError, InputError, NoetlError, StoreError
+from noetl.errors import ActionError, ExecutionClosed, InputError, NoetlError, StoreError
+from noetl.runtime.broker import close_abandoned_children
 from noetl.runtime.cleanup import after_end
 from noetl.runtime.credentials import CredentialResolver
 from noetl.runtime.redact import Redactor
@@ -34,10 +35,12 @@ from noetl.runtime.services import RunServices
 from noetl.runtime.sink import EventSink
 from noetl.runtime.step_runner import StepRunner, StepSnapshot, seconds_since
 from noetl.runtime.subplaybooks import catalog_candidates, catalog_path_of, child_result, file_candidates
-from noetl.runtime.template_env import template_env
-from noetl.runtime.workload import protect, real_workload, start_context, start_workload
+from noetl.runtime.workload import Opening, open_execution, protect, real_workload
 from noetl.store.ports import Store
 
+# Why a resumed or retried execution's children that were still RUNNING are closed: only the process
+# that ran the parent drove them (a local run's children run inside it).
+_STOPPED = "the noetl run process running it stopped (interrupted or killed); its parent runs the work again"
 MAX_PLAYBOOK_DEPTH = 20  # sub-playbooks nested deeper than this are a runaway, not a design
 
 
@@ -80,41 +83,52 @@ class LocalRunner:
         parent_execution_id: str | None = None,
         redactor: Redactor | None = None,
         depth: int = 0,
+        called_by: dict[str, Any] | None = None,
+        started: Callable[[_Execution], None] | None = None,
     ) -> Outcome:
-        """`depth`: how many parents this execution has (a sub-playbook's is its parent's plus one)."""
+        """`depth`: how many parents this execution has (a sub-playbook's is its parent's plus one);
+        `called_by`: for a sub-playbook, the parent's step, item and job that run it inside this process
+        (`execution_start.context.called_by`; see broker.close_abandoned_children); `started`: told of
+        the execution once its `execution_start` is written (a caller that may have to cancel it)."""
         execution_id = str(uuid.uuid4())
-        env = template_env()
         redactor = redactor or Redactor()
-        workload = start_workload(
+        run = _Execution(self, playbook, execution_id, parent_execution_id, redactor, 0)
+        opening = open_execution(
             playbook.workload,
             payload or {},
             merge=merge,
             execution_id=execution_id,
-            env=env,
-            learn=redactor.add,
+            redactor=redactor,
+            seal=run.services.seal,
+            base={
+                "path": playbook.path,
+                "source": playbook.source,
+                **({"called_by": called_by} if called_by is not None else {}),
+            },
         )
-        protect(redactor, workload)
-        run = _Execution(self, playbook, execution_id, parent_execution_id, redactor, 0)
-        run.workload = workload
+        run.workload = opening.workload
         run.services.depth = depth
         if parent_execution_id is not None:  # a child runs inside its parent's hold
-            return self._start(run, playbook, workload, redactor)
+            return self._start(run, playbook, opening, started)
         with self._hold(execution_id), self._resumable(execution_id, playbook):
-            return self._start(run, playbook, workload, redactor)
+            return self._start(run, playbook, opening, started)
 
-    def _start(self, run: _Execution, playbook: Playbook, workload: Any, redactor: Redactor) -> Outcome:
+    def _start(
+        self,
+        run: _Execution,
+        playbook: Playbook,
+        opening: Opening,
+        started: Callable[[_Execution], None] | None,
+    ) -> Outcome:
         run.sink.new(
             T.EXECUTION_START,
             node_name=playbook.name,
             node_id=playbook.path,
             node_type="playbook",
-            context=start_context(
-                workload,
-                redactor,
-                run.services.seal,
-                {"path": playbook.path, "source": playbook.source},
-            ),
+            context=opening.context,
         )
+        if started is not None:  # after execution_start: a cancel it leads to comes after it in the log
+            started(run)
         return run.drive()
 
     def _hold(self, execution_id: str) -> contextlib.AbstractContextManager[None]:
@@ -156,6 +170,7 @@ class LocalRunner:
                 f"execution {execution_id} already finished ({state.status.upper()}); "
                 "only an interrupted execution can be resumed; run the playbook again instead"
             )
+        close_abandoned_children(self.store, execution_id, _STOPPED)
         run = self._going_on(playbook, execution_id, state, {}, events)
         run.recover(events)
         return run.drive()
@@ -169,6 +184,7 @@ class LocalRunner:
     def _retry(self, execution_id: str, playbook: Playbook, request: RetryRequest) -> Outcome:
         events = self.store.read(execution_id)
         target = retry_target(events, playbook, request)
+        close_abandoned_children(self.store, execution_id, _STOPPED)
         kept = {target.step: items_kept_by_retry(events, target.step, request.items)}
         run = self._going_on(playbook, execution_id, fold(events), kept, events)
         run.restart_running()
@@ -208,14 +224,36 @@ class LocalRunner:
         self.check_depth(path, depth)
         child = self.find_playbook(path, services)
         payload = data if isinstance(data, dict) else {}
-        outcome = self.run(
-            child,
-            payload,
-            merge=True,
-            parent_execution_id=ctx.execution_id,
-            redactor=services.sink.redactor,
-            depth=depth,
-        )
+        # A timed attempt that runs past its timeout fires its interrupts: the child it is running is
+        # cancelled then, as the deadline job cancels a worker's child (distributed.run_deadline_job).
+        interrupts = ctx.interrupts
+        reason = f"its parent step '{ctx.step}' timed out"
+        runs: list[_Execution] = []
+
+        def started(run: _Execution) -> None:
+            runs.append(run)
+            if interrupts is not None and interrupts.fired:
+                run.cancel(reason)
+
+        def cancel_children() -> None:
+            for run in runs:
+                run.cancel(reason)
+
+        hook = interrupts.add(cancel_children) if interrupts is not None else None
+        try:
+            outcome = self.run(
+                child,
+                payload,
+                merge=True,
+                parent_execution_id=ctx.execution_id,
+                redactor=services.sink.redactor,
+                depth=depth,
+                called_by=services.called_by(ctx),
+                started=started,
+            )
+        finally:
+            if interrupts is not None and hook is not None:
+                interrupts.remove(hook)
         return child_result(
             self.store, path, outcome.execution_id, outcome.status, outcome.error, outcome.result, return_step
         )
@@ -361,6 +399,8 @@ class _Execution:
                     )
                 if decision.end is not None and decision.finish is not None:
                     return self._finish(decision.end, decision.finish)
+                if self.state.finished and not inflight:  # cancelled through this sink (cancel())
+                    return Outcome(self.sink.execution_id, self.state.status.upper(), None, self.state.error)
                 for cmd in decision.run:
                     key = (cmd.step, cmd.run, cmd.attempt)
                     if key in inflight or cmd in delayed:
@@ -388,6 +428,24 @@ class _Execution:
                 done, _ = wait(list(inflight.values()), timeout=timeout, return_when=FIRST_COMPLETED)
                 for key in [k for k, f in inflight.items() if f in done]:
                     inflight.pop(key).result()
+
+    def cancel(self, reason: str) -> None:
+        """End this execution now, as broker.cancel ends one on workers (the same event), but through
+        its own sink, so that its ids stay its own; its running steps stop at their next event."""
+        with self.lock:
+            if self.state.finished:
+                return
+            started = self.state.started_at
+        with contextlib.suppress(ExecutionClosed):
+            self.sink.new(
+                T.EXECUTION_FAILED,
+                node_name=self.playbook.name,
+                node_id=self.playbook.path,
+                node_type="playbook",
+                error=f"cancelled: {reason}",
+                meta={"reason": "cancelled"},
+                duration=seconds_since(started),
+            )
 
     def _snapshot(self, cmd: RunStep) -> StepSnapshot:
         with self.lock:

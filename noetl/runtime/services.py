@@ -63,6 +63,15 @@ class RunServices:
     def run_playbook(self, path: str, data: Any, return_step: str | None, ctx: ActionContext) -> Any:
         return self.runner.run_child(path, data, return_step, self, ctx)
 
+    def keep_deadline(self, step: str, run: int, attempt: int, at: float, seconds: float) -> None:
+        """An attempt that went on in other jobs must still end by `at` (epoch seconds). In one process
+        no attempt goes on elsewhere: its timeout is kept by the thread that waits for it."""
+        raise AssertionError(f"step '{step}' went on in other jobs in a local run")
+
+    def called_by(self, ctx: ActionContext) -> dict[str, Any]:
+        """What a sub-playbook run inside this process records of its caller (its step and item)."""
+        return {"step": ctx.step, "index": ctx.index}
+
     def run_action(self, task: Task, scope: Mapping[str, Any], ctx: ActionContext, inputs: Any = None) -> Any:
         """Run a nested task (a workbook entry, an iterator's body) in `scope`; its save is the caller's.
         With a `timeout` (the task's, else the playbook's) it is timed as a step's attempt is."""

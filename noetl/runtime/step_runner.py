@@ -87,7 +87,11 @@ class StepRunner:
                 raise problem or AssertionError("unreachable: no inputs and no problem")
             result = self._attempt(step, cmd, prepared, action_started.event_id)
         except Awaiting:
-            return  # the work goes on in other jobs (chunks, a child execution); a join job finishes it
+            # The work goes on in other jobs (chunks, a child execution); a join job finishes it, and
+            # the attempt's timeout still holds: a deadline job fails it if it is not done by then.
+            if prepared is not None:
+                self._keep_deadline(step, cmd, prepared, t0)
+            return
         except Exception as exc:
             scope = prepared[2] if prepared else snap.scope
             self._fail(step, cmd, exc, t0, started_at, step_event_id, action_started.event_id, base, scope)
@@ -199,6 +203,12 @@ class StepRunner:
             return False
         self.services.seal(sealed_result_name(step, run), result)
         return True
+
+    def _keep_deadline(self, step: Step, cmd: RunStep, prepared: Prepared, t0: float) -> None:
+        timeout = attempt_timeout(step.task, self.playbook.timeout, prepared[2], f"step '{step.name}'")
+        if timeout is not None:
+            started = time.time() - (time.monotonic() - t0)
+            self.services.keep_deadline(step.name, cmd.run, cmd.attempt, started + timeout, timeout)
 
     def _seal_edges(self, chosen: list[dict[str, Any]], step_event_id: int | None) -> list[dict[str, Any]]:
         """An edge payload (`next: [{step, data}]`) the log will show masked is sealed beside the log,

@@ -19,7 +19,7 @@ from noetl.actions.save.breaker import Breakers
 from noetl.engine.state import fold
 from noetl.errors import ExecutionClosed, StoreError
 from noetl.runtime import broker
-from noetl.runtime.distributed import run_chunk_job, run_join_job, run_step_job
+from noetl.runtime.distributed import run_chunk_job, run_deadline_job, run_join_job, run_step_job
 from noetl.runtime.local import LocalRunner
 from noetl.runtime.workflow_log import workflow_log
 from noetl.store.ports import Job, JobQueue
@@ -225,4 +225,4 @@ class Worker:
             log.exception("could not notify")
 
 
-_RUNNERS = {"step": run_step_job, "chunk": run_chunk_job, "join": run_join_job}
+_RUNNERS = {"step": run_step_job, "chunk": run_chunk_job, "join": run_join_job, "deadline": run_deadline_job}

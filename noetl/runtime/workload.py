@@ -14,6 +14,7 @@ with the same values. The event only says `workload_sealed: true`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from noetl.dsl.render import WATCH, is_template, render
@@ -66,6 +67,35 @@ def start_workload(
 
 
 WORKLOAD = "workload"  # the sealed value's name
+
+
+@dataclass(frozen=True)
+class Opening:
+    """How an execution begins, in both modes: the real workload its steps run with, and its
+    `execution_start` context (the workload as shown; the real one sealed when masking changed it)."""
+
+    workload: dict[str, Any]
+    context: dict[str, Any]
+
+
+def open_execution(
+    declared: Any,
+    parameters: dict[str, Any],
+    *,
+    merge: bool,
+    execution_id: str,
+    redactor: Redactor,
+    seal: Callable[[str, Any], None],
+    base: dict[str, Any],
+) -> Opening:
+    """`declared`: the playbook's `workload`; `parameters`: the payload it is started with; `base`: the
+    context's other keys (path, source, the catalog version...). The secrets found are taught to
+    `redactor`, so that no event of the execution shows them."""
+    workload = start_workload(
+        declared, parameters, merge=merge, execution_id=execution_id, env=template_env(), learn=redactor.add
+    )
+    protect(redactor, workload)
+    return Opening(workload, start_context(workload, redactor, seal, base))
 
 
 def start_context(

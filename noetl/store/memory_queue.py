@@ -312,13 +312,20 @@ class MemoryQueue:
                 r
                 for r in self._open_rows()
                 if r.execution_id == execution_id
-                and r.kind == "step"
+                and r.kind in ("step", "deadline")
                 and r.status == "queued"
                 and r.available_at > now
             ]
             for row in rows:
                 self._change(decision, row, status="cancelled")
             return len(rows)
+
+    def join_started(self, decision: MemoryDecision, group: dict[str, Any]) -> bool:
+        with self._s.lock:
+            return any(
+                r.kind == "join" and r.status in ("leased", "done") and r.in_group(group)
+                for r in self._s.rows.values()
+            )
 
     def requeue(self, decision: MemoryDecision, job_id: int) -> None:
         with self._s.lock:

@@ -189,6 +189,9 @@ class PostgresQueue:
     def cancel(self, conn: Connection[Any], execution_id: str) -> int:
         return len(conn.execute(_q("cancel"), {"execution_id": execution_id}).fetchall())
 
+    def join_started(self, conn: Connection[Any], group: dict[str, Any]) -> bool:
+        return bool(conn.execute(_q("join_started"), group).fetchone()[0])  # type: ignore[index]
+
     def drop_delayed(self, conn: Connection[Any], execution_id: str) -> int:
         return len(conn.execute(_q("drop_delayed"), {"execution_id": execution_id}).fetchall())
 

@@ -273,7 +273,12 @@ class JobQueue(Protocol[Decision]):
         ...
 
     def drop_delayed(self, decision: Decision, execution_id: str) -> int:
-        """Cancel the execution's step jobs queued for later (a retry's delay): it ends without them."""
+        """Cancel the execution's step and deadline jobs queued for later (a retry's delay, an attempt's
+        deadline): it ends without them."""
+        ...
+
+    def join_started(self, decision: Decision, group: dict[str, Any]) -> bool:
+        """Whether the attempt's join job is running or done (its chunks or its child ended)."""
         ...
 
     def requeue(self, decision: Decision, job_id: int) -> None:

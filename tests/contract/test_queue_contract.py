@@ -347,6 +347,28 @@ def test_drop_delayed_cancels_only_the_step_jobs_queued_for_later(queues: Queues
         assert queue.open_jobs(decision, other) == 1, "another execution's delayed job stays"
 
 
+def test_drop_delayed_cancels_a_deadline_and_join_started_sees_a_running_join(queues: Queues) -> None:
+    queue = queues.queue()
+    x = new_id()
+    group = fan_out(queue, x, chunks=1, window=1)
+    with queue.decision(x) as decision:
+        queue.enqueue(
+            decision, x, "loop", 0, 1, kind="deadline", chunk=-3, not_before=time.time() + 60, payload={}
+        )
+        assert queue.join_started(decision, group) is False
+    [chunk] = queue.lease("w", 10)
+    queue.complete(chunk, "w")  # the last chunk: its fan-out's join is queued
+    with queue.decision(x) as decision:
+        assert queue.join_started(decision, group) is False, "queued is not started"
+    [join] = queue.lease("w", 10)
+    assert join.kind == "join"
+    with queue.decision(x) as decision:
+        assert queue.join_started(decision, group) is True
+        assert queue.join_started(decision, {**group, "attempt": 2}) is False
+        assert queue.drop_delayed(decision, x) == 1, "the deadline waiting for its time"
+        assert queue.open_jobs(decision, x) == 1, "the leased join stays"
+
+
 def test_cancel_fan_out_ends_an_attempts_chunks_and_join_only(queues: Queues) -> None:
     queue = queues.queue()
     x = new_id()

@@ -144,11 +144,17 @@ WHERE execution_id = %(execution_id)s AND status IN ('held', 'queued', 'leased')
 RETURNING job_id;
 
 -- name: drop_delayed
--- The execution ends: a step job queued for later (a retry's delay) will not run. Nothing of it has
--- started; a local run drops the attempt it waits to start in the same way.
+-- The execution ends: a step job queued for later (a retry's delay) will not run, nor will an attempt's
+-- deadline job. Nothing of them has started; a local run drops the attempt it waits to start likewise.
 UPDATE noetl_jobs SET status = 'cancelled', updated_at = now()
-WHERE execution_id = %(execution_id)s AND kind = 'step' AND status = 'queued' AND available_at > now()
+WHERE execution_id = %(execution_id)s AND kind IN ('step', 'deadline') AND status = 'queued'
+  AND available_at > now()
 RETURNING job_id;
+
+-- name: join_started
+SELECT EXISTS (SELECT 1 FROM noetl_jobs
+               WHERE execution_id = %(execution_id)s AND step = %(step)s AND run = %(run)s
+                 AND attempt = %(attempt)s AND kind = 'join' AND status IN ('leased', 'done'));
 
 -- name: depth
 SELECT status, count(*) FROM noetl_jobs GROUP BY status;

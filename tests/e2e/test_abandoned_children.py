@@ -1,0 +1,150 @@
+"""A sub-playbook that ran inside a process that died is closed, not left RUNNING for ever: a local
+run's children, and on a worker an iterator item's child (run inside the job). When the work is taken up
+again (`noetl run --resume`, or the broker reaping the dead worker's lease), each such child still
+RUNNING gets `execution_failed` with `meta.reason: abandoned`, and the item runs its child again. Before,
+the parent completed while the child it had started stayed RUNNING in `noetl executions` for ever."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from noetl.runtime.control import start_execution
+from noetl.store.postgres import PostgresStore
+from noetl.store.sqlite import SQLiteStore
+from noetl.store.views_sql import ExecutionFilter
+from tests.helpers import REPO, cli
+from tests.processes import SECRET_KEY, Workers, broker_loop, finished_record
+
+PARENT = """
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: stranded_parent, path: tests/stranded_parent}
+workflow:
+  - step: start
+    next: [{step: loop}]
+  - step: loop
+    type: iterator
+    collection: [0, 1, 2, 3]
+    element: n
+    task:
+      type: playbook
+      path: stranded_child
+      data: {n: "{{ n }}"}
+    next: [{step: end}]
+  - step: end
+"""
+CHILD = """
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: stranded_child, path: tests/stranded_child}
+workload: {n: 0}
+workflow:
+  - step: start
+    next: [{step: work}]
+  - step: work
+    type: python
+    data: {n: "{{ workload.n }}"}
+    code: |
+      import time
+      def main(n):
+          time.sleep(1.0)
+          return n * 10
+    next: [{step: end}]
+  - step: end
+"""
+
+
+def _wait_for_second_child(store: Any, deadline: float, parent: str | None = None) -> str:
+    """The parent's id (the store's only root when not given), once its second child is running: the
+    kill then strands that child."""
+    while time.monotonic() < deadline:
+        if parent is None:
+            roots = store.find_executions(ExecutionFilter(roots=True), limit=5)
+            found = str(roots[0].execution_id) if roots else None
+        else:
+            found = parent
+        if found is not None:
+            children = store.find_executions(ExecutionFilter(parent=found), limit=10)
+            if len(children) >= 2 and any(c.status == "RUNNING" for c in children):
+                return found
+        time.sleep(0.05)
+    raise AssertionError("the second child never started")
+
+
+def _check(store: Any, parent: str, lost: str) -> None:
+    record = store.execution(parent)
+    assert record is not None and record.status == "COMPLETED"
+    children = store.find_executions(ExecutionFilter(parent=parent), limit=20)
+    assert all(c.status in ("COMPLETED", "FAILED") for c in children), [
+        (c.execution_id, c.status) for c in children
+    ]
+    failed = [c for c in children if c.status == "FAILED"]
+    assert len(failed) == 1, "exactly the child that was running when the process died is closed"
+    end = store.read(failed[0].execution_id)[-1]
+    assert end.event_type == "execution_failed" and end.meta["reason"] == "abandoned"
+    assert lost in (end.error or "")
+    assert len([c for c in children if c.status == "COMPLETED"]) >= 4, "every item ran its child to the end"
+
+
+def test_a_resumed_local_run_closes_the_child_it_left_running(tmp_path: Path) -> None:
+    (tmp_path / "parent.yaml").write_text(PARENT)
+    (tmp_path / "stranded_child.yaml").write_text(CHILD)
+    db = tmp_path / "noetl.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "noetl.cli", "run", str(tmp_path / "parent.yaml"), "--db", str(db), "--quiet"],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not db.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    store = SQLiteStore(db)
+    try:
+        parent = _wait_for_second_child(store, deadline)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        resumed = cli("run", str(tmp_path / "parent.yaml"), "--db", str(db), "--resume", parent, "--quiet")
+        assert resumed.returncode == 0, resumed.stderr
+        _check(store, parent, "the noetl run process running it stopped")
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def pg_store(pg_dsn: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[PostgresStore]:
+    monkeypatch.setenv("NOETL_SECRET_KEY", SECRET_KEY)
+    store = PostgresStore(pg_dsn, pool_size=8)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def workers(pg_dsn: str, tmp_path: Path) -> Iterator[Workers]:
+    group = Workers(pg_dsn, tmp_path)
+    yield group
+    group.stop_all()
+
+
+def test_the_broker_closes_the_item_child_a_dead_worker_ran(
+    pg_store: PostgresStore, workers: Workers
+) -> None:
+    pg_store.register("tests/stranded_child", "stranded_child", CHILD)
+    pg_store.register("tests/stranded_parent", "stranded_parent", PARENT)
+    workers.start("doomed", concurrency=1, lease=3)
+    parent = start_execution(pg_store, "tests/stranded_parent")
+    _wait_for_second_child(pg_store, time.monotonic() + 60, parent)
+    workers.kill("doomed")
+    with broker_loop(pg_store, 0.5):
+        workers.start("rescuer", concurrency=1, lease=3)
+        assert finished_record(pg_store, parent, 120).status == "COMPLETED"
+    _check(pg_store, parent, "worker doomed running it stopped answering")
