@@ -24,10 +24,10 @@ from noetl.errors import ActionError
 from noetl.runtime import broker, control
 from noetl.runtime.credentials import CredentialResolver
 from noetl.runtime.redact import Redactor
-from noetl.runtime.scope import build_scope, real_payloads
+from noetl.runtime.scope import build_scope
 from noetl.runtime.services import RunServices
 from noetl.runtime.sink import EventSink, IdBlocks
-from noetl.runtime.step_runner import StepRunner, StepSnapshot, seconds_since
+from noetl.runtime.step_runner import StepRunner, StepSnapshot, seconds_since, take_snapshot
 from noetl.runtime.subplaybooks import catalog_path_of, child_result
 from noetl.runtime.workload import protect, real_workload
 from noetl.store.ports import Job
@@ -210,17 +210,15 @@ def _version_of(source: str) -> int | None:
 
 
 def _snapshot(state: ExecutionState, events: list[Event], job: Job, services: RunServices) -> StepSnapshot:
-    step = state.step(job.step)
-    first = job.attempt == 1 and step.runs < job.run
-    edge_data = list(state.triggers.get(job.step, [])) if first else list(step.edge_data)
     started = next(
         (e for e in reversed(run_events(events, job.step, job.run)) if e.event_type == T.STEP_STARTED), None
     )
-    return StepSnapshot(
-        build_scope(state, services.workload, services.unseal, services.reveal),
-        real_payloads(edge_data, services.unseal, services.reveal),
-        started.created_at if started else "",
-        started.event_id if started else None,
+    return take_snapshot(
+        state,
+        RunStep(job.step, job.attempt, job.run),
+        (started.created_at, started.event_id) if started else ("", None),
+        services,
+        services.workload,
     )
 
 

@@ -30,10 +30,9 @@ from noetl.runtime.broker import close_abandoned_children
 from noetl.runtime.cleanup import after_end
 from noetl.runtime.credentials import CredentialResolver
 from noetl.runtime.redact import Redactor
-from noetl.runtime.scope import build_scope, real_payloads
 from noetl.runtime.services import RunServices
 from noetl.runtime.sink import EventSink
-from noetl.runtime.step_runner import StepRunner, StepSnapshot, seconds_since
+from noetl.runtime.step_runner import StepRunner, StepSnapshot, seconds_since, take_snapshot
 from noetl.runtime.subplaybooks import catalog_candidates, catalog_path_of, child_result, file_candidates
 from noetl.runtime.workload import Opening, open_execution, protect, real_workload
 from noetl.store.ports import Store
@@ -448,15 +447,9 @@ class _Execution:
             )
 
     def _snapshot(self, cmd: RunStep) -> StepSnapshot:
-        with self.lock:
-            step = self.state.step(cmd.step)
-            edge_data = (
-                list(self.state.triggers.get(cmd.step, [])) if cmd.attempt == 1 else list(step.edge_data)
-            )
-            started_at, event_id = self.step_events.get(cmd.step, ("", None))
-            scope = build_scope(self.state, self.workload, self.services.unseal, self.services.reveal)
-        edge_data = real_payloads(edge_data, self.services.unseal, self.services.reveal)
-        return StepSnapshot(scope, edge_data, started_at, event_id)
+        with self.lock:  # the steps running now fold their events into this state
+            started = self.step_events.get(cmd.step, ("", None))
+            return take_snapshot(self.state, cmd, started, self.services, self.workload)
 
     def _run_step(self, cmd: RunStep, snap: StepSnapshot) -> None:
         try:

@@ -19,13 +19,16 @@ from noetl.dsl.render import StepView, render
 from noetl.engine import policy, transitions
 from noetl.engine.events import EventType as T
 from noetl.engine.planner import RunStep
+from noetl.engine.state import ExecutionState
 from noetl.engine.values import recorded
 from noetl.errors import NoetlError
 from noetl.runtime.assertions import check_expects, check_returns
 from noetl.runtime.scope import (
+    build_scope,
     explicit_part,
     merge_inputs,
     payload_names,
+    real_payloads,
     sealed_edge_name,
     sealed_result_name,
     with_inputs,
@@ -47,6 +50,24 @@ class StepSnapshot:
     edge_data: list[Any]
     started_at: str = ""  # step_started's created_at, for retries
     step_event_id: int | None = None
+
+
+def take_snapshot(
+    state: ExecutionState,
+    cmd: RunStep,
+    started: tuple[str, int | None],
+    services: Any,
+    workload: dict[str, Any] | None,
+) -> StepSnapshot:
+    """What a step's attempt starts from, in both modes: the scope of the results so far, and the edge
+    payloads of its run (those waiting for it when the run starts, else the ones its run received: a
+    later attempt, or a redelivered job whose run had started), sealed ones opened. `started`: the
+    run's step_started (created_at, event id), or ("", None) before it."""
+    step = state.step(cmd.step)
+    first = cmd.attempt == 1 and step.runs < cmd.run
+    edge_data = list(state.triggers.get(cmd.step, [])) if first else list(step.edge_data)
+    scope = build_scope(state, workload, services.unseal, services.reveal)
+    return StepSnapshot(scope, real_payloads(edge_data, services.unseal, services.reveal), *started)
 
 
 def node_type(step: Step) -> str:
