@@ -10,7 +10,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from noetl import cli_server
+from noetl import cli_credentials, cli_server
 from noetl.cli_common import (
     RESULT_LINES,
     DbOption,
@@ -42,8 +42,6 @@ from noetl.cli_common import (
 from noetl.cli_help import Commands, hide_flag_types, import_help_renderer
 from noetl.errors import CredentialError, InputError, NoetlError, PlaybookError, Problem, StoreError
 
-CredentialArgument = Annotated[str, typer.Argument(help="The credential's name, as a step's auth names it")]
-
 app = typer.Typer(
     cls=Commands,
     add_completion=False,
@@ -53,10 +51,7 @@ app = typer.Typer(
     `noetl COMMAND --help` shows a command's options; flags (options without a value) are off unless
     given. Exit codes: 0 completed, 1 failed, 2 bad input, 130 interrupted.""",
 )
-credential_app = typer.Typer(
-    cls=Commands, no_args_is_help=True, help="Manage credentials (stored encrypted)."
-)
-app.add_typer(credential_app, name="credential")
+cli_credentials.install(app)
 
 
 @app.command()
@@ -525,76 +520,6 @@ def executions(
         )
     finally:
         store.close()
-
-
-@credential_app.command("add")
-def credential_add(
-    name: CredentialArgument,
-    type_: Annotated[
-        str,
-        typer.Option(
-            "--type", help="Its type: postgres, snowflake, bearer, basic, header, gcs_hmac, s3, secret, ..."
-        ),
-    ],
-    data: Annotated[str, typer.Option("--data", help="JSON object with the credential's fields")],
-    db: DbOption = None,
-) -> None:
-    """Store a credential, encrypted at rest.
-
-    Its values are never printed; one of the same name is replaced. The type must be one a step reads:
-    postgres (postgres steps and saves, duckdb ATTACH), snowflake, bearer/token, basic, header/api_key
-    (http), gcs_hmac/hmac/gcs, s3 (duckdb), secret (secrets steps)."""
-    from noetl.dsl.credential_types import unknown_type_message
-
-    refused = unknown_type_message(type_)
-    if refused:
-        raise InputError(refused)
-    try:
-        fields = json.loads(data)
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f'--data is not valid JSON ({exc.msg}); pass an object such as \'{{"db_host": "localhost"}}\''
-        ) from None
-    if not isinstance(fields, dict):
-        raise InputError("--data must be a JSON object")
-    store = open_local_store(db)
-    try:
-        store.put_credential(name, type_, fields)
-    finally:
-        store.close()
-    typer.echo(f"credential {name!r} ({type_}) saved with {len(fields)} field(s)")
-
-
-@credential_app.command("list")
-def credential_list(db: DbOption = None) -> None:
-    """List credentials by name and type (never their values)."""
-    store = open_local_store(db)
-    try:
-        rows = store.list_credentials()
-    finally:
-        store.close()
-    for name, kind in rows:
-        typer.echo(f"{name}  ({kind})")
-    if not rows:
-        typer.echo(f"no credentials in {store_where(store, db)}")
-
-
-@credential_app.command("delete")
-def credential_delete(name: CredentialArgument, db: DbOption = None) -> None:
-    """Remove a credential from the store.
-
-    Exit 2 when there is none of that name."""
-    store = open_local_store(db)
-    try:
-        removed = store.delete_credential(name)
-    finally:
-        store.close()
-    if not removed:
-        raise InputError(
-            f"no credential named {name!r} in {store_where(store, db)}; "
-            f"`noetl credential list{where_args(db)}` shows the names"
-        )
-    typer.echo(f"credential {name} deleted")
 
 
 cli_server.install(app)
