@@ -37,13 +37,16 @@ def start_execution(
     parent_execution_id: str | None = None,
     execution_id: str | None = None,
     parent_step: dict[str, Any] | None = None,
+    called_by: dict[str, Any] | None = None,
     redactor: Redactor | None = None,
     depth: int = 0,
 ) -> str:
     """Append `execution_start` for a catalog playbook and enqueue its first steps; returns the id.
 
     A sub-playbook started by a step on a worker names that step (`parent_step`: step and run): when it
-    ends, the broker queues the parent step's join. `redactor`: the parent's, so that the secrets it
+    ends, the broker queues the parent step's join. An item's or a workbook entry's child names its
+    caller in `called_by` instead (step, index, job): that caller waits for it, and no join is queued.
+    `redactor`: the parent's, so that the secrets it
     passes on stay masked in the child's log too; `depth`: how many parents the child has.
     """
     from noetl.runtime.broker import schedule
@@ -54,6 +57,8 @@ def start_execution(
     extra: dict[str, Any] = {"path": path, "version": version, "source": playbook.source}
     if parent_step is not None:
         extra.update(parent_step=parent_step, depth=depth)
+    if called_by is not None:  # an item's or a workbook entry's child: its caller waits for it itself
+        extra.update(called_by=called_by, depth=depth)
     context = open_execution(
         playbook.workload,
         parameters or {},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
 from collections.abc import Callable
@@ -76,13 +77,11 @@ class WorkerServices(RunServices):
         ]
 
     def run_playbook(self, path: str, data: Any, return_step: str | None, ctx: ActionContext) -> Any:
-        """A step's sub-playbook runs as an execution of its own, through the queue like any other: this
-        job ends (Awaiting) and frees its slot; when the child ends, the broker queues the join of this
-        step, which returns the child's result. A child of an iterator's item or a workbook entry still
-        runs inside this job (noted in operations.md). A child from a file, not the catalog, likewise."""
-        step = self.playbook.steps.get(ctx.step)
-        if ctx.index is not None or step is None or ctx.task is not step.task:
-            return super().run_playbook(path, data, return_step, ctx)  # an item's or an entry's child
+        """A sub-playbook runs as an execution of its own, through the queue like any other. A step's:
+        this job ends (Awaiting) and frees its slot; when the child ends, the broker queues the join of
+        this step, which returns the child's result. An iterator item's or a workbook entry's: this job
+        waits for it parked (Worker.waiting), its slot free for other jobs, the child's included. A
+        child found as a file, not in the catalog, runs inside this job: only this process can read it."""
         runner = self.worker.child_runner
         depth = self.depth + 1
         runner.check_depth(path, depth)
@@ -90,6 +89,11 @@ class WorkerServices(RunServices):
         catalog_path = catalog_path_of(child.source)
         if catalog_path is None:
             return super().run_playbook(path, data, return_step, ctx)  # a file: only this job can read it
+        step = self.playbook.steps.get(ctx.step)
+        if ctx.index is not None or step is None or ctx.task is not step.task:
+            if not self.worker.can_park():
+                return super().run_playbook(path, data, return_step, ctx)
+            return self._wait_for_child(path, catalog_path, child, data, return_step, ctx, depth)
         store = self.worker.store
         # This attempt's action_started is durable before the child can end: the broker, waking the
         # parent when the child ends, must see this step running.
@@ -113,6 +117,53 @@ class WorkerServices(RunServices):
         if record is not None and record.status in ("COMPLETED", "FAILED"):
             return child_result(store, path, adopted, record.status, record.error, record.result, return_step)
         raise Awaiting()
+
+    def _wait_for_child(
+        self,
+        path: str,
+        catalog_path: str,
+        child: Playbook,
+        data: Any,
+        return_step: str | None,
+        ctx: ActionContext,
+        depth: int,
+    ) -> Any:
+        """An item's (or an entry's) child, started through the queue and waited for parked. A job run
+        again (its worker died) finds the child its first holder started still running and waits for
+        that one; a child that ended before is not reused: the item runs it again, as a local run does."""
+        store = self.worker.store
+        caller = f"{ctx.step}/{self.job.run}/" + (
+            f"item {ctx.index}" if ctx.index is not None else ctx.node_id
+        )
+        child_id, running = _item_child(store, ctx.execution_id, caller)
+        if not running:
+            control.start_execution(
+                store,
+                catalog_path,
+                data if isinstance(data, dict) else {},
+                merge=True,
+                version=_version_of(child.source),
+                parent_execution_id=ctx.execution_id,
+                execution_id=child_id,
+                called_by=self.called_by(ctx),
+                redactor=self.sink.redactor,
+                depth=depth,
+            )
+        # A timed attempt that runs out cancels the child, as a local run does (LocalRunner.run_child).
+        interrupts = ctx.interrupts
+        reason = f"its parent step '{ctx.step}' timed out"
+
+        def cancel_child() -> None:
+            broker.cancel(store, child_id, reason)
+
+        hook = interrupts.add(cancel_child) if interrupts is not None else None
+        try:
+            with self.worker.waiting(self.job):
+                record = _ended(store, child_id)
+        finally:
+            if interrupts is not None and hook is not None:
+                interrupts.remove(hook)
+        return child_result(store, path, child_id, record.status, record.error, record.result, return_step)
 
     def keep_deadline(self, step: str, run: int, attempt: int, at: float, seconds: float) -> None:
         """Queue the attempt's deadline job, run at `at`: if the attempt still waits for its chunks or its
@@ -202,6 +253,31 @@ def _child_to_adopt(store: Any, parent: str, step: str, run: int, attempt: int) 
         if record is not None:
             return None if record.status == "FAILED" and earlier < attempt else record.execution_id
     return None
+
+
+def _item_child(store: Any, parent: str, caller: str) -> tuple[str, bool]:
+    """The id for the child `caller` (step, run and item or entry) starts now, and whether it is
+    already running (started by a holder of this job that died): the n-th child of a caller has a
+    derived id, so a job run again finds it."""
+    for n in itertools.count(1):
+        child_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"noetl:{parent}/{caller}/{n}"))
+        record = store.execution(child_id)
+        if record is None:
+            return child_id, False
+        if record.status == "RUNNING":
+            return child_id, True
+    raise AssertionError("unreachable")
+
+
+def _ended(store: Any, execution_id: str) -> Any:
+    """The record of an execution once it has ended, read every 20 ms at first, then less often."""
+    pause = 0.02
+    while True:
+        record = store.execution(execution_id)
+        if record is not None and record.status in ("COMPLETED", "FAILED"):
+            return record
+        time.sleep(pause)
+        pause = min(pause * 1.5, 0.5)
 
 
 def _version_of(source: str) -> int | None:

@@ -6,11 +6,13 @@ expire and the broker's reaper hands the work on. LISTEN/NOTIFY wakes it as soon
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -26,6 +28,9 @@ from noetl.store.ports import Job, JobQueue
 from noetl.store.queues import queue_for
 
 log = logging.getLogger("noetl.worker")
+# Jobs that may wait beside the slots at once (items waiting for their sub-playbooks); past this, an
+# item runs its child inside its job, holding the slot, as before.
+MAX_PARKED = 256
 
 
 class Worker:
@@ -57,6 +62,7 @@ class Worker:
         self.failed = False  # set when the store refused a write: the process should exit non-zero
         self._finished = threading.Event()  # set once the jobs in hand are done: heartbeats may stop
         self._inflight: dict[int, Job] = {}
+        self._parked: set[int] = set()  # jobs of _inflight waiting for another execution (waiting())
         self._lock = threading.Lock()
 
     # ---- the loop ----------------------------------------------------------------------------------
@@ -66,7 +72,8 @@ class Worker:
         log.info("worker %s started (concurrency %d)", self.worker_id, self.concurrency)
         heartbeat = threading.Thread(target=self._heartbeat_loop, name="noetl-heartbeat", daemon=True)
         heartbeat.start()
-        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="noetl-job")
+        # Threads for the slots, and for the jobs parked beside them (waiting()); made as needed.
+        pool = ThreadPoolExecutor(self.concurrency + MAX_PARKED, thread_name_prefix="noetl-job")
         try:
             with self.queue.listening() as listener:
                 while not self.stop_event.is_set():
@@ -88,7 +95,7 @@ class Worker:
         """Wait up to `grace_seconds` for the running jobs; then leave the rest to their leases and say
         which they are. A job whose code never returns (and has no `timeout`) cannot hold the process."""
         deadline = time.monotonic() + self.grace_seconds
-        while self._count() and time.monotonic() < deadline:
+        while self._in_hand() and time.monotonic() < deadline:
             time.sleep(0.05)
         with self._lock:
             left = list(self._inflight.values())
@@ -119,8 +126,31 @@ class Worker:
             log.exception("could not wake the worker loop; it stops after its poll timeout")
 
     def _count(self) -> int:
+        """The slots in use: jobs in hand, less those parked while they wait for another execution."""
+        with self._lock:
+            return len(self._inflight) - len(self._parked)
+
+    def _in_hand(self) -> int:
         with self._lock:
             return len(self._inflight)
+
+    def can_park(self) -> bool:
+        with self._lock:
+            return len(self._parked) < MAX_PARKED
+
+    @contextlib.contextmanager
+    def waiting(self, job: Job) -> Iterator[None]:
+        """`job` waits for another execution (an iterator item's sub-playbook, run through the queue):
+        its slot is free meanwhile, so the child's own jobs can run on this worker too; the job keeps
+        its thread and its lease (the heartbeat goes on)."""
+        with self._lock:
+            self._parked.add(job.job_id)
+        self._wake_others()  # a slot is free: the loop may lease the next job now
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._parked.discard(job.job_id)
 
     def _heartbeat_loop(self) -> None:
         # Runs until the jobs in hand are finished, also after stop(): a stopping worker keeps its leases.
@@ -142,7 +172,7 @@ class Worker:
             while True:
                 following = self.run_leased(current)
                 with self._lock:
-                    was_full = len(self._inflight) >= self.concurrency
+                    was_full = len(self._inflight) - len(self._parked) >= self.concurrency
                     self._inflight.pop(current.job_id, None)
                     if following is not None:  # the same slot goes on with the next step
                         self._inflight[following.job_id] = following

@@ -1,5 +1,5 @@
 """A sub-playbook that ran inside a process that died is closed, not left RUNNING for ever: a local
-run's children, and on a worker an iterator item's child (run inside the job). When the work is taken up
+run's children, and on a worker a child found as a file (run inside the job). When the work is taken up
 again (`noetl run --resume`, or the broker reaping the dead worker's lease), each such child still
 RUNNING gets `execution_failed` with `meta.reason: abandoned`, and the item runs its child again. Before,
 the parent completed while the child it had started stayed RUNNING in `noetl executions` for ever."""
@@ -135,11 +135,43 @@ def workers(pg_dsn: str, tmp_path: Path) -> Iterator[Workers]:
     group.stop_all()
 
 
-def test_the_broker_closes_the_item_child_a_dead_worker_ran(
+def test_on_workers_an_item_child_runs_on_and_its_item_waits_for_it_again(
     pg_store: PostgresStore, workers: Workers
 ) -> None:
+    """On workers an item's child from the catalog is an execution of the queue: the worker that dies
+    was only waiting for it (parked, its slot free). The child runs on, and the item, run again by the
+    next holder of the job, waits for that same child instead of starting another."""
     pg_store.register("tests/stranded_child", "stranded_child", CHILD)
     pg_store.register("tests/stranded_parent", "stranded_parent", PARENT)
+    workers.start("doomed", concurrency=1, lease=3)
+    parent = start_execution(pg_store, "tests/stranded_parent")
+    _wait_for_second_child(pg_store, time.monotonic() + 60, parent)
+    workers.kill("doomed")
+    with broker_loop(pg_store, 0.5):
+        workers.start("rescuer", concurrency=1, lease=3)
+        assert finished_record(pg_store, parent, 120).status == "COMPLETED"
+    children = pg_store.find_executions(ExecutionFilter(parent=parent), limit=20)
+    assert sorted(c.status for c in children) == ["COMPLETED"] * 4, "one child per item, none twice"
+    starts = [pg_store.read(c.execution_id)[0] for c in children]
+    assert all(e.context.get("version") and e.context["called_by"]["step"] == "loop" for e in starts)
+    result = pg_store.execution(parent)
+    assert result is not None
+    loop = [e for e in pg_store.read(parent) if e.event_type == "iteration_completed"]
+    assert sorted(e.current_index for e in loop) == [0, 1, 2, 3]
+
+
+def test_the_broker_closes_the_file_child_a_dead_worker_ran(
+    pg_store: PostgresStore, workers: Workers, tmp_path: Path
+) -> None:
+    """A child found as a file (an absolute path) runs inside the job, since only that process reads
+    the file: when the worker dies, the broker closes it as abandoned and the item runs it again."""
+    child_file = tmp_path / "stranded_child.yaml"
+    child_file.write_text(CHILD)
+    pg_store.register(
+        "tests/stranded_parent",
+        "stranded_parent",
+        PARENT.replace("path: stranded_child", f"path: {child_file}"),
+    )
     workers.start("doomed", concurrency=1, lease=3)
     parent = start_execution(pg_store, "tests/stranded_parent")
     _wait_for_second_child(pg_store, time.monotonic() + 60, parent)
