@@ -11,18 +11,15 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from noetl.runtime.control import start_execution
 from noetl.store.postgres import PostgresStore
 from noetl.store.sqlite import SQLiteStore
 from noetl.store.views_sql import ExecutionFilter
 from tests.helpers import REPO, cli
-from tests.processes import SECRET_KEY, Workers, broker_loop, finished_record
+from tests.processes import Workers, broker_loop, finished_record
 
 PARENT = """
 apiVersion: noetl.io/v1
@@ -118,21 +115,6 @@ def test_a_resumed_local_run_closes_the_child_it_left_running(tmp_path: Path) ->
         _check(store, parent, "the noetl run process running it stopped")
     finally:
         store.close()
-
-
-@pytest.fixture
-def pg_store(pg_dsn: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[PostgresStore]:
-    monkeypatch.setenv("NOETL_SECRET_KEY", SECRET_KEY)
-    store = PostgresStore(pg_dsn, pool_size=8)
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def workers(pg_dsn: str, tmp_path: Path) -> Iterator[Workers]:
-    group = Workers(pg_dsn, tmp_path)
-    yield group
-    group.stop_all()
 
 
 def test_on_workers_an_item_child_runs_on_and_its_item_waits_for_it_again(

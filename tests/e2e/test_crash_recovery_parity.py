@@ -12,18 +12,15 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from noetl.engine.events import Event
 from noetl.runtime.control import start_execution
 from noetl.store.postgres import PostgresStore
 from noetl.store.sqlite import SQLiteStore
 from tests.helpers import REPO, cli
-from tests.processes import SECRET_KEY, Workers, broker_loop, finished_record
+from tests.processes import Workers, broker_loop, finished_record
 
 N = 60
 PLAYBOOK = f"""
@@ -132,21 +129,6 @@ def test_a_killed_local_run_resumes_with_the_next_attempt(tmp_path: Path) -> Non
     assert "noetl run was interrupted or killed" in (
         next(e for e in events if e.event_type == "action_error").error or ""
     )
-
-
-@pytest.fixture
-def pg_store(pg_dsn: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[PostgresStore]:
-    monkeypatch.setenv("NOETL_SECRET_KEY", SECRET_KEY)
-    store = PostgresStore(pg_dsn, pool_size=8)
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def workers(pg_dsn: str, tmp_path: Path) -> Iterator[Workers]:
-    group = Workers(pg_dsn, tmp_path)
-    yield group
-    group.stop_all()
 
 
 def test_a_killed_worker_is_recovered_with_the_same_events(pg_store: PostgresStore, workers: Workers) -> None:

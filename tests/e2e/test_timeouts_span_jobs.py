@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from noetl.runtime.control import start_execution
 from noetl.store import open_store
 from noetl.store.postgres import PostgresStore
 from noetl.store.views_sql import ExecutionFilter
 from tests.helpers import cli
-from tests.processes import SECRET_KEY, Workers, broker_loop, finished_record
+from tests.processes import Workers, broker_loop, finished_record
 
 TIMEOUT = 2.0
 FAN_OUT = f"""
@@ -146,21 +143,6 @@ def test_locally_a_timed_out_step_cancels_its_child(tmp_path: Path) -> None:
         _check_child_cancelled(store, execution_id)
     finally:
         store.close()
-
-
-@pytest.fixture
-def pg_store(pg_dsn: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[PostgresStore]:
-    monkeypatch.setenv("NOETL_SECRET_KEY", SECRET_KEY)
-    store = PostgresStore(pg_dsn, pool_size=8)
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def workers(pg_dsn: str, tmp_path: Path) -> Iterator[Workers]:
-    group = Workers(pg_dsn, tmp_path)
-    yield group
-    group.stop_all()
 
 
 def test_on_workers_a_fanned_out_iterator_fails_at_its_timeout(
