@@ -56,3 +56,22 @@ def end_event(playbook: Playbook, finish: Finish, duration: float | None) -> Pla
             "duration": duration,
         },
     )
+
+
+def stopped_event(
+    node_name: str | None, node_id: str | None, reason: str, why: str, duration: float | None
+) -> PlannedEvent:
+    """`execution_failed` for an execution stopped from outside, the same whoever writes it:
+    `reason` "cancelled" (`noetl cancel`, a cancelled parent, a parent step that timed out) or
+    "abandoned" (the process that ran it is gone); `why` says what happened."""
+    return PlannedEvent(
+        T.EXECUTION_FAILED,
+        {
+            "node_name": node_name,
+            "node_id": node_id,
+            "node_type": "playbook",
+            "error": f"{reason}: {why}",
+            "meta": {"reason": reason},
+            "duration": duration,
+        },
+    )

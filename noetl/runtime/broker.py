@@ -17,7 +17,7 @@ from typing import Any
 from noetl.dsl.models import Playbook
 from noetl.engine.events import Event
 from noetl.engine.events import EventType as T
-from noetl.engine.orchestration import decide
+from noetl.engine.orchestration import decide, stopped_event
 from noetl.engine.planner import Planner
 from noetl.engine.recovery import abandoned_attempt, started_node_type
 from noetl.engine.retry import RetryRequest, retry_target
@@ -235,18 +235,10 @@ def cancel(store: Any, execution_id: str, reason: str) -> bool:
         if not events or fold(events).finished:
             return False
         queue.cancel(conn, execution_id)
-        _emit(
-            store,
-            execution_id,
-            events[0].parent_execution_id,
-            T.EXECUTION_FAILED,
-            node_name=events[0].node_name,
-            node_id=events[0].node_id,
-            node_type="playbook",
-            error=f"cancelled: {reason}",
-            meta={"reason": "cancelled"},
-            duration=seconds_since(events[0].created_at),
+        end = stopped_event(
+            events[0].node_name, events[0].node_id, "cancelled", reason, seconds_since(events[0].created_at)
         )
+        _emit(store, execution_id, events[0].parent_execution_id, end.event_type, **end.fields)
         store.flush()
         children = queue.running_children(conn, execution_id)
     for child in children:  # a cancelled parent's sub-playbooks are cancelled with it
@@ -274,18 +266,10 @@ def close_abandoned_children(store: Any, parent: str, why: str, job_id: int | No
             called_by = context.get("called_by") or {}
             if context.get("version") is not None or (job_id is not None and called_by.get("job") != job_id):
                 continue
-            _emit(
-                store,
-                child,
-                parent,
-                T.EXECUTION_FAILED,
-                node_name=events[0].node_name,
-                node_id=events[0].node_id,
-                node_type="playbook",
-                error=f"abandoned: {why}",
-                meta={"reason": "abandoned"},
-                duration=seconds_since(events[0].created_at),
+            end = stopped_event(
+                events[0].node_name, events[0].node_id, "abandoned", why, seconds_since(events[0].created_at)
             )
+            _emit(store, child, parent, end.event_type, **end.fields)
             store.flush()
         closed.append(child)
         closed += close_abandoned_children(store, child, f"its parent execution {parent} was abandoned")

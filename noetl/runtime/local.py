@@ -20,7 +20,7 @@ from noetl.dsl.models import Playbook
 from noetl.engine.events import Event
 from noetl.engine.events import EventType as T
 from noetl.engine.items import items_kept_by_retry
-from noetl.engine.orchestration import decide
+from noetl.engine.orchestration import decide, stopped_event
 from noetl.engine.planner import Finish, Planner, RunStep
 from noetl.engine.recovery import PlannedEvent, abandoned_attempt, started_node_type
 from noetl.engine.retry import RetryRequest, retry_target
@@ -435,16 +435,11 @@ class _Execution:
             if self.state.finished:
                 return
             started = self.state.started_at
+        end = stopped_event(
+            self.playbook.name, self.playbook.path, "cancelled", reason, seconds_since(started)
+        )
         with contextlib.suppress(ExecutionClosed):
-            self.sink.new(
-                T.EXECUTION_FAILED,
-                node_name=self.playbook.name,
-                node_id=self.playbook.path,
-                node_type="playbook",
-                error=f"cancelled: {reason}",
-                meta={"reason": "cancelled"},
-                duration=seconds_since(started),
-            )
+            self.sink.new(end.event_type, **end.fields)
 
     def _snapshot(self, cmd: RunStep) -> StepSnapshot:
         with self.lock:  # the steps running now fold their events into this state
