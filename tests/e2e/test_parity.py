@@ -278,6 +278,7 @@ EXAMPLE_CASES = [
     Case("examples/failure/on_failure.yaml"),
     Case("examples/subplaybook/parent.yaml", name="subplaybook-parent"),
     Case("examples/subplaybook/child.yaml", name="subplaybook-child"),
+    Case("examples/subplaybook/per_item.yaml", name="subplaybook-per-item"),
     Case("examples/duckdb/duckdb_step.yaml"),
     Case("examples/http/http_get_post.yaml", payload=lambda side: {**_base_url(side), "city": "Oslo"}),
     Case(
