@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from noetl.store.crypto import KEY_ENV
 from noetl.store.memory_queue import MemoryQueue
 from noetl.store.ports import Job
 from noetl.store.queues import queue_for
+from tests.contract.threads import in_threads
 
 
 class Queues:
@@ -48,29 +49,6 @@ def queues(
 
 def new_id() -> str:
     return str(uuid.uuid4())
-
-
-def in_threads(n: int, work: Callable[[int], Any]) -> list[Any]:
-    """Run work(i) on n threads started together; re-raise the first failure."""
-    results: list[Any] = [None] * n
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(n)
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = work(i)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-    return results
 
 
 def enqueue(queue: Any, execution_id: str, step: str, **options: Any) -> int | None:

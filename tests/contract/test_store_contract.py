@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -18,6 +17,7 @@ from noetl.store import open_store
 from noetl.store.ports import Store
 from noetl.store.sqlfiles import migrations
 from tests.contract.backends import Backend
+from tests.contract.threads import in_threads
 
 
 def new_id() -> str:
@@ -35,29 +35,6 @@ def ev(
         created_at=f"2024-05-01T10:00:{second:02d}.000001+00:00",
         **fields,
     )
-
-
-def in_threads(n: int, work: Callable[[int], Any]) -> list[Any]:
-    """Run work(i) on n threads started together; re-raise the first failure."""
-    results: list[Any] = [None] * n
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(n)
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = work(i)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-    return results
 
 
 # ---- events ----------------------------------------------------------------------------------------
