@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.contract.backends import Backend
-from tests.contract.test_store_contract import in_threads
+from tests.contract.threads import in_threads
 
 
 def test_the_same_content_keeps_the_latest_version_and_a_change_adds_one(store: Any) -> None:
