@@ -129,14 +129,17 @@ class WorkerServices(RunServices):
         depth: int,
     ) -> Any:
         """An item's (or an entry's) child, started through the queue and waited for parked. A job run
-        again (its worker died) finds the child its first holder started still running and waits for
-        that one; a child that ended before is not reused: the item runs it again, as a local run does."""
+        again (its worker died) finds the child an earlier holder started and waits for it, or takes its
+        result if it completed meanwhile, so the child's work is not done twice. A child this holder
+        started itself (a `retry` of the item's task) is not reused: the item runs it again, as a local
+        run does; nor is a child that failed."""
         store = self.worker.store
         caller = f"{ctx.step}/{self.job.run}/" + (
             f"item {ctx.index}" if ctx.index is not None else ctx.node_id
         )
-        child_id, running = _item_child(store, ctx.execution_id, caller)
-        if not running:
+        called_by = self.called_by(ctx)
+        child_id, adopted = _item_child(store, ctx.execution_id, caller, called_by)
+        if not adopted:
             control.start_execution(
                 store,
                 catalog_path,
@@ -145,7 +148,7 @@ class WorkerServices(RunServices):
                 version=_version_of(child.source),
                 parent_execution_id=ctx.execution_id,
                 execution_id=child_id,
-                called_by=self.called_by(ctx),
+                called_by=called_by,
                 redactor=self.sink.redactor,
                 depth=depth,
             )
@@ -183,9 +186,10 @@ class WorkerServices(RunServices):
             )
 
     def called_by(self, ctx: ActionContext) -> dict[str, Any]:
-        """A child run inside this job names the job: if the job's lease expires, the broker closes the
-        children it ran (broker.close_abandoned_children), and leaves those of the parent's other jobs."""
-        return {**super().called_by(ctx), "job": self.job.job_id}
+        """A child names the job (and which try of it) that started it: if the job's lease expires, the
+        broker closes the children it ran inside itself (broker.close_abandoned_children), and the
+        next holder of the job tells its own children from an earlier holder's (_item_child)."""
+        return {**super().called_by(ctx), "job": self.job.job_id, "try": self.job.tries}
 
     def _distribute(self, runner: ItemRunner, spec: IteratorSpec, todo: list[WorkItem], fan: FanOut) -> None:
         """Send the items out as chunk jobs that any worker may lease, then end this job: the step's
@@ -255,10 +259,11 @@ def _child_to_adopt(store: Any, parent: str, step: str, run: int, attempt: int) 
     return None
 
 
-def _item_child(store: Any, parent: str, caller: str) -> tuple[str, bool]:
-    """The id for the child `caller` (step, run and item or entry) starts now, and whether it is
-    already running (started by a holder of this job that died): the n-th child of a caller has a
-    derived id, so a job run again finds it."""
+def _item_child(store: Any, parent: str, caller: str, called_by: dict[str, Any]) -> tuple[str, bool]:
+    """The child `caller` (step, run and item or entry) waits for now, and whether it exists already:
+    one an earlier holder of the job started, running or completed (its holder died before the item
+    ended). Otherwise the id of a new child. The n-th child of a caller has a derived id, so a job run
+    again finds the children of the holders before it."""
     for n in itertools.count(1):
         child_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"noetl:{parent}/{caller}/{n}"))
         record = store.execution(child_id)
@@ -266,18 +271,32 @@ def _item_child(store: Any, parent: str, caller: str) -> tuple[str, bool]:
             return child_id, False
         if record.status == "RUNNING":
             return child_id, True
+        if record.status == "COMPLETED":
+            start = store.read_workflow(child_id)[:1]
+            theirs = (start[0].context or {}).get("called_by") if start else None
+            if isinstance(theirs, dict) and (theirs.get("job"), theirs.get("try")) != (
+                called_by.get("job"),
+                called_by.get("try"),
+            ):
+                return child_id, True  # completed for an earlier holder: its result is the item's
     raise AssertionError("unreachable")
 
 
+# How often a parked job reads whether the child it waits for has ended, at most: an item learns of its
+# child's end at most this late (a primary-key read each time, a few per parked job and second).
+CHILD_POLL_SECONDS = 0.1
+
+
 def _ended(store: Any, execution_id: str) -> Any:
-    """The record of an execution once it has ended, read every 20 ms at first, then less often."""
-    pause = 0.02
+    """The record of an execution once it has ended, read every 10 ms at first (most children of an
+    item are short), then every CHILD_POLL_SECONDS."""
+    pause = 0.01
     while True:
         record = store.execution(execution_id)
         if record is not None and record.status in ("COMPLETED", "FAILED"):
             return record
         time.sleep(pause)
-        pause = min(pause * 1.5, 0.5)
+        pause = min(pause * 1.5, CHILD_POLL_SECONDS)
 
 
 def _version_of(source: str) -> int | None:

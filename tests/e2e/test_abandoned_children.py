@@ -122,7 +122,8 @@ def test_on_workers_an_item_child_runs_on_and_its_item_waits_for_it_again(
 ) -> None:
     """On workers an item's child from the catalog is an execution of the queue: the worker that dies
     was only waiting for it (parked, its slot free). The child runs on, and the item, run again by the
-    next holder of the job, waits for that same child instead of starting another."""
+    next holder of the job, waits for that same child, or takes its result when it completed before the
+    item ran again (both happen, by which job the rescuer leases first), instead of starting another."""
     pg_store.register("tests/stranded_child", "stranded_child", CHILD)
     pg_store.register("tests/stranded_parent", "stranded_parent", PARENT)
     workers.start("doomed", concurrency=1, lease=3)
