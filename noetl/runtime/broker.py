@@ -254,10 +254,10 @@ def close_abandoned_children(store: Any, parent: str, why: str, job_id: int | No
     of the parent may be running theirs). A child the queue drives (it has a catalog version) runs on
     without its parent's process and is left alone. Their own in-process children are closed with them."""
     closed: list[str] = []
+    queue = queue_for(store)
     running = store.find_executions(ExecutionFilter(status="RUNNING", parent=parent), limit=10_000)
     for record in running:
         child = record.execution_id
-        queue = queue_for(store)
         with queue.decision(child):
             events = workflow_log.read(store, child)
             if not events or fold(events).finished:

@@ -340,8 +340,6 @@ def run_join_job(
     step = state.step(job.step)
     if step.runs != job.run or step.status != RUNNING or step.attempt != job.attempt:
         return  # the attempt was abandoned, or this join already ran (a redelivered job)
-    services = build_services(worker, playbook, state, job)
-    services.depth = int((events[0].context or {}).get("depth", 0))
     action_started = _action_started(events, job)
     if action_started is None:
         return  # nothing of this attempt was started: nothing to finish
@@ -373,6 +371,22 @@ def run_join_job(
         def finish(ctx: ActionContext) -> Any:
             return iterator_action.finish(ctx, fan, sent)
 
+    _finish_attempt(worker, job, playbook, state, events, action_started, finish)
+
+
+def _finish_attempt(
+    worker: Any,
+    job: Job,
+    playbook: Playbook,
+    state: ExecutionState,
+    events: list[Event],
+    action_started: Event,
+    finish: Callable[[ActionContext], Any],
+) -> None:
+    """End an attempt whose action went on in other jobs: `finish` gives its result (or raises its
+    failure), then the step runner writes what follows, as after an action in one process."""
+    services = build_services(worker, playbook, state, job)
+    services.depth = int((events[0].context or {}).get("depth", 0))
     StepRunner(playbook, services, worker.actions).join(
         RunStep(job.step, job.attempt, job.run),
         _snapshot(state, events, job, services),
@@ -423,16 +437,7 @@ def run_deadline_job(
     def finish(ctx: ActionContext) -> Any:
         raise StepTimeout(message)
 
-    services = build_services(worker, playbook, state, job)
-    services.depth = int((events[0].context or {}).get("depth", 0))
-    StepRunner(playbook, services, worker.actions).join(
-        RunStep(job.step, job.attempt, job.run),
-        _snapshot(state, events, job, services),
-        action_started.event_id,
-        action_started.created_at,
-        finish,
-    )
-    worker.store.flush()
+    _finish_attempt(worker, job, playbook, state, events, action_started, finish)
 
 
 def run_chunk_job(

@@ -105,13 +105,6 @@ def pg_store(pg_dsn: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[PostgresS
 
 
 @pytest.fixture
-def workers(pg_dsn: str, tmp_path: Path) -> Iterator[Workers]:
-    group = Workers(pg_dsn, tmp_path)
-    yield group
-    group.stop_all()
-
-
-@pytest.fixture
 def broker(pg_store: PostgresStore) -> Iterator[None]:
     with broker_loop(pg_store, 0.2):  # fast: the sweep runs every second
         yield
