@@ -75,9 +75,13 @@ END_TYPES: Final = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Event:
     """One record of the log. Built with keywords; `event_id` and `created_at` are set by the sink.
+
+    Treat it as immutable: change an event with `dataclasses.replace`, which makes a new one. It is not
+    declared frozen because a frozen dataclass's `__init__` sets each of its 19 fields through
+    `object.__setattr__`, four times the cost of a plain one, and two events are built per item (issue 10).
 
     `seq` is set by the store when the event commits: the order of the log (1, 2, 3, ... per execution,
     in commit order), so that a reader asking for the events after the last `seq` it saw misses none.

@@ -344,10 +344,11 @@ class _Execution:
         self.workload: dict[str, Any] | None = None  # the real workload (the logged one may be masked)
 
     def _apply(self, event: Event) -> None:
-        # Called under the sink's lock, in event order; the planner reads the state under self.lock.
-        if event.event_type not in WORKFLOW_TYPES:  # an item's or a save's: it moves nothing (two per item)
-            if event.event_id > self.state.last_event_id:
-                self.state.last_event_id = event.event_id
+        # Called in event order under the sink's lock, except for an item's or a save's events (two or
+        # more per item, from several threads at once): they move nothing, so they are not folded. The
+        # workflow events that follow them carry the larger ids, so last_event_id still ends right.
+        # The planner reads the state under self.lock.
+        if event.event_type not in WORKFLOW_TYPES:
             return
         with self.lock:
             self.state.apply(event)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from noetl.engine.events import Event
+from noetl.engine.state import WORKFLOW_TYPES
 from noetl.errors import ExecutionClosed
 from noetl.runtime.redact import Redactor
 from noetl.store.ports import EventStore
@@ -84,6 +85,14 @@ class EventSink:
         self.redactor = redactor or Redactor()
         # In one process a counter is enough; workers sharing an execution take ids from the store.
         self._next_id = allocate or itertools.count(start_id + 1).__next__
+        # The lock keeps ids in the order events are queued (and so in `seq` order), and the state fold
+        # in that order too. Item and save events need neither: across items their order is arbitrary
+        # anyway (`concurrency` threads), within an item one thread emits them in turn, and the fold
+        # skips them. Taken from this process's counter (whose next() is atomic) and queued by an
+        # atomic deque extend, they go without it: with 8 item threads, that lock, taken twice per
+        # item, was a convoy that cost more than the items (issue 10). Ids from the store's blocks
+        # (workers: IdBlocks) are not thread-safe, so those sinks lock for every event.
+        self._item_events_unlocked = allocate is None
         self._meta_defaults = meta_defaults
         self._lock = threading.Lock()
         self._on_event = on_event
@@ -106,6 +115,21 @@ class EventSink:
             fields["parent_execution_id"] = self.parent_execution_id
         if self._meta_defaults:  # e.g. the worker id on every event a worker writes
             fields["meta"] = {**self._meta_defaults, **(fields.get("meta") or {})}
+        if self._item_events_unlocked and event_type not in WORKFLOW_TYPES:
+            event = Event(
+                execution_id=self.execution_id,
+                event_type=event_type,
+                event_id=self._next_id(),
+                created_at=utc_now_iso(),
+                **fields,
+            )
+            event = self.redactor.event(event)
+            self._append((event,))
+            if self._on_event is not None:
+                self._on_event(event)
+            if self._observers:
+                self._observe(event)
+            return event
         with self._lock:
             event = Event(
                 execution_id=self.execution_id,

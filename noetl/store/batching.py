@@ -1,4 +1,5 @@
-"""Group commit: events are queued and written in batches by one thread; `flush` makes them durable."""
+"""Group commit: events are queued and written in batches, one transaction each; `flush` makes them
+durable."""
 
 from __future__ import annotations
 
@@ -9,27 +10,30 @@ from collections.abc import Callable, Collection, Sequence
 from noetl.engine.events import Event, EventType
 from noetl.errors import StoreError
 
-
-class _Flush:
-    """A marker in the queue: set once every event queued before it is written (or the writer failed)."""
-
-    __slots__ = ("done",)
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
+BATCH = 512  # events worth one transaction
 
 
 class BatchWriter:
     """Collects appends and hands them to `write_batch` in one transaction at a time.
 
-    Writes happen on a background thread so an item's work never waits for a commit; a failed write is
-    remembered and raised on the next append or flush, so it fails the execution instead of vanishing.
-    `write_batch` returns the executions whose events it refused because they had ended (see
-    noetl.store.sequencing); `closed` answers for them, so that the work still running for one stops.
+    A background thread writes what has waited `max_delay` seconds, so a slow producer's events are
+    visible soon after they happen. A busy producer writes a full batch itself (`inline=True`, the
+    caller-runs policy of a bounded executor) or leaves it to that thread (`inline=False`):
 
-    This is on the path of every event (two per item), so an append takes no lock: a deque's `extend`
-    is atomic, the writer is woken only when a batch is worth writing, and a flush is a marker in the
-    queue rather than counters shared under a condition.
+    - inline suits SQLite. Its driver lets go of the GIL around every row it inserts and must take it
+      back before the next, so a writer thread beside a busy producer waits for the GIL at every row,
+      and the two threads together cost about twice what one loop doing both costs (issue 10).
+    - the thread suits PostgreSQL, whose driver lets go of the GIL for a whole round trip: the network
+      wait then overlaps the producer's work.
+
+    Batches are taken from the queue and written under one lock, so they commit in the order their
+    events were appended whoever writes them. A failed write is remembered and raised on the next append
+    or flush, so it fails the execution instead of vanishing. `write_batch` returns the executions whose
+    events it refused because they had ended (see noetl.store.sequencing); `closed` answers for them,
+    so that the work still running for one stops.
+
+    This is on the path of every event (two per item), so an append takes no lock: a deque's `extend` is
+    atomic, and the writer is woken or called only when a batch is worth writing.
     """
 
     def __init__(
@@ -37,14 +41,18 @@ class BatchWriter:
         write_batch: Callable[[Sequence[Event]], Collection[str]],
         max_delay: float = 0.05,
         max_pending: int = 8192,
+        inline: bool = False,
     ) -> None:
         self._write_batch = write_batch
         self._ended: set[str] = set()
         self._max_delay = max_delay
-        # Backpressure: a producer that outruns the writer (they share the GIL) waits once this many
-        # events are queued, so memory stays flat however many items a loop has (issue 10).
+        # Backpressure: a producer that outruns the writer waits once this many events are queued, so
+        # memory stays flat however many items a loop has (issue 10).
         self._max_pending = max_pending
-        self._queue: deque[Event | _Flush] = deque()
+        self._inline = inline
+        self._queue: deque[Event] = deque()
+        self._writing = threading.Lock()  # held while a batch is taken from the queue and written
+        self._inline_writes = 0  # batches producers wrote themselves (inline)
         self._wake = threading.Event()
         self._room = threading.Condition()
         self._error: BaseException | None = None
@@ -59,22 +67,28 @@ class BatchWriter:
         if self._closed:
             raise StoreError("the event store is closed")
         queue = self._queue
-        if len(queue) >= self._max_pending:
+        full = len(queue) >= self._max_pending
+        if full and not self._inline:
             self._wait_for_room()
         queue.extend(events)
-        if len(queue) >= 512 and not self._wake.is_set():
-            self._wake.set()
+        if len(queue) < BATCH:
+            return
+        if not self._inline:
+            if not self._wake.is_set():
+                self._wake.set()
+        elif self._writing.acquire():
+            try:
+                self._write_queued()
+                self._inline_writes += 1
+            finally:
+                self._writing.release()
+            self._raise_if_failed()
 
     def flush(self) -> None:
+        """Every event appended before this call is written (or the write's error is raised)."""
         self._raise_if_failed()
-        if self._closed and not self._thread.is_alive():
-            return
-        marker = _Flush()
-        self._queue.append(marker)
-        self._wake.set()
-        while not marker.done.wait(0.5):
-            if not self._thread.is_alive():  # it stopped on an error: raised below
-                break
+        with self._writing:  # a batch another thread took is written once this lock is ours
+            self._write_queued()
         self._raise_if_failed()
 
     def closed(self, execution_id: str) -> bool:
@@ -103,37 +117,41 @@ class BatchWriter:
             raise StoreError(f"writing events to the store failed: {self._error}") from self._error
 
     def _loop(self) -> None:
-        queue = self._queue
-        while True:
-            if not queue:
-                if self._closed:
-                    return
-                self._wake.wait(self._max_delay)
-            self._wake.clear()
-            taken = [queue.popleft() for _ in range(len(queue))]
-            if not taken:
+        seen = -1
+        while not self._closed and self._error is None:
+            if not self._inline:
+                if not self._queue:
+                    self._wake.wait(self._max_delay)
+                self._wake.clear()
+                with self._writing:
+                    self._write_queued()
                 continue
-            batch = [e for e in taken if not isinstance(e, _Flush)]
-            flushes = [e for e in taken if isinstance(e, _Flush)]
+            # Inline, a busy producer writes its own batches, and this thread must not write beside
+            # it (that is the contention inline avoids): it writes only for a producer that wrote
+            # nothing itself for `max_delay`, so that an event waits at most twice that.
+            self._wake.wait(self._max_delay)
+            self._wake.clear()
+            if self._inline_writes == seen and self._queue:
+                with self._writing:
+                    self._write_queued()
+            seen = self._inline_writes
+
+    def _write_queued(self) -> None:
+        """Write what is queued, in batches; the caller holds `_writing`. After a failure nothing more
+        is written: the error stands for every event not yet stored."""
+        queue = self._queue
+        while queue and self._error is None:
+            batch = [queue.popleft() for _ in range(min(len(queue), self._max_pending))]
             try:
-                refused = self._write_batch(batch) if batch else set()
+                refused = self._write_batch(batch)
             except BaseException as exc:  # remembered and raised to the caller; never swallowed
                 self._error = exc
-                self._release(flushes)
-                for rest in queue:  # flushes queued after the failure learn of it too
-                    if isinstance(rest, _Flush):
-                        rest.done.set()
-                return
-            # An execution_retry that was kept opened its execution again (noetl.store.sequencing).
-            reopened = {e.execution_id for e in batch if e.event_type == EventType.EXECUTION_RETRY} - set(
-                refused
-            )
-            self._ended.difference_update(reopened)
-            self._ended.update(refused)
-            self._release(flushes)
-
-    def _release(self, flushes: list[_Flush]) -> None:
-        for marker in flushes:
-            marker.done.set()
-        with self._room:
-            self._room.notify_all()
+            else:
+                # An execution_retry that was kept opened its execution again (noetl.store.sequencing).
+                reopened = {e.execution_id for e in batch if e.event_type == EventType.EXECUTION_RETRY} - set(
+                    refused
+                )
+                self._ended.difference_update(reopened)
+                self._ended.update(refused)
+            with self._room:
+                self._room.notify_all()

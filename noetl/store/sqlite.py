@@ -31,7 +31,7 @@ _SELECT_EXECUTIONS_LIGHT = (
     "FROM executions"
 )
 _LANE_COLUMNS = [views_sql.LANE_RESULT.format(result="result") if c == "result" else c for c in COLUMNS]
-_LANE_INDEX = f"CREATE INDEX IF NOT EXISTS events_lanes ON events (execution_id, seq) WHERE {views_sql.LANE_INDEX_WHERE}"
+_LANE_INDEX = f"CREATE INDEX IF NOT EXISTS events_lanes ON events (execution_id, seq) WHERE {views_sql.LANE_WHERE_SQLITE}"
 _ADD_EVENT_STATS = upsert_sql("event_stats", "?")
 _INSERT_EVENT = f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 # allocate_event_id's counter: written at once (not batched) so every process on the file sees it.
@@ -101,7 +101,7 @@ class SQLiteStore:
                 f"cannot open the store at {self.path}: {exc}; check the path and permissions"
             ) from exc
         self._lock = threading.Lock()
-        self._writer = BatchWriter(self._write_batch)
+        self._writer = BatchWriter(self._write_batch, inline=True)
         self._cipher: Any = None
 
     # ---- events ------------------------------------------------------------------------------------
@@ -239,7 +239,9 @@ class SQLiteStore:
 
     def lane_events(self, execution_id: str, after: int = 0) -> list[Event]:
         """The events of views_sql.LANE_TYPES after `seq`, step results left out, through their index."""
-        sql, params = views_sql.lane_events(_LANE_COLUMNS, "events", execution_id, after, "?")
+        sql, params = views_sql.lane_events(
+            _LANE_COLUMNS, "events", execution_id, after, "?", views_sql.LANE_WHERE_SQLITE
+        )
         self.flush()
         with self._lock:
             rows = self._conn.execute(sql, params).fetchall()
@@ -512,11 +514,12 @@ def _count_earlier_events(conn: sqlite3.Connection) -> None:
 
 
 def _lane_index(conn: sqlite3.Connection) -> None:
-    """The partial index of lane events, made again when its list of types changed (a newer version
-    added one): a query whose list differs from the index's would scan the execution's events instead."""
+    """The partial index of lane events, made again when its test changed (a newer version added a type,
+    or spelled it as equalities): a query whose test differs from the index's would scan the
+    execution's events instead."""
     row = conn.execute(
         "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'events_lanes'"
     ).fetchone()
-    if row is not None and views_sql.LANE_INDEX_WHERE not in (row[0] or ""):
+    if row is not None and views_sql.LANE_WHERE_SQLITE not in (row[0] or ""):
         conn.execute("DROP INDEX events_lanes")
     conn.execute(_LANE_INDEX)

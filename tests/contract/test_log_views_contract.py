@@ -8,7 +8,7 @@ import pytest
 
 from noetl.engine.events import EventType as T
 from noetl.store.ports import Store
-from noetl.store.views_sql import EventFilter, ExecutionFilter
+from noetl.store.views_sql import LANE_INDEX_WHERE, EventFilter, ExecutionFilter
 from tests.contract.test_store_contract import ev, new_id, start
 
 
@@ -176,20 +176,40 @@ def test_the_postgres_workflow_index_lists_exactly_the_types_fold_reads() -> Non
     assert re.findall(r"'([a-z_]+)'", latest) == sorted(WORKFLOW_TYPES)
 
 
-def test_a_sqlite_lane_index_of_an_older_list_is_made_again(tmp_path: Any) -> None:
+@pytest.mark.parametrize(
+    "older",
+    ["event_type IN ('step_started')", LANE_INDEX_WHERE],
+    ids=["an older list", "the IN spelling of before 2026-12-02"],
+)
+def test_a_sqlite_lane_index_of_an_older_test_is_made_again(tmp_path: Any, older: str) -> None:
     import sqlite3
 
     from noetl.store import open_store
-    from noetl.store.views_sql import LANE_INDEX_WHERE
+    from noetl.store.views_sql import LANE_WHERE_SQLITE
 
     path = tmp_path / "old.db"
     open_store(str(path)).close()
     with sqlite3.connect(path) as conn:
         conn.execute("DROP INDEX events_lanes")
-        conn.execute(
-            "CREATE INDEX events_lanes ON events (execution_id, seq) WHERE event_type IN ('step_started')"
-        )
+        conn.execute(f"CREATE INDEX events_lanes ON events (execution_id, seq) WHERE {older}")
     open_store(str(path)).close()
     with sqlite3.connect(path) as conn:
         (sql,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'events_lanes'").fetchone()
-    assert LANE_INDEX_WHERE in sql
+    assert LANE_WHERE_SQLITE in sql
+
+
+def test_sqlite_reads_lane_events_through_its_partial_index(tmp_path: Any) -> None:
+    """The lanes' test is spelled as equalities in SQLite (cheaper to insert under); the planner must
+    still match the index by it, or every timeline read would scan all of an execution's items."""
+    import sqlite3
+
+    from noetl.store import open_store
+    from noetl.store.sqlite import _LANE_COLUMNS
+    from noetl.store.views_sql import LANE_WHERE_SQLITE, lane_events
+
+    path = tmp_path / "plan.db"
+    open_store(str(path)).close()
+    sql, params = lane_events(_LANE_COLUMNS, "events", "x", 0, "?", LANE_WHERE_SQLITE)
+    with sqlite3.connect(path) as conn:
+        plan = " ".join(str(row[-1]) for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+    assert "USING INDEX events_lanes" in plan, plan

@@ -153,3 +153,25 @@ def test_durations_are_exact_then_bucketed_within_one_percent() -> None:
         assert abs(large.quantile(fraction) - exact) / exact < 0.01, fraction
     assert large.max == ordered[-1] and large.count == 50_000
     assert len(large._buckets) < 2_000  # bounded by the range of durations, not by their number
+
+
+def test_items_on_eight_threads_log_every_event_once_in_order(store: Any) -> None:
+    """Item events are emitted without the sink's lock (noetl.runtime.sink): ids stay unique, `seq`
+    counts every event once, and each item's own events keep their order."""
+    text = LOOP % {"mode": "async", "collect": "true"}
+    text = text.replace("n: 20", "n: 3000").replace("concurrency: 4", "concurrency: 8")
+    outcome, events = run_text(store, text)
+    assert outcome.status == "COMPLETED"  # on_error: continue; the failing items are counted below
+    assert len({e.event_id for e in events}) == len(events)
+    assert sorted(e.seq or 0 for e in events) == list(range(1, len(events) + 1))
+    by_item: dict[int, list[str]] = {}
+    for e in sorted(events, key=lambda e: e.seq or 0):
+        if e.node_type == "iteration" and e.current_index is not None:
+            by_item.setdefault(e.current_index, []).append(e.event_type)
+    assert len(by_item) == 3000
+    failing = {i for i in range(3000) if i % 7 == 3}
+    for index, types in by_item.items():
+        end = "iteration_failed" if index in failing else "iteration_completed"
+        assert types == ["iteration_started", end], (index, types)
+    (completed,) = [e for e in events if e.event_type == "iterator_completed"]
+    assert completed.meta["succeeded"] == 3000 - len(failing)

@@ -1,0 +1,118 @@
+"""The batch writer (noetl.store.batching): who writes a batch, in what order, and what a failed write does.
+
+Inline (SQLite's mode) a busy producer writes its own full batches, so that no writer thread fights it
+for the GIL at every row; the writer thread then only writes what a quiet producer left waiting.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+
+import pytest
+
+from noetl.engine.events import Event
+from noetl.errors import StoreError
+from noetl.store.batching import BATCH, BatchWriter
+
+
+def _event(n: int) -> Event:
+    return Event(execution_id="x", event_type="iteration_started", event_id=n)
+
+
+class Recorder:
+    """A write_batch that records which thread wrote which ids, and can be told to fail."""
+
+    def __init__(self) -> None:
+        self.batches: list[tuple[int, list[int]]] = []
+        self.fail_at: int | None = None
+
+    def __call__(self, batch: Sequence[Event]) -> set[str]:
+        ids = [e.event_id for e in batch]
+        if self.fail_at is not None and self.fail_at in ids:
+            raise OSError("disk full")
+        self.batches.append((threading.get_ident(), ids))
+        return set()
+
+    def written(self) -> list[int]:
+        return [n for _, ids in self.batches for n in ids]
+
+
+def test_inline_a_busy_producer_writes_its_own_batches_in_order() -> None:
+    record = Recorder()
+    writer = BatchWriter(record, max_delay=10, inline=True)  # the thread's timer never fires here
+    for n in range(1, 5 * BATCH + 1):
+        writer.append([_event(n)])
+    assert {thread for thread, _ in record.batches} == {threading.get_ident()}
+    assert record.written() == list(range(1, 5 * BATCH + 1))
+    writer.append([_event(5 * BATCH + 1)])
+    writer.flush()
+    assert record.written()[-1] == 5 * BATCH + 1
+    writer.close()
+
+
+def test_inline_a_quiet_producers_events_are_written_by_the_thread_soon() -> None:
+    record = Recorder()
+    writer = BatchWriter(record, max_delay=0.02, inline=True)
+    writer.append([_event(1), _event(2)])
+    deadline = time.monotonic() + 5
+    while not record.batches and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert record.written() == [1, 2]  # without a flush: a poller sees them within 2 x max_delay
+    assert record.batches[0][0] != threading.get_ident()
+    writer.close()
+
+
+def test_without_inline_the_thread_writes_full_batches() -> None:
+    record = Recorder()
+    writer = BatchWriter(record, max_delay=10)  # only a full batch wakes the thread
+    for n in range(1, BATCH + 1):
+        writer.append([_event(n)])
+    deadline = time.monotonic() + 5
+    while not record.batches and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert record.written() == list(range(1, BATCH + 1))
+    assert record.batches[0][0] != threading.get_ident()  # the producer did not write it
+    writer.append([_event(BATCH + 1)])
+    writer.flush()  # what is left, written by the time flush returns
+    assert record.written() == list(range(1, BATCH + 2))
+    writer.close()
+
+
+def test_inline_batches_of_several_producers_keep_each_producers_order() -> None:
+    record = Recorder()
+    writer = BatchWriter(record, max_delay=0.001, max_pending=BATCH * 2, inline=True)
+
+    def produce(first: int) -> None:
+        for n in range(first, first + 3000):
+            writer.append([_event(n)])
+
+    threads = [threading.Thread(target=produce, args=(k * 10_000,)) for k in range(1, 5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    writer.flush()
+    written = record.written()
+    assert len(written) == 12_000 and len(set(written)) == 12_000
+    for k in range(1, 5):
+        own = [n for n in written if k * 10_000 <= n < (k + 1) * 10_000]
+        assert own == list(range(k * 10_000, k * 10_000 + 3000))
+    writer.close()
+
+
+@pytest.mark.parametrize("inline", [True, False], ids=["inline", "thread"])
+def test_a_failed_write_is_raised_and_nothing_after_it_is_written(inline: bool) -> None:
+    record = Recorder()
+    record.fail_at = BATCH + 10
+    writer = BatchWriter(record, max_delay=10, inline=inline)
+    with pytest.raises(StoreError, match="disk full"):
+        for n in range(1, 4 * BATCH):
+            writer.append([_event(n)])
+        writer.flush()
+    written = record.written()  # a prefix of what was appended, up to the failed batch
+    assert written == list(range(1, len(written) + 1)) and len(written) < BATCH + 10
+    with pytest.raises(StoreError):
+        writer.append([_event(10**6)])
+    writer.close()  # the failure was reported: close does not raise it again
