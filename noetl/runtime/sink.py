@@ -19,20 +19,26 @@ from noetl.store.ports import EventStore
 log = logging.getLogger("noetl.sink")
 Observer = Callable[[Event], None]
 
-_second: tuple[int, str] = (-1, "")
 
-
-def utc_now_iso() -> str:
+class _Clock:
     """The time now as ISO 8601 in UTC with microseconds: the same text as datetime.isoformat(), always
     with its 6 digits. Two per item, so the date part is formatted once per second, not per event."""
-    global _second
-    now = time.time()
-    whole = int(now)
-    second, text = _second
-    if second != whole:
-        text = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        _second = (whole, text)
-    return f"{text}.{int((now - whole) * 1_000_000):06d}+00:00"
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last: tuple[int, str] = (-1, "")  # (second, its text): one tuple, read and set whole
+
+    def __call__(self) -> str:
+        second, micros = divmod(time.time_ns() // 1000, 1_000_000)
+        last = self._last
+        if last[0] != second:  # (threads at once may each format it; each uses its own)
+            last = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S."))
+            self._last = last
+        return f"{last[1]}{micros:06d}+00:00"
+
+
+utc_now_iso = _Clock()
 
 
 class IdBlocks:
@@ -111,8 +117,7 @@ class EventSink:
         so it is kept to the few steps it needs)."""
         if self._closed(self.execution_id):
             self._check_open()
-        if "parent_execution_id" not in fields:
-            fields["parent_execution_id"] = self.parent_execution_id
+        fields.setdefault("parent_execution_id", self.parent_execution_id)
         if self._meta_defaults:  # e.g. the worker id on every event a worker writes
             fields["meta"] = {**self._meta_defaults, **(fields.get("meta") or {})}
         if self._item_events_unlocked and event_type not in WORKFLOW_TYPES:

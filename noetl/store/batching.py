@@ -46,8 +46,9 @@ class BatchWriter:
         self._write_batch = write_batch
         self._ended: set[str] = set()
         self._max_delay = max_delay
-        # Backpressure: a producer that outruns the writer waits once this many events are queued, so
-        # memory stays flat however many items a loop has (issue 10).
+        # Backpressure: a producer that outruns the writer thread waits once this many events are
+        # queued, so memory stays flat however many items a loop has (issue 10). Inline, producers
+        # wait while a batch is written, so the queue holds about one batch.
         self._max_pending = max_pending
         self._inline = inline
         self._queue: deque[Event] = deque()
@@ -67,22 +68,25 @@ class BatchWriter:
         if self._closed:
             raise StoreError("the event store is closed")
         queue = self._queue
-        full = len(queue) >= self._max_pending
-        if full and not self._inline:
+        if self._inline:
+            if self._writing.locked():
+                # A batch is being written: wait for it rather than run beside it. Beside it, this
+                # thread would take the GIL at every row the write lets go of it, and the write would
+                # wait to get it back (threads of an async iterator). This also bounds the queue.
+                with self._writing:
+                    pass
+            queue.extend(events)
+            if len(queue) >= BATCH:
+                with self._writing:
+                    self._write_queued()
+                    self._inline_writes += 1
+                self._raise_if_failed()
+            return
+        if len(queue) >= self._max_pending:
             self._wait_for_room()
         queue.extend(events)
-        if len(queue) < BATCH:
-            return
-        if not self._inline:
-            if not self._wake.is_set():
-                self._wake.set()
-        elif self._writing.acquire():
-            try:
-                self._write_queued()
-                self._inline_writes += 1
-            finally:
-                self._writing.release()
-            self._raise_if_failed()
+        if len(queue) >= BATCH and not self._wake.is_set():
+            self._wake.set()
 
     def flush(self) -> None:
         """Every event appended before this call is written (or the write's error is raised)."""
