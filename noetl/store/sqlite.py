@@ -50,6 +50,28 @@ _SEQ_AND_END = (
 )
 
 
+_ONE_ROW = f"({', '.join('?' * len(COLUMNS))})"
+
+
+class EventInserts:
+    """Event rows inserted up to 128 per statement, the rest of a batch by executemany. One statement of
+    many rows costs SQLite about 1 us less per row than a row per statement (4 against 5 us here, 2026-12-02:
+    no statement reset and no parameter round per row). Fewer rows per statement when the library allows
+    fewer parameters (SQLite before 3.32 allowed 999)."""
+
+    def __init__(self, conn: sqlite3.Connection, most: int = 128) -> None:
+        self.rows = max(1, min(most, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(COLUMNS)))
+        self._many = f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES " + ", ".join([_ONE_ROW] * self.rows)
+
+    def __call__(self, cur: sqlite3.Cursor, rows: list[tuple[Any, ...]]) -> None:
+        per = self.rows
+        whole = len(rows) - len(rows) % per
+        for start in range(0, whole, per):
+            cur.execute(self._many, [v for row in rows[start : start + per] for v in row])
+        if whole < len(rows):
+            cur.executemany(_INSERT_EVENT, rows[whole:])
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat()
 
@@ -101,6 +123,7 @@ class SQLiteStore:
                 f"cannot open the store at {self.path}: {exc}; check the path and permissions"
             ) from exc
         self._lock = threading.Lock()
+        self._insert_events = EventInserts(self._conn)
         self._writer = BatchWriter(self._write_batch, inline=True)
         self._cipher: Any = None
 
@@ -151,7 +174,7 @@ class SQLiteStore:
                     if done:
                         ended.add(execution)
                 batch = sequence(events, last, ended)
-                cur.executemany(_INSERT_EVENT, [event_to_row(e, seq) for e, seq in batch.kept])
+                self._insert_events(cur, [event_to_row(e, seq) for e, seq in batch.kept])
                 for e, _ in batch.kept:
                     if e.event_type == EventType.EXECUTION_START:
                         cur.execute(

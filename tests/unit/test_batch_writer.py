@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
@@ -116,3 +117,26 @@ def test_a_failed_write_is_raised_and_nothing_after_it_is_written(inline: bool) 
     with pytest.raises(StoreError):
         writer.append([_event(10**6)])
     writer.close()  # the failure was reported: close does not raise it again
+
+
+@pytest.mark.parametrize("limit", [32766, 999], ids=["SQLite 3.32+", "older SQLite: 999 parameters"])
+def test_sqlite_inserts_many_rows_per_statement_within_the_parameter_limit(tmp_path: Any, limit: int) -> None:
+    import sqlite3
+
+    from noetl.store import open_store
+    from noetl.store.codec import event_to_row
+    from noetl.store.sqlite import EventInserts
+
+    path = tmp_path / "s.db"
+    open_store(str(path)).close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
+    insert = EventInserts(conn)
+    assert insert.rows == (128 if limit == 32766 else 999 // 19)
+    rows = [event_to_row(_event(n), n) for n in range(1, 3 * insert.rows + 8)]  # whole statements + rest
+    cur = conn.cursor()
+    cur.execute("BEGIN")
+    insert(cur, rows)
+    cur.execute("COMMIT")
+    stored = [r[0] for r in conn.execute("SELECT event_id FROM events ORDER BY seq")]
+    assert stored == list(range(1, 3 * insert.rows + 8))
