@@ -7,7 +7,9 @@ One run prints three figures, each next to its target, all timed from the events
    (created_at). Target: p50 <= 5 ms.
 2. Items per second of an async iterator (`concurrency: 8`) of trivial python items returning `i * 2`
    (--items, default 2000), with 1 worker and with 2 workers, and the speed-up of 2 workers over one.
-   Targets: >= 8,000 items/s with 2 workers; 2 workers >= 1.8x one.
+   Targets: >= 8,000 items/s with 2 workers; 2 workers >= 1.8x one. For comparison (no target), the
+   same with two such executions started at once, their items per second together: their events take
+   two sequence rows instead of one, which tells whether that row or the machine limits (2).
 3. Items per second of an async iterator (`concurrency: 8`) of python items that sleep 50 ms
    (--slow-items, default 400) on 1 worker started with `--concurrency 4`, the ideal
    (4 slots / 0.05 s = 80 items/s) and the figure as a percentage of it. Target: within 10% of 80 items/s.
@@ -256,6 +258,28 @@ def run_items(
     return count / iterator, wall, cores
 
 
+def run_items_at_once(
+    store: PostgresStore, workers: Workers, path: str, count: int, executions: int, what: str
+) -> tuple[float, float]:
+    """(items/s of all the executions together, cores busy): `executions` of the same playbook started
+    at once. Their events go to different executions, so their writers never wait for one another's
+    sequence row: beside run_items, this tells whether that lock or the machine limits throughput."""
+    busy0, total0 = cpu_jiffies()
+    ids = [start_execution(store, path, {"n": count}) for _ in range(executions)]
+    for execution_id in ids:
+        wait(store, execution_id, what, workers)
+    busy1, total1 = cpu_jiffies()
+    cores = (os.cpu_count() or 1) * (busy1 - busy0) / max(1, total1 - total0)
+    spans = []
+    for execution_id in ids:
+        events = store.read(execution_id)
+        iterator_timing(events, count, what)  # checks that every item succeeded
+        started = [e for e in events if e.event_type == "iterator_started" and e.node_name == LOOP]
+        spans.append((at(started[-1]), at(last(events, "iterator_completed", LOOP))))
+    seconds = (max(end for _, end in spans) - min(begin for begin, _ in spans)).total_seconds()
+    return executions * count / seconds, cores
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chain", type=int, default=30)
@@ -305,6 +329,18 @@ def main() -> None:
                     print(line)
                 speedup = rates[2] / rates[1]
                 print(f"   speed-up: {speedup:.2f}x    target: 2 workers >= 1.8x one [{met(speedup >= 1.8)}]")
+                print(f"   for comparison, two such executions at once ({args.items} items each, together):")
+                together = {}
+                for count in (1, 2):
+                    workers.start(count)
+                    what = f"two executions of {args.items} trivial items, {count} worker(s)"
+                    together[count], cores = run_items_at_once(store, workers, "items", args.items, 2, what)
+                    workers.stop()
+                    print(
+                        f"   {count} worker(s): {together[count]:,.0f} items/s "
+                        f"({cores:.2f} of {os.cpu_count()} cores busy)"
+                    )
+                print(f"   speed-up with two executions: {together[2] / together[1]:.2f}x")
 
                 # 3. 50 ms items on one worker with 4 slots
                 ideal = SLOW_WORKER_CONCURRENCY / SLOW_SECONDS

@@ -195,7 +195,7 @@ class PostgresStore:
 
     def read_workflow(self, execution_id: str, after: int = 0) -> list[Event]:
         """Only the events fold() uses (state.WORKFLOW_TYPES), in commit order: no item events."""
-        self.flush()
+        self._writer.flush_workflow()
         with self._conn("reading events") as conn:
             rows = conn.execute(
                 SELECT_WORKFLOW_EVENTS, {"execution_id": execution_id, "after": after}

@@ -232,7 +232,7 @@ class SQLiteStore:
     def read_workflow(self, execution_id: str, after: int = 0) -> list[Event]:
         """Only the events fold() uses (state.WORKFLOW_TYPES), in commit order: no item events."""
         types = sorted(WORKFLOW_TYPES)
-        self.flush()
+        self._writer.flush_workflow()
         with self._lock:
             rows = self._conn.execute(
                 f"SELECT {', '.join(COLUMNS)} FROM events WHERE execution_id = ? AND seq > ? "

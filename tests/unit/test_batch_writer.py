@@ -140,3 +140,33 @@ def test_sqlite_inserts_many_rows_per_statement_within_the_parameter_limit(tmp_p
     cur.execute("COMMIT")
     stored = [r[0] for r in conn.execute("SELECT event_id FROM events ORDER BY seq")]
     assert stored == list(range(1, 3 * insert.rows + 8))
+
+
+def test_a_workflow_read_waits_only_for_workflow_events_not_yet_written() -> None:
+    release = threading.Event()
+    written: list[str] = []
+
+    def slow_write(batch: Sequence[Event]) -> set[str]:
+        release.wait(10)
+        written.extend(e.event_type for e in batch)
+        return set()
+
+    writer = BatchWriter(slow_write, max_delay=0.001)
+    writer.append([_event(1)])  # an item event, taken by the writer, which now waits on `release`
+    time.sleep(0.05)
+    t0 = time.monotonic()
+    writer.flush_workflow()  # nothing a workflow read would miss: no wait
+    assert time.monotonic() - t0 < 1 and written == []
+
+    writer.append([Event(execution_id="x", event_type="step_started", event_id=2)])
+    waiter = threading.Thread(target=writer.flush_workflow)
+    waiter.start()
+    waiter.join(0.2)
+    assert waiter.is_alive()  # a step_started is not written yet: the read waits for it
+    release.set()
+    waiter.join(10)
+    assert not waiter.is_alive() and written == ["iteration_started", "step_started"]
+    t0 = time.monotonic()
+    writer.flush_workflow()
+    assert time.monotonic() - t0 < 1
+    writer.close()
