@@ -299,8 +299,7 @@ def _render_string(source: str, context: Mapping[str, Any], where: str) -> Any:
             return plain(value)
         return _render_source(source, context, where)  # the full path raises the usual error
     watch = context.get(WATCH)
-    if watch is None:
-        # A path lookup (`{{ a.b }}`, the per-item case) derives nothing: it returns a value in scope.
+    if watch is None:  # no secret in scope: nothing to learn from this template
         return _render_source(source, context, where)
     context = {k: v for k, v in context.items() if k != WATCH}
     value = _render_source(source, context, where)
