@@ -121,34 +121,27 @@ class EventSink:
         if self._meta_defaults:  # e.g. the worker id on every event a worker writes
             fields["meta"] = {**self._meta_defaults, **(fields.get("meta") or {})}
         if self._item_events_unlocked and event_type not in WORKFLOW_TYPES:
-            event = Event(
-                execution_id=self.execution_id,
-                event_type=event_type,
-                event_id=self._next_id(),
-                created_at=utc_now_iso(),
-                **fields,
-            )
-            event = self.redactor.event(event)
-            self._append((event,))
-            if self._on_event is not None:
-                self._on_event(event)
-            if self._observers:
-                self._observe(event)
-            return event
-        with self._lock:
-            event = Event(
-                execution_id=self.execution_id,
-                event_type=event_type,
-                event_id=self._next_id(),
-                created_at=utc_now_iso(),
-                **fields,
-            )
-            event = self.redactor.event(event)
-            self._append((event,))
-            if self._on_event is not None:
-                self._on_event(event)
+            event = self._emit(event_type, fields)
+        else:
+            with self._lock:
+                event = self._emit(event_type, fields)
         if self._observers:
             self._observe(event)
+        return event
+
+    def _emit(self, event_type: str, fields: dict[str, Any]) -> Event:
+        """Build, stamp, redact, queue and fold one event (under the lock, but for item events)."""
+        event = Event(
+            execution_id=self.execution_id,
+            event_type=event_type,
+            event_id=self._next_id(),
+            created_at=utc_now_iso(),
+            **fields,
+        )
+        event = self.redactor.event(event)
+        self._append((event,))
+        if self._on_event is not None:
+            self._on_event(event)
         return event
 
     def _observe(self, event: Event) -> None:
