@@ -102,7 +102,15 @@ class Workers:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.logs: list[Any] = []
 
-    def start(self, name: str, concurrency: int = 2, lease: float = 30.0, grace: float | None = None) -> None:
+    def start(
+        self,
+        name: str,
+        concurrency: int = 2,
+        lease: float = 30.0,
+        grace: float | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """`env`: the worker's environment (default: this one, with the test's NOETL_SECRET_KEY)."""
         log = open(self.tmp / f"{name}.log", "wb")  # noqa: SIM115 - closed in stop_all
         self.logs.append(log)
         self.procs[name] = subprocess.Popen(
@@ -122,7 +130,7 @@ class Workers:
                 *(["--grace", str(grace)] if grace is not None else []),
             ],
             cwd=REPO,
-            env={**os.environ, "NOETL_SECRET_KEY": SECRET_KEY},
+            env=env if env is not None else {**os.environ, "NOETL_SECRET_KEY": SECRET_KEY},
             stdout=log,
             stderr=subprocess.STDOUT,
         )

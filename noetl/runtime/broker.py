@@ -11,20 +11,20 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import UTC, datetime
 from typing import Any
 
 from noetl.dsl.models import Playbook
 from noetl.engine.events import Event
 from noetl.engine.events import EventType as T
-from noetl.engine.orchestration import decide, stopped_event
-from noetl.engine.planner import Planner
-from noetl.engine.recovery import abandoned_attempt, started_node_type
+from noetl.engine.orchestration import stopped_event
+from noetl.engine.planner import Planner, RunStep
+from noetl.engine.recovery import PlannedEvent, started_node_type
 from noetl.engine.retry import RetryRequest, retry_target
 from noetl.engine.state import PENDING, RUNNING, ExecutionState, fold
 from noetl.errors import InputError
-from noetl.runtime.cleanup import after_end
-from noetl.runtime.control import load_catalog_playbook
+from noetl.runtime import orchestrator
+from noetl.runtime.control import load_catalog_playbook, queue_drives, sealed_playbook
+from noetl.runtime.sink import control_sink
 from noetl.runtime.step_runner import seconds_since
 from noetl.runtime.workflow_log import workflow_log
 from noetl.store.ports import Job, JobQueue, Reaped
@@ -33,6 +33,7 @@ from noetl.store.views_sql import ExecutionFilter
 
 log = logging.getLogger("noetl.broker")
 _MAX_ABANDONED_ATTEMPTS = 3  # a step whose worker dies this often fails instead of killing more workers
+_MAX_CACHED = 512  # playbooks kept parsed; past this, file children's are dropped (_forget_sealed)
 _playbooks: dict[tuple[str, int], Playbook] = {}
 _planners: dict[int, Planner] = {}  # by id() of a cached playbook: both live as long as the process
 _playbooks_lock = threading.Lock()
@@ -41,14 +42,30 @@ _playbooks_lock = threading.Lock()
 def playbook_of(store: Any, state: ExecutionState, events: list[Event]) -> Playbook:
     """The catalog playbook an execution was started with (cached: versions never change)."""
     context = events[0].context or {}
-    key = (str(context.get("path")), int(context.get("version") or 0))
+    sealed = bool(context.get("playbook_sealed"))  # a file child: its own text, per execution
+    if sealed:
+        key = (f"sealed:{events[0].execution_id}", 0)
+    else:
+        key = (str(context.get("path")), int(context.get("version") or 0))
     with _playbooks_lock:
         found = _playbooks.get(key)
     if found is None:
-        found, _ = load_catalog_playbook(store, key[0], key[1] or None)
+        if sealed:
+            found = sealed_playbook(store, events[0].execution_id, context)
+        else:
+            found, _ = load_catalog_playbook(store, key[0], key[1] or None)
         with _playbooks_lock:
+            if sealed and len(_playbooks) >= _MAX_CACHED:
+                _forget_sealed()
             _playbooks[key] = found
     return found
+
+
+def _forget_sealed() -> None:
+    """File children are one playbook per execution: a long-lived process forgets theirs, and keeps
+    the catalog's versions (a few per path, which every decision needs)."""
+    for key in [k for k in _playbooks if k[0].startswith("sealed:")]:
+        _planners.pop(id(_playbooks.pop(key)), None)
 
 
 def planner_of(playbook: Playbook) -> Planner:
@@ -61,18 +78,7 @@ def planner_of(playbook: Playbook) -> Planner:
 
 
 def _emit(store: Any, execution_id: str, parent: str | None, event_type: str, **fields: Any) -> None:
-    store.append(
-        [
-            Event(
-                execution_id=execution_id,
-                event_type=event_type,
-                parent_execution_id=parent,
-                event_id=store.allocate_event_id(execution_id),
-                created_at=datetime.now(UTC).isoformat(),
-                **fields,
-            )
-        ]
-    )
+    control_sink(store, execution_id, parent).new(event_type, **fields)
 
 
 def schedule(
@@ -91,50 +97,73 @@ def schedule(
     leased to that worker and returned, so it runs on the slot the job frees; the others are queued for
     any worker."""
     queue = queue_for(store, lease)
-    taken: Job | None = None
     with queue.decision(execution_id) as conn:
         if done is not None and worker_id is not None:
             queue.complete_in(conn, done, worker_id)
         events = workflow_log.read(store, execution_id)
         if not events:
-            return taken
+            return None
         state = fold(events)
         if state.finished or state.status == PENDING:
-            return taken
-        if (events[0].context or {}).get("version") is None:
+            return None
+        if not queue_drives(events[0].context or {}):
             # Not the queue's: a child that a worker runs inside a job (an iterator item's sub-playbook)
             # is driven by that job's own runner; scheduling it here would run its steps twice.
-            return taken
-        playbook = playbook_of(store, state, events)
-        decision = decide(
-            planner_of(playbook),
-            state,
-            lambda: _still_running(queue, conn, execution_id),
-            seconds_since(state.started_at),
+            return None
+        jobs = _Jobs(store, queue, conn, events[0], worker_id if take else None)
+        finish = orchestrator.advance(
+            store, execution_id, planner_of(playbook_of(store, state, events)), state, jobs
         )
-        if decision.end is not None:
-            _emit(
-                store, execution_id, state.parent_execution_id, decision.end.event_type, **decision.end.fields
-            )
-            store.flush()  # durable before the lock is released: the next broker sees the end
-            _wake_parent(store, queue, conn, events[0])
-            after_end(store, execution_id)
-            return taken
-        waiting = []
-        for cmd in decision.run:
-            to = worker_id if take and taken is None and cmd.not_before is None else None
-            job_id = queue.enqueue(
-                conn, execution_id, cmd.step, cmd.run, cmd.attempt, not_before=cmd.not_before, worker_id=to
-            )
-            if job_id is None:
-                waiting.append((cmd.step, cmd.run, cmd.attempt))
-            elif to is not None:
-                taken = Job(job_id, execution_id, cmd.step, cmd.run, cmd.attempt, -1, "step", {}, 1, 5)
+        if finish is not None:
+            return None
         running = [(name, s.runs, s.attempt) for name, s in state.steps.items() if s.status == RUNNING]
-        failed = _fail_dead_jobs(store, queue, conn, state, waiting + running)
+        failed = _fail_dead_jobs(store, queue, conn, state, jobs.waiting + running)
     if failed:
         schedule(store, execution_id)  # the step failure ends the execution now
-    return taken
+    return jobs.taken
+
+
+class _Jobs:
+    """The queue's dispatcher, inside one decision (the execution's lock, `conn`): each command is a job,
+    unique by (execution, step, run, attempt, chunk), so one already queued is not queued again. The
+    first command that may run now is born leased to `worker_id` (the worker whose job just ended)."""
+
+    def __init__(
+        self, store: Any, queue: JobQueue[Any], conn: Any, start: Event, worker_id: str | None
+    ) -> None:
+        self.store = store
+        self.queue = queue
+        self.conn = conn
+        self.start = start
+        self.worker_id = worker_id
+        self.taken: Job | None = None
+        self.waiting: list[tuple[str, int, int]] = []  # commands whose job exists already
+
+    def open_work(self) -> bool:
+        return _still_running(self.queue, self.conn, self.start.execution_id)
+
+    def dispatch(self, cmd: RunStep) -> None:
+        to = self.worker_id if self.taken is None and cmd.not_before is None else None
+        execution_id = self.start.execution_id
+        job_id = self.queue.enqueue(
+            self.conn, execution_id, cmd.step, cmd.run, cmd.attempt, not_before=cmd.not_before, worker_id=to
+        )
+        if job_id is None:
+            self.waiting.append((cmd.step, cmd.run, cmd.attempt))
+        elif to is not None:
+            self.taken = Job(job_id, execution_id, cmd.step, cmd.run, cmd.attempt, -1, "step", {}, 1, 5)
+
+    def write(self, planned: PlannedEvent) -> None:
+        _emit(
+            self.store,
+            self.start.execution_id,
+            self.start.parent_execution_id,
+            planned.event_type,
+            **planned.fields,
+        )
+
+    def ended(self) -> None:
+        _wake_parent(self.store, self.queue, self.conn, self.start)
 
 
 def _still_running(queue: JobQueue[Any], conn: Any, execution_id: str) -> bool:
@@ -218,12 +247,16 @@ def abandon(store: Any, job: Reaped) -> None:
             f"{job.attempt}; the attempt was abandoned"
         )
         meta = {"reason": "lease_expired", "worker_id": job.worker_id}
-        node_type = started_node_type(events, job.step)
-        for planned in abandoned_attempt(
-            job.step, node_type, job.attempt, message, meta, give_up_after=_MAX_ABANDONED_ATTEMPTS
-        ):
-            _emit(store, job.execution_id, state.parent_execution_id, planned.event_type, **planned.fields)
-        store.flush()
+        orchestrator.abandon(
+            store,
+            _Jobs(store, queue, conn, events[0], None),
+            job.step,
+            started_node_type(events, job.step),
+            job.attempt,
+            message,
+            meta,
+            give_up_after=_MAX_ABANDONED_ATTEMPTS,
+        )
     close_abandoned_children(store, job.execution_id, lost, job.job_id)
     schedule(store, job.execution_id)
 
@@ -235,11 +268,9 @@ def cancel(store: Any, execution_id: str, reason: str) -> bool:
         if not events or fold(events).finished:
             return False
         queue.cancel(conn, execution_id)
-        end = stopped_event(
-            events[0].node_name, events[0].node_id, "cancelled", reason, seconds_since(events[0].created_at)
-        )
-        _emit(store, execution_id, events[0].parent_execution_id, end.event_type, **end.fields)
-        store.flush()
+        start = events[0]
+        jobs = _Jobs(store, queue, conn, start, None)
+        orchestrator.cancel(store, jobs, start.node_name, start.node_id, start.created_at, reason)
         children = queue.running_children(conn, execution_id)
     for child in children:  # a cancelled parent's sub-playbooks are cancelled with it
         cancel(store, child, f"its parent execution {execution_id} was cancelled")
@@ -264,7 +295,7 @@ def close_abandoned_children(store: Any, parent: str, why: str, job_id: int | No
                 continue
             context = events[0].context or {}
             called_by = context.get("called_by") or {}
-            if context.get("version") is not None or (job_id is not None and called_by.get("job") != job_id):
+            if queue_drives(context) or (job_id is not None and called_by.get("job") != job_id):
                 continue
             end = stopped_event(
                 events[0].node_name, events[0].node_id, "abandoned", why, seconds_since(events[0].created_at)
@@ -287,7 +318,7 @@ def reopen(store: Any, execution_id: str, request: RetryRequest) -> dict[str, An
         events = store.read(execution_id)
         if not events:
             raise InputError(f"execution {execution_id} not found; list executions with `noetl executions`")
-        if (events[0].context or {}).get("version") is None:
+        if not queue_drives(events[0].context or {}):
             raise InputError(
                 f"execution {execution_id} ran from a file, not the catalog, so workers cannot run it; "
                 "retry it with `noetl retry ID --db ...` where the playbook file is"

@@ -1,7 +1,9 @@
 """The control plane's entry points, shared by the server API and the CLI: start, cancel, look up.
 
-An execution run by workers always names a catalog entry (path + version), so that every worker loads
-exactly the playbook the execution was started with.
+An execution run by workers names a catalog entry (path + version), so that every worker loads exactly
+the playbook the execution was started with. The one exception is a sub-playbook that a step on a worker
+found as a file (an absolute `path`): only that host can read the file, so its text is sealed beside the
+child's log (`execution_start.context.playbook_sealed`) and every worker reads it from there.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from noetl.engine.events import EventType as T
 from noetl.engine.retry import RetryRequest
 from noetl.errors import InputError
 from noetl.runtime.redact import Redactor
+from noetl.runtime.sink import control_sink
 from noetl.runtime.workload import open_execution
 
 
@@ -25,6 +28,24 @@ def load_catalog_playbook(store: Any, path: str, version: int | None = None) -> 
         which = f"{path} version {version}" if version else path
         raise InputError(f"playbook {which} is not in the catalog; register it first (`noetl register FILE`)")
     return parse_playbook(entry.content, source=f"catalog:{entry.path}@{entry.version}"), entry.version
+
+
+PLAYBOOK_SEALED = "playbook"  # the name of the sealed value that holds a file child's text
+
+
+def queue_drives(context: dict[str, Any]) -> bool:
+    """Whether the queue drives the execution that an `execution_start` context opens: a catalog
+    playbook, or a file child whose text is sealed beside its log. Otherwise (`noetl run`, a child run
+    inside a worker's job) the process that started it drives it."""
+    return context.get("version") is not None or bool(context.get("playbook_sealed"))
+
+
+def sealed_playbook(store: Any, execution_id: str, context: dict[str, Any]) -> Playbook:
+    """The playbook of a file child, from the text sealed when it started."""
+    text = store.unseal(execution_id, PLAYBOOK_SEALED)
+    if not isinstance(text, str):
+        raise InputError(f"execution {execution_id} names a sealed playbook, but none is kept beside its log")
+    return parse_playbook(text, source=str(context.get("source") or "<playbook>"))
 
 
 def start_execution(
@@ -40,8 +61,12 @@ def start_execution(
     called_by: dict[str, Any] | None = None,
     redactor: Redactor | None = None,
     depth: int = 0,
+    file: tuple[str, str] | None = None,
 ) -> str:
     """Append `execution_start` for a catalog playbook and enqueue its first steps; returns the id.
+
+    `file`: (file name, text) of a child that a step found as a file: its text is sealed beside the
+    child's log instead of read from the catalog (CredentialError when the store has no key to seal with).
 
     A sub-playbook started by a step on a worker names that step (`parent_step`: step and run): when it
     ends, the broker queues the parent step's join. An item's or a workbook entry's child names its
@@ -51,10 +76,16 @@ def start_execution(
     """
     from noetl.runtime.broker import schedule
 
-    playbook, version = load_catalog_playbook(store, path, version)
     execution_id = execution_id or str(uuid.uuid4())
+    extra: dict[str, Any]
+    if file is not None:
+        playbook = parse_playbook(file[1], source=file[0])
+        store.seal(execution_id, PLAYBOOK_SEALED, file[1])  # before the start: a worker may read it at once
+        extra = {"path": path, "version": None, "source": file[0], "playbook_sealed": True}
+    else:
+        playbook, version = load_catalog_playbook(store, path, version)
+        extra = {"path": path, "version": version, "source": playbook.source}
     redactor = redactor or Redactor()
-    extra: dict[str, Any] = {"path": path, "version": version, "source": playbook.source}
     if parent_step is not None:
         extra.update(parent_step=parent_step, depth=depth)
     if called_by is not None:  # an item's or a workbook entry's child: its caller waits for it itself
@@ -68,18 +99,13 @@ def start_execution(
         seal=lambda name, value: store.seal(execution_id, name, value),
         base=extra,
     ).context
-    start = Event(
-        execution_id=execution_id,
-        event_type=T.EXECUTION_START,
-        event_id=store.allocate_event_id(execution_id),
-        created_at=_now(),
+    control_sink(store, execution_id, parent_execution_id, redactor=redactor).new(
+        T.EXECUTION_START,
         node_name=playbook.name,
         node_id=playbook.path,
         node_type="playbook",
-        parent_execution_id=parent_execution_id,
         context=context,
     )
-    store.append([redactor.event(start)])
     store.flush()
     schedule(store, execution_id)
     return execution_id
@@ -97,6 +123,8 @@ def playbook_of(store: Any, events: list[Event], file: str | None = None) -> Pla
     context = (events[0].context or {}) if events else {}
     if context.get("version") is not None:
         return load_catalog_playbook(store, str(context.get("path")), int(context["version"]))[0]
+    if context.get("playbook_sealed"):
+        return sealed_playbook(store, events[0].execution_id, context)
     source = str(context.get("source") or "")
     if source.startswith("catalog:") and "@" in source:
         path, _, version = source.removeprefix("catalog:").rpartition("@")
@@ -125,9 +153,3 @@ def cancel_execution(store: Any, execution_id: str, reason: str = "cancelled by 
     from noetl.runtime.broker import cancel
 
     return cancel(store, execution_id, reason)
-
-
-def _now() -> str:
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC).isoformat()

@@ -6,6 +6,7 @@ import itertools
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from noetl.actions import iterator_action
@@ -21,7 +22,7 @@ from noetl.engine.events import EventType as T
 from noetl.engine.items import items_done, run_events
 from noetl.engine.planner import RunStep
 from noetl.engine.state import COMPLETED, FAILED, RUNNING, ExecutionState
-from noetl.errors import ActionError
+from noetl.errors import ActionError, CredentialError
 from noetl.runtime import broker, control
 from noetl.runtime.credentials import CredentialResolver
 from noetl.runtime.redact import Redactor
@@ -80,20 +81,40 @@ class WorkerServices(RunServices):
         """A sub-playbook runs as an execution of its own, through the queue like any other. A step's:
         this job ends (Awaiting) and frees its slot; when the child ends, the broker queues the join of
         this step, which returns the child's result. An iterator item's or a workbook entry's: this job
-        waits for it parked (Worker.waiting), its slot free for other jobs, the child's included. A
-        child found as a file, not in the catalog, runs inside this job: only this process can read it."""
+        waits for it parked (Worker.waiting), its slot free for other jobs, the child's included.
+
+        A child found as a file (an absolute `path`) is read here, the only host sure to have it, and its
+        text is sealed beside the child's log for the workers that run its steps (control.start_execution).
+        It runs inside this job instead only when the store has no key to seal with (NOETL_SECRET_KEY),
+        and an item's child does when this worker parks as many jobs as it may (Worker.can_park)."""
         runner = self.worker.child_runner
         depth = self.depth + 1
         runner.check_depth(path, depth)
         child = runner.find_playbook(path, self)
-        catalog_path = catalog_path_of(child.source)
-        if catalog_path is None:
-            return super().run_playbook(path, data, return_step, ctx)  # a file: only this job can read it
+        origin = _origin(child)
         step = self.playbook.steps.get(ctx.step)
-        if ctx.index is not None or step is None or ctx.task is not step.task:
-            if not self.worker.can_park():
-                return super().run_playbook(path, data, return_step, ctx)
-            return self._wait_for_child(path, catalog_path, child, data, return_step, ctx, depth)
+        try:
+            if ctx.index is not None or step is None or ctx.task is not step.task:
+                if not self.worker.can_park():
+                    return super().run_playbook(path, data, return_step, ctx)
+                return self._wait_for_child(path, origin, data, return_step, ctx, depth)
+            return self._start_child(path, origin, data, return_step, ctx, depth)
+        except CredentialError:
+            if "file" not in origin:
+                raise
+            # No key to seal the file's text with (NOETL_SECRET_KEY): only this job can read the file.
+            return super().run_playbook(path, data, return_step, ctx)
+
+    def _start_child(
+        self,
+        path: str,
+        origin: dict[str, Any],
+        data: Any,
+        return_step: str | None,
+        ctx: ActionContext,
+        depth: int,
+    ) -> Any:
+        """A step's child: started (or an earlier attempt's adopted), then this job ends (Awaiting)."""
         store = self.worker.store
         # This attempt's action_started is durable before the child can end: the broker, waking the
         # parent when the child ends, must see this step running.
@@ -103,15 +124,14 @@ class WorkerServices(RunServices):
         if adopted is None:
             adopted = control.start_execution(
                 store,
-                catalog_path,
-                data if isinstance(data, dict) else {},
+                parameters=data if isinstance(data, dict) else {},
                 merge=True,
-                version=_version_of(child.source),
                 parent_execution_id=ctx.execution_id,
                 execution_id=child_execution_id(ctx.execution_id, ctx.step, run, attempt),
                 parent_step={"step": ctx.step, "run": run},
                 redactor=self.sink.redactor,
                 depth=depth,
+                **origin,
             )
         record = store.execution(adopted)
         if record is not None and record.status in ("COMPLETED", "FAILED"):
@@ -121,8 +141,7 @@ class WorkerServices(RunServices):
     def _wait_for_child(
         self,
         path: str,
-        catalog_path: str,
-        child: Playbook,
+        origin: dict[str, Any],
         data: Any,
         return_step: str | None,
         ctx: ActionContext,
@@ -142,15 +161,14 @@ class WorkerServices(RunServices):
         if not adopted:
             control.start_execution(
                 store,
-                catalog_path,
-                data if isinstance(data, dict) else {},
+                parameters=data if isinstance(data, dict) else {},
                 merge=True,
-                version=_version_of(child.source),
                 parent_execution_id=ctx.execution_id,
                 execution_id=child_id,
                 called_by=called_by,
                 redactor=self.sink.redactor,
                 depth=depth,
+                **origin,
             )
         # A timed attempt that runs out cancels the child, as a local run does (LocalRunner.run_child).
         interrupts = ctx.interrupts
@@ -299,9 +317,14 @@ def _ended(store: Any, execution_id: str) -> Any:
         pause = min(pause * 1.5, CHILD_POLL_SECONDS)
 
 
-def _version_of(source: str) -> int | None:
-    _, _, version = source.rpartition("@")
-    return int(version) if version.isdigit() else None
+def _origin(child: Playbook) -> dict[str, Any]:
+    """Where the child's workers read it (control.start_execution's keywords): its catalog path and
+    version, or, for a file, its text to seal beside its log."""
+    catalog_path = catalog_path_of(child.source)
+    if catalog_path is not None:
+        _, _, version = child.source.rpartition("@")
+        return {"path": catalog_path, "version": int(version) if version.isdigit() else None}
+    return {"path": child.path, "file": (child.source, Path(child.source).read_text())}
 
 
 def _snapshot(state: ExecutionState, events: list[Event], job: Job, services: RunServices) -> StepSnapshot:

@@ -20,19 +20,18 @@ from noetl.dsl.models import Playbook
 from noetl.engine.events import Event
 from noetl.engine.events import EventType as T
 from noetl.engine.items import items_kept_by_retry
-from noetl.engine.orchestration import decide, stopped_event
-from noetl.engine.planner import Finish, Planner, RunStep
-from noetl.engine.recovery import PlannedEvent, abandoned_attempt, started_node_type
+from noetl.engine.planner import Planner, RunStep
+from noetl.engine.recovery import PlannedEvent, started_node_type
 from noetl.engine.retry import RetryRequest, retry_target
 from noetl.engine.state import PENDING, RUNNING, WORKFLOW_TYPES, ExecutionState, fold
 from noetl.errors import ActionError, ExecutionClosed, InputError, NoetlError, StoreError
+from noetl.runtime import orchestrator
 from noetl.runtime.broker import close_abandoned_children
-from noetl.runtime.cleanup import after_end
 from noetl.runtime.credentials import CredentialResolver
 from noetl.runtime.redact import Redactor
 from noetl.runtime.services import RunServices
 from noetl.runtime.sink import EventSink
-from noetl.runtime.step_runner import StepRunner, StepSnapshot, seconds_since, take_snapshot
+from noetl.runtime.step_runner import StepRunner, StepSnapshot, take_snapshot
 from noetl.runtime.subplaybooks import catalog_candidates, catalog_path_of, child_result, file_candidates
 from noetl.runtime.workload import Opening, open_execution, protect, real_workload
 from noetl.store.ports import Store
@@ -374,10 +373,15 @@ class _Execution:
                 f"the process running step '{name}' stopped (noetl run was interrupted or killed) during "
                 f"attempt {attempt}; the attempt was abandoned and --resume goes on with the next one"
             )
-            for planned in abandoned_attempt(
-                name, started_node_type(events, name), attempt, message, {"reason": "interrupted"}
-            ):
-                self.sink.new(planned.event_type, **planned.fields)
+            orchestrator.abandon(
+                self.runner.store,
+                _Threads(self, None),
+                name,
+                started_node_type(events, name),
+                attempt,
+                message,
+                {"reason": "interrupted"},
+            )
 
     def restart_running(self) -> None:
         """`noetl retry`: a step a finished execution left running (a branch cut off when it failed)
@@ -388,46 +392,18 @@ class _Execution:
                 step.status = PENDING
 
     def drive(self) -> Outcome:
-        inflight: dict[tuple[str, int, int], Future[None]] = {}
-        delayed: list[RunStep] = []
+        """Advance the execution (runtime.orchestrator) each time one of its steps ends, until it ends."""
         with ThreadPoolExecutor(self.runner.max_workers, thread_name_prefix="noetl-step") as pool:
+            threads = _Threads(self, pool)
             while True:
-                with self.lock:
-                    # A command waiting for its delay (`delayed`) is not running: an ending execution drops it.
-                    decision = decide(
-                        self.planner, self.state, lambda: bool(inflight), seconds_since(self.state.started_at)
-                    )
-                if decision.end is not None and decision.finish is not None:
-                    return self._finish(decision.end, decision.finish)
-                if self.state.finished and not inflight:  # cancelled through this sink (cancel())
+                finish = orchestrator.advance(
+                    self.runner.store, self.sink.execution_id, self.planner, self.state, threads, self.lock
+                )
+                if finish is not None:
+                    return Outcome(self.sink.execution_id, finish.status.upper(), finish.result, finish.error)
+                if self.state.finished and not threads.open_work():  # cancelled through this sink (cancel())
                     return Outcome(self.sink.execution_id, self.state.status.upper(), None, self.state.error)
-                for cmd in decision.run:
-                    key = (cmd.step, cmd.run, cmd.attempt)
-                    if key in inflight or cmd in delayed:
-                        continue
-                    if cmd.not_before and cmd.not_before > time.time():
-                        delayed.append(cmd)
-                    else:
-                        inflight[key] = pool.submit(self._run_step, cmd, self._snapshot(cmd))
-                timeout = None
-                if delayed:
-                    due = min(c.not_before or 0 for c in delayed)
-                    timeout = max(0.0, due - time.time())
-                    ready = [c for c in delayed if (c.not_before or 0) <= time.time()]
-                    for cmd in ready:
-                        delayed.remove(cmd)
-                        inflight[(cmd.step, cmd.run, cmd.attempt)] = pool.submit(
-                            self._run_step, cmd, self._snapshot(cmd)
-                        )
-                    if ready:
-                        continue
-                if not inflight:
-                    if timeout is not None:
-                        time.sleep(timeout)
-                    continue
-                done, _ = wait(list(inflight.values()), timeout=timeout, return_when=FIRST_COMPLETED)
-                for key in [k for k, f in inflight.items() if f in done]:
-                    inflight.pop(key).result()
+                threads.wait()
 
     def cancel(self, reason: str) -> None:
         """End this execution now, as broker.cancel ends one on workers (the same event), but through
@@ -436,11 +412,18 @@ class _Execution:
             if self.state.finished:
                 return
             started = self.state.started_at
-        end = stopped_event(
-            self.playbook.name, self.playbook.path, "cancelled", reason, seconds_since(started)
-        )
         with contextlib.suppress(ExecutionClosed):
-            self.sink.new(end.event_type, **end.fields)
+            orchestrator.cancel(
+                self.runner.store,
+                _Threads(self, None),
+                self.playbook.name,
+                self.playbook.path,
+                started,
+                reason,
+            )
+
+    def write(self, planned: PlannedEvent) -> None:
+        self.sink.new(planned.event_type, **planned.fields)
 
     def _snapshot(self, cmd: RunStep) -> StepSnapshot:
         with self.lock:  # the steps running now fold their events into this state
@@ -461,8 +444,56 @@ class _Execution:
                 error=f"internal error: {type(exc).__name__}: {exc}",
             )
 
-    def _finish(self, end: PlannedEvent, finish: Finish) -> Outcome:
-        self.sink.new(end.event_type, **end.fields)
-        self.runner.store.flush()  # durable before anyone is told the execution finished
-        after_end(self.runner.store, self.sink.execution_id)
-        return Outcome(self.sink.execution_id, finish.status.upper(), finish.result, finish.error)
+
+class _Threads:
+    """The local dispatcher: each command on a thread of the pool, once; a command waiting for its
+    retry's delay waits here, not on a thread, and does not count as open work."""
+
+    def __init__(self, run: _Execution, pool: ThreadPoolExecutor | None) -> None:
+        self.run = run
+        self.pool = pool
+        self.inflight: dict[tuple[str, int, int], Future[None]] = {}
+        self.delayed: list[RunStep] = []
+
+    def open_work(self) -> bool:
+        return bool(self.inflight)
+
+    def dispatch(self, cmd: RunStep) -> None:
+        if (cmd.step, cmd.run, cmd.attempt) in self.inflight or cmd in self.delayed:
+            return
+        if cmd.not_before and cmd.not_before > time.time():
+            self.delayed.append(cmd)
+        else:
+            self._submit(cmd)
+
+    def write(self, planned: PlannedEvent) -> None:
+        self.run.write(planned)
+
+    def ended(self) -> None:
+        """Nobody to tell: a local child's parent waits for its Outcome (LocalRunner.run_child)."""
+
+    def wait(self) -> None:
+        """Until a step ends or a delayed command is due (then started)."""
+        timeout = None
+        if self.delayed:
+            now = time.time()
+            ready = [c for c in self.delayed if (c.not_before or 0) <= now]
+            for cmd in ready:
+                self.delayed.remove(cmd)
+                self._submit(cmd)
+            if ready:
+                return
+            timeout = max(0.0, min(c.not_before or 0 for c in self.delayed) - now)
+        if not self.inflight:
+            if timeout is not None:
+                time.sleep(timeout)
+            return
+        done, _ = wait(list(self.inflight.values()), timeout=timeout, return_when=FIRST_COMPLETED)
+        for key in [k for k, f in self.inflight.items() if f in done]:
+            self.inflight.pop(key).result()
+
+    def _submit(self, cmd: RunStep) -> None:
+        assert self.pool is not None  # a dispatcher built only to write (cancel) never dispatches
+        self.inflight[(cmd.step, cmd.run, cmd.attempt)] = self.pool.submit(
+            self.run._run_step, cmd, self.run._snapshot(cmd)
+        )

@@ -64,7 +64,8 @@ class IdBlocks:
 
 class EventSink:
     """Assigns event ids per execution and writes through the store's batch writer. `new` is the only
-    way an event is written (issue 8: one way to emit): built once, stamped, redacted, stored, folded.
+    way an event is written (issue 8: one way to emit), by the steps and items of both modes and by the
+    control plane (control_sink): built once, stamped, redacted, stored, folded.
 
     `on_event` is the runner's own state fold and must not fail; `observers` (printers, progress bars,
     exporters) are best effort: an observer that raises is logged and the execution goes on. Once the
@@ -150,3 +151,18 @@ class EventSink:
                 observer(event)
             except Exception:  # an observer never breaks the work (dramatiq's middleware rule)
                 log.exception("event observer %r failed; the execution goes on", observer)
+
+
+def control_sink(
+    store: Any, execution_id: str, parent_execution_id: str | None = None, **kw: Any
+) -> EventSink:
+    """A sink for the few events the control plane writes (an execution's start, the broker's end of an
+    execution, a cancel, an abandoned attempt): its ids are taken from the store one at a time, since
+    the execution's workers reserve theirs from the same counter."""
+    return EventSink(
+        store,
+        execution_id,
+        parent_execution_id=parent_execution_id,
+        allocate=lambda: int(store.allocate_event_id(execution_id)),
+        **kw,
+    )

@@ -8,8 +8,10 @@ the path as written, each with and without its `.yaml`/`.yml` suffix. An absolut
 it is.
 
 A worker has no files, so `noetl register FILE` and `noetl execute playbook FILE` also register the
-files that a playbook's literal `type: playbook` paths name, as `noetl run` would find them. Before
-anything is registered, they check that each child's catalog path is one the parent's lookup tries.
+files that a playbook's literal relative `type: playbook` paths name, as `noetl run` would find them.
+Before anything is registered, they check that each child's catalog path is one the parent's lookup
+tries. An absolute path stays a file: the worker that runs the step reads it, and its text goes with the
+child's execution (runtime.control.start_execution), so it is not registered.
 """
 
 from __future__ import annotations
@@ -92,6 +94,8 @@ def files_to_register(path: str | Path) -> list[Path]:
         active.add(key)
         playbook = load(file)
         for where, child_path in named_children(playbook):
+            if Path(child_path).is_absolute():
+                continue  # a file on the host that runs the step, read there (not a catalog entry)
             tried = file_candidates(child_path, [file.parent, Path.cwd()])
             child = next((f for f in tried if f.is_file()), None)
             if child is None:

@@ -1,5 +1,5 @@
 """A sub-playbook that ran inside a process that died is closed, not left RUNNING for ever: a local
-run's children, and on a worker a child found as a file (run inside the job). When the work is taken up
+run's children (on workers every child is an execution of the queue and runs on). When the work is taken up
 again (`noetl run --resume`, or the broker reaping the dead worker's lease), each such child still
 RUNNING gets `execution_failed` with `meta.reason: abandoned`, and the item runs its child again. Before,
 the parent completed while the child it had started stayed RUNNING in `noetl executions` for ever."""
@@ -143,11 +143,11 @@ def test_on_workers_an_item_child_runs_on_and_its_item_waits_for_it_again(
     assert sorted(e.current_index for e in loop) == [0, 1, 2, 3]
 
 
-def test_the_broker_closes_the_file_child_a_dead_worker_ran(
+def test_on_workers_a_file_childs_item_waits_for_it_again_when_its_worker_dies(
     pg_store: PostgresStore, workers: Workers, tmp_path: Path
 ) -> None:
-    """A child found as a file (an absolute path) runs inside the job, since only that process reads
-    the file: when the worker dies, the broker closes it as abandoned and the item runs it again."""
+    """A child found as a file (an absolute path) is an execution of the queue too (its text sealed
+    beside its log): the dead worker's child runs on and is not closed or started again."""
     child_file = tmp_path / "stranded_child.yaml"
     child_file.write_text(CHILD)
     pg_store.register(
@@ -162,4 +162,9 @@ def test_the_broker_closes_the_file_child_a_dead_worker_ran(
     with broker_loop(pg_store, 0.5):
         workers.start("rescuer", concurrency=1, lease=3)
         assert finished_record(pg_store, parent, 120).status == "COMPLETED"
-    _check(pg_store, parent, "worker doomed running it stopped answering")
+    children = pg_store.find_executions(ExecutionFilter(parent=parent), limit=20)
+    assert sorted(c.status for c in children) == ["COMPLETED"] * 4, "one child per item, none twice"
+    starts = [pg_store.read(c.execution_id)[0].context or {} for c in children]
+    assert all(c.get("playbook_sealed") and c.get("version") is None for c in starts)
+    loop = [e for e in pg_store.read(parent) if e.event_type == "iteration_completed"]
+    assert sorted(e.current_index for e in loop) == [0, 1, 2, 3]

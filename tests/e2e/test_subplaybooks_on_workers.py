@@ -8,6 +8,7 @@ while the child runs leaves the child to another worker and the parent to resume
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -213,3 +214,72 @@ def test_a_worker_killed_while_the_child_runs_leaves_the_child_running_and_the_p
     ]
     call = [e.event_type for e in pg_store.read(parent) if e.node_name == "call"]
     assert call == [T.STEP_STARTED, T.ACTION_STARTED, T.ACTION_COMPLETED, T.STEP_COMPLETED]
+
+
+def _file_parent(child_file: Path) -> str:
+    return PARENT.replace("path: tests/parent", "path: tests/file_parent").replace(
+        "path: child", f"path: {child_file}"
+    )
+
+
+def _wait_for_child_step(store: PostgresStore, parent: str, step: str) -> Any:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        kids = children_of(store, parent)
+        if kids and any(
+            e.event_type == T.ACTION_STARTED and e.node_name == step for e in store.read(kids[0].execution_id)
+        ):
+            return kids[0]
+        time.sleep(0.05)
+    pytest.fail(f"the child never started its step {step!r}")
+
+
+def test_a_file_child_is_a_queued_execution_that_workers_read_from_its_sealed_text(
+    pg_store: PostgresStore, workers: Workers, tmp_path: Path
+) -> None:
+    """Issue 8, item 2: a child found as a file (an absolute path) used to run inside the calling job.
+    Now its text is sealed beside its log and its steps are jobs like any others: the file is deleted
+    while the child runs, and its next steps still run, on the worker's one slot."""
+    child_file = tmp_path / "file_child.yaml"
+    child_file.write_text(CHILD)
+    pg_store.register("tests/file_parent", "file_parent", _file_parent(child_file))
+    workers.start("solo", concurrency=1)
+    parent = start_execution(pg_store, "tests/file_parent", {"n": 6, "nap": 1.0})
+    child = _wait_for_child_step(pg_store, parent, "square")
+    child_file.unlink()  # from here on only the sealed text can tell a worker what the child is
+    record = wait_finished(pg_store, parent)
+    assert (record.status, record.result) == ("COMPLETED", {"answer": 36})
+    events = pg_store.read(child.execution_id)
+    start = events[0].context or {}
+    assert (start.get("playbook_sealed"), start.get("version"), start.get("source")) == (
+        True,
+        None,
+        str(child_file),
+    )
+    assert CHILD.strip() not in str(start), "the text is sealed, not in the log"
+    steps = [e for e in events if e.event_type == T.STEP_STARTED]
+    assert [(e.node_name, e.meta.get("worker_id")) for e in steps] == [
+        ("start", "solo"),
+        ("square", "solo"),
+        ("end", "solo"),
+    ], "each of the child's steps was a job of the queue"
+    assert all(e.parent_execution_id == parent for e in events)
+
+
+def test_without_a_key_a_file_child_runs_inside_the_calling_job(
+    pg_store: PostgresStore, workers: Workers, tmp_path: Path
+) -> None:
+    """A worker with no NOETL_SECRET_KEY cannot seal the text: the child runs inside the job, as it
+    did before, and still completes."""
+    child_file = tmp_path / "file_child.yaml"
+    child_file.write_text(CHILD)
+    pg_store.register("tests/file_parent", "file_parent", _file_parent(child_file))
+    keyless = {k: v for k, v in os.environ.items() if k != "NOETL_SECRET_KEY"}
+    workers.start("keyless", concurrency=1, env=keyless)
+    parent = start_execution(pg_store, "tests/file_parent", {"n": 4})
+    record = wait_finished(pg_store, parent)
+    assert (record.status, record.result) == ("COMPLETED", {"answer": 16})
+    [child] = children_of(pg_store, parent)
+    events = pg_store.read(child.execution_id)
+    assert not (events[0].context or {}).get("playbook_sealed")
+    assert {e.meta.get("worker_id") for e in events if e.event_type == T.STEP_STARTED} == {None}
