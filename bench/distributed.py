@@ -15,9 +15,11 @@ One run prints three figures, each next to its target, all timed from the events
    (4 slots / 0.05 s = 80 items/s) and the figure as a percentage of it. Target: within 10% of 80 items/s.
 
 Beside each figure of (2): how many of the machine's cores were busy while the execution ran (all
-processes, from /proc/stat). When one worker already keeps every core busy (its own process and the
+processes, from /proc/stat), and the CPU time per item spent in the worker processes and in
+everything else (PostgreSQL's backends, this script), from /proc. When one worker already keeps every core busy (its own process and the
 PostgreSQL backends it drives), a second worker on the same machine has no core to run on, so the
-speed-up of (2) measures the machine, not the workers.
+speed-up of (2) measures the machine, not the workers. So (2) also prints the ceiling that follows
+from it: the machine's cores over the cores busy with one worker.
 
 Items per second are the item count over the time from the iterator step's `iterator_started` to its
 `iterator_completed` (same step, last attempt); for (2) and (3) the wall time from `execution_start` to
@@ -245,17 +247,31 @@ def cpu_jiffies() -> tuple[int, int]:
     return sum(fields[:8]) - idle, sum(fields[:8])
 
 
+def process_jiffies(pids: list[int]) -> int:
+    """CPU time (user + system, clock ticks) the processes `pids` have used so far."""
+    used = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        used += int(fields[11]) + int(fields[12])  # utime, stime
+    return used
+
+
 def run_items(
     store: PostgresStore, workers: Workers, path: str, count: int, what: str
-) -> tuple[float, float, float]:
-    """(items/s over the iterator, wall seconds of the execution, cores busy while it ran)."""
+) -> tuple[float, float, float, float, float]:
+    """(items/s over the iterator, wall seconds of the execution, cores busy while it ran, CPU us per
+    item in the worker processes, CPU us per item in everything else: PostgreSQL, this script)."""
+    pids = [p.pid for p in workers.procs]
     busy0, total0 = cpu_jiffies()
+    mine0 = process_jiffies(pids)
     execution_id = start_execution(store, path, {"n": count})
     wait(store, execution_id, what, workers)
     busy1, total1 = cpu_jiffies()
+    mine = process_jiffies(pids) - mine0
     cores = (os.cpu_count() or 1) * (busy1 - busy0) / max(1, total1 - total0)
     iterator, wall = iterator_timing(store.read(execution_id), count, what)
-    return count / iterator, wall, cores
+    per_tick = 1e6 / os.sysconf("SC_CLK_TCK") / count
+    return count / iterator, wall, cores, mine * per_tick, (busy1 - busy0 - mine) * per_tick
 
 
 def run_items_at_once(
@@ -313,22 +329,32 @@ def main() -> None:
                 print(f"   p50 {p50:.1f} ms, p95 {p95:.1f} ms    target: p50 <= 5 ms [{met(p50 <= 5)}]")
 
                 # 2. trivial async items, 1 and 2 workers
-                rates = {}
+                rates, busy = {}, {}
                 print(f"2. async iterator (concurrency 8), {args.items} trivial items (i * 2):")
                 for count in (1, 2):
                     workers.start(count)
                     what = f"{args.items} trivial items, {count} worker(s)"
-                    rates[count], wall, cores = run_items(store, workers, "items", args.items, what)
+                    rates[count], wall, cores, in_workers, elsewhere = run_items(
+                        store, workers, "items", args.items, what
+                    )
                     workers.stop()
+                    busy[count] = cores
                     line = (
                         f"   {count} worker(s): {rates[count]:,.0f} items/s (wall {wall:.2f} s, "
-                        f"{cores:.2f} of {os.cpu_count()} cores busy)"
+                        f"{cores:.2f} of {os.cpu_count()} cores busy; CPU per item {in_workers:.0f} us "
+                        f"in workers, {elsewhere:.0f} us in PostgreSQL and the rest)"
                     )
                     if count == 2:
                         line += f"    target: >= 8,000 items/s with 2 workers [{met(rates[2] >= 8000)}]"
                     print(line)
                 speedup = rates[2] / rates[1]
                 print(f"   speed-up: {speedup:.2f}x    target: 2 workers >= 1.8x one [{met(speedup >= 1.8)}]")
+                # Two workers on this machine cannot beat every core busy at one worker's CPU per item.
+                ceiling = (os.cpu_count() or 1) / busy[1]
+                print(
+                    f"   ceiling of the speed-up on this machine: {os.cpu_count()} cores / {busy[1]:.2f} "
+                    f"busy with 1 worker = {ceiling:.2f}x (every core busy at 1 worker's CPU per item)"
+                )
                 print(f"   for comparison, two such executions at once ({args.items} items each, together):")
                 together = {}
                 for count in (1, 2):
@@ -346,7 +372,7 @@ def main() -> None:
                 ideal = SLOW_WORKER_CONCURRENCY / SLOW_SECONDS
                 workers.start(1, concurrency=SLOW_WORKER_CONCURRENCY)
                 what = f"{args.slow_items} items of 50 ms"
-                rate, wall, _ = run_items(store, workers, "slow_items", args.slow_items, what)
+                rate, wall, *_ = run_items(store, workers, "slow_items", args.slow_items, what)
                 workers.stop()
                 share = rate / ideal
                 print(

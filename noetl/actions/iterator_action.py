@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -167,9 +167,11 @@ def _growing(
         yield item
 
 
-def finish(ctx: ActionContext, fan: FanOut, sent: Iterable[tuple[int, Any, str]]) -> Any:
-    """The join of a fanned-out attempt: account for every item sent out (`sent`: index, value and the
-    status of its chunk), from the log, then end the iterator as a run in one process would."""
+def finish(ctx: ActionContext, fan: FanOut, sent: Callable[[], Iterable[tuple[int, Any, str]]]) -> Any:
+    """The join of a fanned-out attempt: account for every item sent out, from the log, then end the
+    iterator as a run in one process would. `sent()` reads the items back from the chunks (index, value
+    and the status of its chunk), only when the log has not accounted for all of them: those that no
+    chunk ran (held back, or their chunk was given up on)."""
     spec = ctx.task.iterator
     if spec is None:
         raise ActionError(f"step '{ctx.step}' is an iterator without a task", non_retryable=True)
@@ -186,7 +188,7 @@ def finish(ctx: ActionContext, fan: FanOut, sent: Iterable[tuple[int, Any, str]]
             tally.skip()
         else:
             tally.fail(e.current_index, e.duration or 0.0, e.error or "")
-    for index, value, chunk_status in sent:
+    for index, value, chunk_status in sent() if len(ended) < fan.todo else ():
         if index in ended:
             continue
         item = collection.WorkItem(index, value)

@@ -14,6 +14,15 @@ from typing import Any
 
 from noetl.engine.events import Event, EventType
 
+# The only events items_done reads, and with them run_events finds a run's item ends: a store that can
+# filter may read just these (of one step) instead of the whole log, half of which is item starts.
+ITEM_LOG_TYPES = (
+    EventType.STEP_STARTED,
+    EventType.EXECUTION_RETRY,  # its node_name is the step it runs again
+    EventType.ITERATION_COMPLETED,
+    EventType.ITERATION_FAILED,
+)
+
 
 def run_events(events: Iterable[Event], step: str, run: int | None = None) -> list[Event]:
     """The events of one run of `step` (the n-th `step_started` onwards); the latest run when None."""

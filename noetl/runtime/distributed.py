@@ -19,7 +19,7 @@ from noetl.actions.iteration.summary import Tally, breach
 from noetl.dsl.models import IteratorSpec, Playbook
 from noetl.engine.events import Event
 from noetl.engine.events import EventType as T
-from noetl.engine.items import items_done, run_events
+from noetl.engine.items import ITEM_LOG_TYPES, items_done, run_events
 from noetl.engine.planner import RunStep
 from noetl.engine.state import COMPLETED, FAILED, RUNNING, ExecutionState
 from noetl.errors import ActionError, CredentialError
@@ -33,6 +33,7 @@ from noetl.runtime.step_runner import StepRunner, StepSnapshot, seconds_since, t
 from noetl.runtime.subplaybooks import catalog_path_of, child_result
 from noetl.runtime.workload import protect, real_workload
 from noetl.store.ports import Job
+from noetl.store.views_sql import EventFilter
 
 # How many chunks a fan-out makes per slot of its `concurrency`: more chunks than slots, so that a
 # worker that finishes early takes the next one (rebalancing), few enough that per-job costs stay small.
@@ -44,6 +45,7 @@ POLICY_CHECK_SECONDS = 0.2
 # The `chunk` of an attempt's deadline job (jobs are unique by execution, step, run, attempt, chunk;
 # -1 is the step's job, -2 a child's join, 0 and up the chunks).
 DEADLINE_CHUNK = -3
+_ALL = 2**62  # no page limit: every matching event
 
 
 class WorkerServices(RunServices):
@@ -54,26 +56,29 @@ class WorkerServices(RunServices):
         self.worker = worker
         self.job = job
         self.distribute = self._distribute
-        self._log: list[Event] | None = None
+        self._logs: dict[str, list[Event]] = {}
 
-    def log(self) -> list[Event]:
-        """The whole log with the items' events, read once and only by a job that needs it (the job's
-        state comes from the workflow events alone; see Worker.run_leased)."""
-        if self._log is None:
-            self._log = self.worker.store.read(self.job.execution_id)
-        return self._log
+    def item_log(self, step: str) -> list[Event]:
+        """The events of `step` that say which of its items ended (engine.items.ITEM_LOG_TYPES), read
+        once and only by a job that needs them (a retry, a redelivered chunk, the join); the job's state
+        comes from the workflow events alone (see Worker.run_leased). Not the whole log: the join of a
+        20,000-item iterator spent 0.8 s decoding it, the item starts included, while every chunk waited."""
+        if step not in self._logs:
+            which = EventFilter(types=ITEM_LOG_TYPES, node_name=step)
+            self._logs[step] = self.worker.store.query_events(self.job.execution_id, which, limit=_ALL)
+        return self._logs[step]
 
     def completed_items(self, step: str, attempt: int = 1) -> dict[int, Any]:
         """Items of this run of `step` that some attempt already finished: a retry or a redelivered job
         skips them (the rule is the engine's, shared with local runs)."""
-        return items_done(self.log(), step, self.job.run)
+        return items_done(self.item_log(step), step, self.job.run)
 
     def attempt_items(self, step: str, iterator_event_id: int) -> list[Event]:
         """The item end events of one iterator attempt (its `iterator_started` id), in log order."""
         ends = (T.ITERATION_COMPLETED, T.ITERATION_FAILED)
         return [
             e
-            for e in run_events(self.log(), step, self.job.run)
+            for e in run_events(self.item_log(step), step, self.job.run)
             if e.parent_event_id == iterator_event_id and e.event_type in ends
         ]
 
@@ -389,10 +394,10 @@ def run_join_job(
             )
     else:
         fan = FanOut.of(job.payload)
-        sent = worker.queue.chunk_items(job.group)
+        group = job.group
 
         def finish(ctx: ActionContext) -> Any:
-            return iterator_action.finish(ctx, fan, sent)
+            return iterator_action.finish(ctx, fan, lambda: worker.queue.chunk_items(group))
 
     _finish_attempt(worker, job, playbook, state, events, action_started, finish)
 

@@ -48,7 +48,12 @@ def dumps(value: Any) -> str | None:
     return None if value is None else json_text(value)
 
 
+_decode = json.JSONDecoder().decode  # what json.loads(text) calls, without its checks per call
+
+
 def loads(value: Any) -> Any:
+    if type(value) is str:
+        return _decode(value)
     if value is None:
         return None
     if isinstance(value, bytes | bytearray | memoryview):
@@ -87,6 +92,46 @@ def event_to_row(
 
 
 def row_to_event(row: Any) -> Event:
-    data = {c: (loads(v) if c in JSON_COLUMNS else v) for c, v in zip(COLUMNS, row, strict=True)}
-    data["meta"] = data["meta"] or {}
-    return Event(**data)
+    # Spelled out like event_to_row: a job that reads an iterator's item ends reads one row per item.
+    (
+        execution_id,
+        event_id,
+        parent_execution_id,
+        parent_event_id,
+        event_type,
+        node_name,
+        node_id,
+        node_type,
+        status,
+        created_at,
+        duration,
+        current_index,
+        current_item,
+        attempt,
+        context,
+        result,
+        error,
+        meta,
+        seq,
+    ) = row
+    return Event(
+        execution_id=execution_id,
+        event_type=event_type,
+        node_name=node_name,
+        node_id=node_id,
+        node_type=node_type,
+        status=status,
+        event_id=event_id,
+        parent_execution_id=parent_execution_id,
+        parent_event_id=parent_event_id,
+        created_at=created_at,
+        duration=duration,
+        current_index=current_index,
+        current_item=None if current_item is None else loads(current_item),
+        attempt=attempt,
+        context=None if context is None else loads(context),
+        result=None if result is None else loads(result),
+        error=error,
+        meta=(None if meta is None else loads(meta)) or {},
+        seq=seq,
+    )

@@ -512,3 +512,55 @@ def test_an_async_iterator_fans_out_more_chunks_than_slots_and_no_job_waits(
     assert result == [i * 2 for i in range(60)]
     assert [e.event_type for e in loop][-3:] == ["iterator_completed", "action_completed", "step_completed"]
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
+
+
+STOPS_EARLY = """
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: stops_early}
+workflow:
+  - step: start
+    next: [{step: loop}]
+  - step: loop
+    type: iterator
+    mode: async
+    concurrency: 2
+    on_error: fail
+    collection: "{{ range(40) | list }}"
+    element: i
+    task:
+      type: python
+      data: {i: "{{ i }}"}
+      code: |
+        import time
+        def main(i):
+            if i == 0:
+                raise ValueError("item 0 is bad")
+            time.sleep(0.05)
+            return i
+    next: [{step: end}]
+  - step: end
+"""
+
+
+def test_the_join_accounts_for_the_items_no_chunk_ran(pg_store: PostgresStore, workers: Workers) -> None:
+    """With `on_error: fail`, the chunks not started when item 0 fails are held back and never run:
+    the join reads their items back from the queue and ends each with `iteration_failed` SKIPPED, so
+    every item of the attempt has exactly one end, as in a run in one process."""
+    pg_store.register("stops_early", "stops_early", STOPS_EARLY)
+    workers.start("w1", concurrency=2)
+    execution_id = start_execution(pg_store, "stops_early")
+    assert wait_finished(pg_store, execution_id) == "FAILED"
+    loop = [e for e in pg_store.read(execution_id) if e.node_name == "loop"]
+    ends = [e for e in loop if e.event_type in ("iteration_completed", "iteration_failed")]
+    assert sorted(e.current_index for e in ends) == list(range(40)), "one end per item, none missing"
+    skipped = [e for e in ends if e.status == "SKIPPED"]
+    assert skipped, "some chunks were held back, so some items never ran"
+    assert all("the iterator stopped" in (e.error or "") for e in skipped)
+    assert not [
+        e
+        for e in loop
+        if e.event_type == "iteration_started" and e.current_index in {s.current_index for s in skipped}
+    ]
+    summary = next(e for e in loop if e.event_type == "iterator_failed").meta
+    assert summary["skipped"] == len(skipped) and summary["failed"] >= 1

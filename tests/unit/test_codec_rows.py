@@ -1,0 +1,39 @@
+"""noetl.store.codec: an event's row and back give the same event, every field in its own column."""
+
+from __future__ import annotations
+
+from noetl.engine.events import Event
+from noetl.store.codec import COLUMNS, event_to_row, row_to_event
+
+
+def test_every_field_round_trips_through_its_row() -> None:
+    event = Event(
+        execution_id="e1",
+        event_type="iteration_completed",
+        node_name="loop",
+        node_id="loop-id",
+        node_type="iterator",
+        status="COMPLETED",
+        event_id=7,
+        parent_execution_id="p1",
+        parent_event_id=3,
+        created_at="2026-12-03T10:00:00.000001+00:00",
+        duration=0.25,
+        current_index=4,
+        current_item={"k": [1, 2]},
+        attempt=2,
+        context={"c": True},
+        result=[10, "x"],
+        error="none really",
+        meta={"rows": 1},
+    )
+    row = event_to_row(event, seq=11)
+    assert len(row) == len(COLUMNS)
+    back = row_to_event(row)
+    assert back == Event(**{**event.to_dict(), "seq": 11})
+
+
+def test_empty_meta_reads_as_a_dict_and_null_json_as_none() -> None:
+    row = event_to_row(Event(execution_id="e1", event_type="step_started", node_name="s"))
+    back = row_to_event(row)
+    assert (back.meta, back.result, back.context, back.current_item) == ({}, None, None, None)
