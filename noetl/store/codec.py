@@ -53,7 +53,9 @@ _decode = json.JSONDecoder().decode  # what json.loads(text) calls, without its 
 
 def loads(value: Any) -> Any:
     if type(value) is str:
-        return _decode(value)
+        # A plain non-negative int (the commonest item and result) is its digits: int() reads them
+        # exactly as json would, without the decoder's two whitespace matches (3.6 us a call here).
+        return int(value) if value.isdigit() and value.isascii() else _decode(value)
     if value is None:
         return None
     if isinstance(value, bytes | bytearray | memoryview):
@@ -132,6 +134,37 @@ def row_to_event(row: Any) -> Event:
         context=None if context is None else loads(context),
         result=None if result is None else loads(result),
         error=error,
-        meta=(None if meta is None else loads(meta)) or {},
+        meta=_meta(meta),
         seq=seq,
     )
+
+
+# Most events of an execution carry one of a few metas ({"worker_id": "w1"} on every item event a worker
+# writes): each text is decoded once and copied, not decoded per row. Only metas of plain values are
+# kept, so that a copy shares nothing mutable with another event.
+_METAS: dict[str, dict[str, Any]] = {}
+_MAX_METAS = 1024
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _meta(text: Any) -> dict[str, Any]:
+    if text is None:
+        return {}
+    if type(text) is str:
+        seen = _METAS.get(text)
+        if seen is not None:
+            return dict(seen)
+    value = loads(text)
+    if not value:
+        return {}
+    if (
+        type(text) is str
+        and type(value) is dict
+        and len(text) <= 256
+        and all(type(v) in _PLAIN for v in value.values())
+    ):
+        if len(_METAS) >= _MAX_METAS:
+            _METAS.clear()
+        _METAS[text] = value
+        return dict(value)
+    return value

@@ -37,3 +37,19 @@ def test_empty_meta_reads_as_a_dict_and_null_json_as_none() -> None:
     row = event_to_row(Event(execution_id="e1", event_type="step_started", node_name="s"))
     back = row_to_event(row)
     assert (back.meta, back.result, back.context, back.current_item) == ({}, None, None, None)
+
+
+def test_a_shared_meta_text_gives_each_event_its_own_dict() -> None:
+    rows = [event_to_row(Event(execution_id="e1", event_type="step_started", meta={"worker_id": "w1"}))] * 2
+    first, second = (row_to_event(r) for r in rows)
+    assert first.meta == second.meta == {"worker_id": "w1"}
+    first.meta["worker_id"] = "changed"
+    assert second.meta == {"worker_id": "w1"}, "a later event must not see another's change"
+    nested = row_to_event(event_to_row(Event(execution_id="e1", event_type="step_started", meta={"a": [1]})))
+    assert nested.meta == {"a": [1]}
+
+
+def test_json_numbers_read_back_exactly() -> None:
+    for value in (0, 7, 10**30, -5, 1.5, "12", "²"):
+        row = event_to_row(Event(execution_id="e1", event_type="step_completed", result=value))
+        assert row_to_event(row).result == value
