@@ -72,7 +72,8 @@ def planner_of(playbook: Playbook) -> Planner:
     """The planner of a cached playbook: its reachability tables are built once, not per decision."""
     with _playbooks_lock:
         found = _planners.get(id(playbook))
-        if found is None:
+        # An id is only unique among live objects: a forgotten playbook's id may be a new one's now.
+        if found is None or found.playbook is not playbook:
             found = _planners[id(playbook)] = Planner(playbook)
     return found
 
