@@ -78,16 +78,21 @@ class PostgresQueue:
     def enqueue_chunks(
         self, conn: Connection[Any], group: dict[str, Any], payloads: Sequence[dict[str, Any]], window: int
     ) -> None:
-        """In the caller's transaction: a fan-out's chunks, the first `window` ready, the rest held."""
-        for number, payload in enumerate(payloads):
-            conn.execute(
+        """In the caller's transaction: a fan-out's chunks, the first `window` ready, the rest held. One
+        executemany (psycopg pipelines it): a fan-out of 32 chunks was 32 round trips under the
+        execution's decision lock, before any chunk could start."""
+        with conn.cursor() as cur:
+            cur.executemany(
                 _q("enqueue_chunk"),
-                {
-                    **group,
-                    "chunk": number,
-                    "payload": Jsonb({**payload, "window": window}),
-                    "status": "queued" if number < window else "held",
-                },
+                [
+                    {
+                        **group,
+                        "chunk": number,
+                        "payload": Jsonb({**payload, "window": window}),
+                        "status": "queued" if number < window else "held",
+                    }
+                    for number, payload in enumerate(payloads)
+                ],
             )
 
     def lease(self, worker_id: str, n: int) -> list[Job]:
