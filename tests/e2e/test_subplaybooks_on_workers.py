@@ -19,6 +19,7 @@ import pytest
 from noetl.engine.events import Event
 from noetl.engine.events import EventType as T
 from noetl.runtime.control import start_execution
+from noetl.server.routes.graph import execution_graph
 from noetl.store import open_store
 from noetl.store.postgres import PostgresStore
 from tests.helpers import run_file
@@ -264,6 +265,10 @@ def test_a_file_child_is_a_queued_execution_that_workers_read_from_its_sealed_te
         ("end", "solo"),
     ], "each of the child's steps was a job of the queue"
     assert all(e.parent_execution_id == parent for e in events)
+    # The UI's graph of the child is drawn from the sealed text, though the file is gone.
+    graph = execution_graph(child.execution_id, pg_store)
+    assert (graph["source"], graph["file"]) == ("sealed", str(child_file))
+    assert {n["name"] for n in graph["nodes"]} == {"start", "square", "end"}
 
 
 def test_without_a_key_a_file_child_runs_inside_the_calling_job(

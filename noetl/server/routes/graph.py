@@ -15,7 +15,8 @@ from fastapi import APIRouter, Depends, Query
 
 from noetl.dsl import Playbook, parse_playbook
 from noetl.engine.events import Event, EventType
-from noetl.errors import PlaybookError
+from noetl.errors import NoetlError, PlaybookError
+from noetl.runtime.control import sealed_playbook
 from noetl.server.errors import not_found
 from noetl.server.flow import derived_graph, flow_graph, step_progress
 from noetl.server.routes import deps
@@ -52,7 +53,8 @@ def catalog_graph(
 def execution_graph(execution_id: str, store: Store) -> dict[str, Any]:
     """The graph of the playbook an execution ran, with each step's latest status and run count.
 
-    `source` says where the graph came from: `catalog` (`version`), `file` (`file`) or `events`
+    `source` says where the graph came from: `catalog` (`version`), `sealed` (a file child a worker
+    read, kept beside its log; `file` names it), `file` (`file`) or `events`
     (`derived: true`: only the steps that ran and the transitions taken, without conditions).
     """
     record = store.execution(execution_id)
@@ -64,6 +66,8 @@ def execution_graph(execution_id: str, store: Store) -> dict[str, Any]:
     statuses, runs = step_progress(events)
     playbook, source = _from_catalog(store, context), "catalog"
     if playbook is None:
+        playbook, source = _from_sealed(store, execution_id, context), "sealed"
+    if playbook is None:
         playbook, source = _from_file(context, set(statuses), path), "file"
     graph = flow_graph(playbook) if playbook is not None else derived_graph(events)
     source = source if playbook is not None else "events"
@@ -72,7 +76,7 @@ def execution_graph(execution_id: str, store: Store) -> dict[str, Any]:
         "status": record.status if record else None,
         "path": path or (record.playbook_path if record else None),
         "version": _version(context),
-        "file": playbook.source if playbook is not None and source == "file" else None,
+        "file": playbook.source if playbook is not None and source in ("file", "sealed") else None,
         "source": source,
         "derived": source == "events",
         **graph,
@@ -108,6 +112,16 @@ def _from_catalog(store: Any, context: dict[str, Any]) -> Playbook | None:
         return parse_playbook(entry.content, source=f"catalog:{entry.path}@{entry.version}")
     except PlaybookError:
         return None  # registered under older rules: the events still tell what ran
+
+
+def _from_sealed(store: Any, execution_id: str, context: dict[str, Any]) -> Playbook | None:
+    """The text of a file child a worker read, as sealed beside its log (runtime.control)."""
+    if not context.get("playbook_sealed"):
+        return None
+    try:
+        return sealed_playbook(store, execution_id, context)
+    except (NoetlError, PlaybookError):
+        return None  # no key here to open it with: the events still tell what ran
 
 
 def _from_file(context: dict[str, Any], ran: set[str], path: str | None) -> Playbook | None:

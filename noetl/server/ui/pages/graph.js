@@ -49,7 +49,7 @@ function header(graph, execution) {
       h("div", { class: "facts" }, h("span", {}, "playbook ", h("a", { href: page }, h("b", {}, graph.path))), h("span", {}, "version ", h("b", {}, graph.version)), h("span", {}, `${graph.nodes.length} steps`)),
     );
   }
-  const where = { catalog: `catalog version ${graph.version}`, file: `file ${graph.file}`, events: "its events" }[graph.source];
+  const where = { catalog: `catalog version ${graph.version}`, sealed: `file ${graph.file} as the worker read it`, file: `file ${graph.file}`, events: "its events" }[graph.source];
   return h(
     "div",
     {},
