@@ -15,7 +15,7 @@ from noetl.actions.deadlines import StepTimeout, timeout_message
 from noetl.actions.iteration.collection import WorkItem
 from noetl.actions.iteration.fanout import FannedOut, FanOut
 from noetl.actions.iteration.item import ItemRunner
-from noetl.actions.iteration.summary import Tally, breach
+from noetl.actions.iteration.summary import Tally, breach_of
 from noetl.dsl.models import IteratorSpec, Playbook
 from noetl.engine.events import Event
 from noetl.engine.events import EventType as T
@@ -550,4 +550,4 @@ class _SharedPolicy:
             self.checked = now
             # Committed failures of every chunk (this one's too, once written: hence max, not a sum).
             self.elsewhere = self.store.failed_items(self.execution_id, self.fan.iterator_event_id)
-        return breach(self.spec, Tally(count=self.fan.todo, failed=max(self.elsewhere, failed_here)))
+        return breach_of(self.spec, max(self.elsewhere, failed_here), self.fan.todo)

@@ -12,6 +12,17 @@ from noetl.engine.state import WORKFLOW_TYPES
 from noetl.errors import StoreError
 
 BATCH = 512  # events worth one transaction
+_MARK_WAIT = 0.005  # how often a flush whose mark another thread is writing checks it may write itself
+
+
+class _Mark:
+    """A place in the queue: flush() puts one after the events it waits for, and whoever writes the
+    batch that ends at it sets `written` once that batch has committed (or failed)."""
+
+    __slots__ = ("written",)
+
+    def __init__(self) -> None:
+        self.written = threading.Event()
 
 
 class BatchWriter:
@@ -35,6 +46,12 @@ class BatchWriter:
 
     This is on the path of every event (two per item), so an append takes no lock: a deque's `extend` is
     atomic, and the writer is woken or called only when a batch is worth writing.
+
+    `flush` waits for the events appended before it and no others: it queues a mark behind them and
+    returns when the batch that ends at the mark has committed. It used to take the write lock and
+    write until the queue was empty, so under a steady stream of events (the other chunks of a worker)
+    it waited for events appended after it too, and every chunk of a worker ended at the same moment
+    (issue 8: chunks ran in waves with the machine half idle between them).
     """
 
     def __init__(
@@ -52,7 +69,7 @@ class BatchWriter:
         # wait while a batch is written, so the queue holds about one batch.
         self._max_pending = max_pending
         self._inline = inline
-        self._queue: deque[Event] = deque()
+        self._queue: deque[Event | _Mark] = deque()
         self._writing = threading.Lock()  # held while a batch is taken from the queue and written
         self._inline_writes = 0  # batches producers wrote themselves (inline)
         # Workflow events (state.WORKFLOW_TYPES: a few per step) appended and not yet committed, so that
@@ -98,10 +115,27 @@ class BatchWriter:
             self._wake.set()
 
     def flush(self) -> None:
-        """Every event appended before this call is written (or the write's error is raised)."""
+        """Every event appended before this call is written (or the write's error is raised); events
+        appended after it are not waited for."""
         self._raise_if_failed()
-        with self._writing:  # a batch another thread took is written once this lock is ours
-            self._write_queued()
+        if not self._queue:
+            with self._writing:  # a batch another thread took is written once this lock is ours
+                pass
+            self._raise_if_failed()
+            return
+        mark = _Mark()
+        self._queue.append(mark)
+        # Written by this thread when no other is writing (no hand-over to the writer thread, whose
+        # turn at the GIL can take milliseconds); else by the writer that reaches the mark first.
+        while not mark.written.is_set() and self._error is None:
+            if self._writing.acquire(blocking=False):
+                try:
+                    if not mark.written.is_set():  # (else its writer released the lock just now)
+                        self._write_queued(until=mark)
+                finally:
+                    self._writing.release()
+            else:
+                mark.written.wait(_MARK_WAIT)
         self._raise_if_failed()
 
     def flush_workflow(self) -> None:
@@ -157,26 +191,42 @@ class BatchWriter:
                     self._write_queued()
             seen = self._inline_writes
 
-    def _write_queued(self) -> None:
-        """Write what is queued, in batches; the caller holds `_writing`. After a failure nothing more
-        is written: the error stands for every event not yet stored."""
+    def _write_queued(self, until: _Mark | None = None) -> None:
+        """Write what is queued, in batches, or only up to the mark `until`; the caller holds `_writing`.
+        A batch ends at the first mark, so that its flush returns as soon as its own events commit.
+        After a failure nothing more is written: the error stands for every event not yet stored."""
         queue = self._queue
         while queue and self._error is None:
-            batch = [queue.popleft() for _ in range(min(len(queue), self._max_pending))]
-            try:
-                refused = self._write_batch(batch)
-            except BaseException as exc:  # remembered and raised to the caller; never swallowed
-                self._error = exc
-            else:
-                workflow = sum(1 for e in batch if e.event_type in WORKFLOW_TYPES)
-                if workflow:
-                    with self._workflow_lock:
-                        self._workflow_pending -= workflow
-                # An execution_retry that was kept opened its execution again (noetl.store.sequencing).
-                reopened = {e.execution_id for e in batch if e.event_type == EventType.EXECUTION_RETRY} - set(
-                    refused
-                )
-                self._ended.difference_update(reopened)
-                self._ended.update(refused)
-            with self._room:
-                self._room.notify_all()
+            batch: list[Event] = []
+            mark = None
+            for _ in range(min(len(queue), self._max_pending)):
+                e = queue.popleft()
+                if isinstance(e, _Mark):
+                    mark = e
+                    break
+                batch.append(e)
+            if batch:
+                self._write_one(batch)
+            if mark is not None:
+                mark.written.set()
+                if mark is until:
+                    return
+
+    def _write_one(self, batch: list[Event]) -> None:
+        try:
+            refused = self._write_batch(batch)
+        except BaseException as exc:  # remembered and raised to the caller; never swallowed
+            self._error = exc
+        else:
+            workflow = sum(1 for e in batch if e.event_type in WORKFLOW_TYPES)
+            if workflow:
+                with self._workflow_lock:
+                    self._workflow_pending -= workflow
+            # An execution_retry that was kept opened its execution again (noetl.store.sequencing).
+            reopened = {e.execution_id for e in batch if e.event_type == EventType.EXECUTION_RETRY} - set(
+                refused
+            )
+            self._ended.difference_update(reopened)
+            self._ended.update(refused)
+        with self._room:
+            self._room.notify_all()

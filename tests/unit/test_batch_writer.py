@@ -170,3 +170,43 @@ def test_a_workflow_read_waits_only_for_workflow_events_not_yet_written() -> Non
     writer.flush_workflow()
     assert time.monotonic() - t0 < 1
     writer.close()
+
+
+@pytest.mark.parametrize("inline", [True, False], ids=["inline", "thread"])
+def test_a_flush_waits_for_the_events_before_it_not_for_those_appended_after(inline: bool) -> None:
+    """A worker's chunk flushes at its end while the worker's other chunks keep appending: the flush
+    must return once its own events are written (it used to write until the queue was empty, so it
+    chased the other producers and every chunk of a worker ended together)."""
+    written: list[int] = []
+
+    def slow_write(batch: Sequence[Event]) -> set[str]:
+        time.sleep(0.002)  # a round trip: the producer appends more meanwhile
+        written.extend(e.event_id for e in batch)
+        return set()
+
+    writer = BatchWriter(slow_write, max_delay=0.001, inline=inline)
+    stop = threading.Event()
+
+    def produce() -> None:
+        n = 1_000_000
+        while not stop.is_set():
+            n += 1
+            writer.append([_event(n)])
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    try:
+        time.sleep(0.05)
+        writer.append([_event(7)])
+        flusher = threading.Thread(target=writer.flush)
+        flusher.start()
+        flusher.join(5)
+        assert not flusher.is_alive(), "flush() waited for events appended after it"
+        assert 7 in written and producer.is_alive()
+        before = written.index(7)  # what the producer appended before it, in order, nothing skipped
+        assert written[:before] == list(range(1_000_001, 1_000_001 + before))
+    finally:
+        stop.set()
+        producer.join(10)
+        writer.flush()
+        writer.close()

@@ -24,8 +24,11 @@ from noetl.dsl.render import render, truthy
 from noetl.errors import ActionError, TemplateError
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class WorkItem:
+    """One item to run; treat it as immutable. Not a frozen dataclass: one is made per item, and a
+    frozen dataclass's __init__ sets each field through object.__setattr__ (3x the cost, 0.6 us)."""
+
     index: int  # position in the final collection (or the batch number with `chunk`)
     value: Any  # the element, or the list of elements of a batch
     last: bool | None = None  # a stream's item knows whether it is the last one (None: ask the count)

@@ -121,16 +121,17 @@ class Tally:
 
 def breach(spec: IteratorSpec, tally: Tally) -> str | None:
     """Why the failure policy fails the iterator now, or None while it holds."""
-    if tally.failed == 0:
+    return breach_of(spec, tally.failed, tally.count)
+
+
+def breach_of(spec: IteratorSpec, failed: int, count: int) -> str | None:
+    """breach() from the counts alone: a chunk asks before every item, and needs no Tally for it."""
+    if failed == 0:
         return None
     if spec.on_error == "fail":
         return "on_error is fail"
-    if spec.max_failures is not None and tally.failed > spec.max_failures:
-        return f"{tally.failed} items failed, more than max_failures {spec.max_failures}"
-    if (
-        spec.max_failure_ratio is not None
-        and tally.count
-        and tally.failed / tally.count > spec.max_failure_ratio
-    ):
-        return f"{tally.failed} of {tally.count} items failed, more than max_failure_ratio {spec.max_failure_ratio}"
+    if spec.max_failures is not None and failed > spec.max_failures:
+        return f"{failed} items failed, more than max_failures {spec.max_failures}"
+    if spec.max_failure_ratio is not None and count and failed / count > spec.max_failure_ratio:
+        return f"{failed} of {count} items failed, more than max_failure_ratio {spec.max_failure_ratio}"
     return None
