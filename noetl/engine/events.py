@@ -124,3 +124,32 @@ class Event:
     def from_dict(cls, data: dict[str, Any]) -> Event:
         names = cls.__dataclass_fields__
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+# Event's fields in the order of its __init__. The two builders that run once per event or row
+# (runtime.sink.EventSink._emit, store.codec.row_to_event) pass them positionally: a keyword call of
+# the 19-field __init__ costs three times as much (1.3 us against 0.4 us). They are spelled out here so
+# that a change of order fails at import instead of mixing up fields. (Not an assert: kept under -O.)
+FIELD_ORDER: Final = (
+    "execution_id",
+    "event_type",
+    "node_name",
+    "node_id",
+    "node_type",
+    "status",
+    "event_id",
+    "parent_execution_id",
+    "parent_event_id",
+    "created_at",
+    "duration",
+    "current_index",
+    "current_item",
+    "attempt",
+    "context",
+    "result",
+    "error",
+    "meta",
+    "seq",
+)
+if tuple(Event.__dataclass_fields__) != FIELD_ORDER:
+    raise RuntimeError("Event's fields changed order: update FIELD_ORDER and the positional builders")
