@@ -40,6 +40,7 @@ from noetl.store.views_sql import EventFilter, ExecutionFilter
 Q = named_queries("postgres", "store.sql")
 _SETTINGS = named_queries("postgres", "settings.sql")  # the settings and re-encryption (noetl.store.crypto)
 _SELECT_EVENTS = SELECT_EVENTS.split(" WHERE ")[0]
+_SEQ_AT = COLUMNS.index("seq")  # the last column of an event_row
 _LANE_COLUMNS = [
     views_sql.LANE_RESULT.format(result="result::text")
     if c == "result"
@@ -119,6 +120,10 @@ class PostgresStore:
     def _write_batch(self, events: Sequence[Event]) -> set[str]:
         executions = executions_of(events)
         counts = Counter(e.execution_id for e in events)
+        # Encoded before the sequence rows are locked (their seq is set once known): the lock is held
+        # to commit, and a writer of another worker waits for it, so the Python work per row stays out
+        # of that wait (issue 8).
+        encoded = [event_row(e, 0) for e in events]
         with self._writer_pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             # One round trip takes the batch's seq range of each execution and locks its sequence row
             # until commit: writers of one execution commit in seq order.
@@ -138,8 +143,16 @@ class PostgresStore:
             if batch.finished:
                 cur.execute(Q["finish_sequences"], {"executions": sorted(batch.finished)})
             with cur.copy(COPY_EVENTS) as copy:
-                for e, seq in batch.kept:
-                    copy.write_row(event_row(e, seq))
+                if len(batch.kept) == len(events):  # (refused events leave gaps: match by position)
+                    for row, (_, seq) in zip(encoded, batch.kept, strict=True):
+                        row[_SEQ_AT] = seq
+                        copy.write_row(row)
+                else:
+                    at = {id(e): i for i, e in enumerate(events)}
+                    for e, seq in batch.kept:
+                        row = encoded[at[id(e)]]
+                        row[_SEQ_AT] = seq
+                        copy.write_row(row)
             # In order, in the same transaction: an execution is listed finished only with its events.
             for e, _ in batch.kept:
                 if e.event_type == EventType.EXECUTION_START:
