@@ -20,25 +20,25 @@ log = logging.getLogger("noetl.sink")
 Observer = Callable[[Event], None]
 
 
-class _Clock:
+def _clock() -> Callable[[], str]:
     """The time now as ISO 8601 in UTC with microseconds: the same text as datetime.isoformat(), always
-    with its 6 digits. Two per item, so the date part is formatted once per second, not per event."""
+    with its 6 digits. Two per item, so the date part is formatted once per second, not per event. A
+    closure rather than an object with __call__: 0.65 us a call against 0.96 us."""
+    last_second: list[tuple[int, str]] = [(-1, "")]  # (second, its text): one tuple, read and set whole
+    time_ns = time.time_ns
 
-    __slots__ = ("_last",)
-
-    def __init__(self) -> None:
-        self._last: tuple[int, str] = (-1, "")  # (second, its text): one tuple, read and set whole
-
-    def __call__(self) -> str:
-        second, micros = divmod(time.time_ns() // 1000, 1_000_000)
-        last = self._last
+    def now() -> str:
+        second, micros = divmod(time_ns() // 1000, 1_000_000)
+        last = last_second[0]
         if last[0] != second:  # (threads at once may each format it; each uses its own)
             last = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S."))
-            self._last = last
+            last_second[0] = last
         return f"{last[1]}{micros:06d}+00:00"
 
+    return now
 
-utc_now_iso = _Clock()
+
+utc_now_iso = _clock()
 
 # The fields of an Event its emitter gives (the sink sets the execution, type, id and time; the store
 # sets seq).

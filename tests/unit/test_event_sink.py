@@ -65,3 +65,17 @@ def test_a_field_the_emitter_may_not_give_is_refused_by_name(tmp_path: Path, fie
     store.flush()
     assert store.read("exec-1") == []  # nothing half-written
     store.close()
+
+
+def test_the_time_stamp_is_iso_8601_utc_with_six_digits_and_now() -> None:
+    import re
+    from datetime import UTC, datetime
+
+    from noetl.runtime.sink import utc_now_iso
+
+    for _ in range(3):
+        before = datetime.now(UTC)
+        stamp = utc_now_iso()
+        after = datetime.now(UTC)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00", stamp), stamp
+        assert before.replace(microsecond=0) <= datetime.fromisoformat(stamp) <= after
