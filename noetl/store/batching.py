@@ -118,11 +118,9 @@ class BatchWriter:
         """Every event appended before this call is written (or the write's error is raised); events
         appended after it are not waited for."""
         self._raise_if_failed()
-        if not self._queue:
-            with self._writing:  # a batch another thread took is written once this lock is ours
-                pass
-            self._raise_if_failed()
-            return
+        # Also when the queue is empty: a batch another thread took may be in flight, and waiting for
+        # the write lock instead would wait for that thread to empty the queue, however long others
+        # keep filling it. The mark is reached once that batch is written.
         mark = _Mark()
         self._queue.append(mark)
         # Written by this thread when no other is writing (no hand-over to the writer thread, whose

@@ -180,7 +180,7 @@ def test_a_flush_waits_for_the_events_before_it_not_for_those_appended_after(inl
     written: list[int] = []
 
     def slow_write(batch: Sequence[Event]) -> set[str]:
-        time.sleep(0.002)  # a round trip: the producer appends more meanwhile
+        time.sleep(0.001 + 0.00002 * len(batch))  # slower than the producer, as a worker's writer is
         written.extend(e.event_id for e in batch)
         return set()
 
@@ -205,6 +205,49 @@ def test_a_flush_waits_for_the_events_before_it_not_for_those_appended_after(inl
         assert 7 in written and producer.is_alive()
         before = written.index(7)  # what the producer appended before it, in order, nothing skipped
         assert written[:before] == list(range(1_000_001, 1_000_001 + before))
+    finally:
+        stop.set()
+        producer.join(10)
+        writer.flush()
+        writer.close()
+
+
+def test_a_flush_while_the_writer_thread_holds_the_whole_queue_waits_for_that_batch_only() -> None:
+    """The queue is empty at the flush because the writer thread took it all and is writing it: the
+    flush must return once that batch commits, not once the writer thread has also written what
+    other producers append meanwhile (waiting for its lock would)."""
+    entered, gate = threading.Event(), threading.Event()
+    written: list[int] = []
+
+    def slow_write(batch: Sequence[Event]) -> set[str]:
+        if any(e.event_id == 7 for e in batch):
+            entered.set()
+            gate.wait(10)
+        time.sleep(0.00002 * len(batch))  # slower than the producer, as a worker's writer is
+        written.extend(e.event_id for e in batch)
+        return set()
+
+    writer = BatchWriter(slow_write, max_delay=0.001)
+    writer.append([_event(7)])
+    assert entered.wait(5)  # the writer thread has taken 7: the queue is empty
+    flusher = threading.Thread(target=writer.flush)
+    flusher.start()
+    stop = threading.Event()
+
+    def produce() -> None:
+        n = 1_000_000
+        while not stop.is_set():
+            n += 1
+            writer.append([_event(n)])
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    try:
+        time.sleep(0.05)
+        gate.set()
+        flusher.join(5)
+        assert not flusher.is_alive(), "flush() waited for events appended after it"
+        assert written[0] == 7 and producer.is_alive()
     finally:
         stop.set()
         producer.join(10)
