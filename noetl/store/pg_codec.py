@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, cast
+from typing import Any
 
 import orjson
 
@@ -92,7 +92,7 @@ def _jsonb(value: Any) -> str:
     """fast_json_text, then jsonb_text; a plain int (the commonest item and result) is its digits."""
     if type(value) is int:
         return int.__repr__(value)
-    return cast(str, jsonb_text(fast_json_text(value)))
+    return _acceptable(fast_json_text(value))
 
 
 def clean_text(text: str | None) -> str | None:
@@ -106,7 +106,11 @@ def jsonb_text(text: str | None) -> str | None:
     Non-finite numbers become the strings "NaN", "Infinity", "-Infinity"; NUL becomes U+FFFD. The
     common case (none of them present) costs three substring searches.
     """
-    if text is None or ("NaN" not in text and "Infinity" not in text and "\\u0000" not in text):
+    return None if text is None else _acceptable(text)
+
+
+def _acceptable(text: str) -> str:
+    if "NaN" not in text and "Infinity" not in text and "\\u0000" not in text:
         return text
     return json.dumps(_safe(json.loads(text)), allow_nan=False)
 
