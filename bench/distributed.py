@@ -22,7 +22,9 @@ speed-up of (2) measures the machine, not the workers. So (2) also prints the ce
 from it: the machine's cores over the cores busy with one worker.
 
 Each measurement of (2) runs after one unmeasured execution of 200 items on the workers just started
-(before 2026-12-03 it did not: the first execution of a new worker pays one-time costs).
+(before 2026-12-03 it did not: the first execution of a new worker pays one-time costs). (1) pools the
+gaps of --runs chains (default 5) and (2) prints the median of --runs executions with their range
+(before 2026-12-03 evening, one execution each: a single figure moved by a third between runs).
 
 Items per second are the item count over the time from the iterator step's `iterator_started` to its
 `iterator_completed` (same step, last attempt); for (2) and (3) the wall time from `execution_start` to
@@ -30,7 +32,8 @@ Items per second are the item count over the time from the iterator step's `iter
 succeeded, or the run stops with an error. Workers are stopped between measurements, so each one runs
 with exactly the workers it names.
 
-    .venv/bin/python bench/distributed.py [--chain 30] [--items 2000] [--slow-items 400] [--dsn postgresql://...]
+    .venv/bin/python bench/distributed.py [--chain 30] [--items 2000] [--slow-items 400] [--runs 5]
+                                          [--dsn postgresql://...]
 """
 
 from __future__ import annotations
@@ -312,6 +315,7 @@ def main() -> None:
     parser.add_argument("--chain", type=int, default=30)
     parser.add_argument("--items", type=int, default=2000)
     parser.add_argument("--slow-items", type=int, default=400)
+    parser.add_argument("--runs", type=int, default=5, help="executions per measurement of (1) and (2)")
     parser.add_argument("--dsn", default=os.environ.get("NOETL_TEST_PG_DSN"))
     args = parser.parse_args()
     os.environ.setdefault("NOETL_SECRET_KEY", "bench")
@@ -328,31 +332,39 @@ def main() -> None:
 
                 # 1. step-to-step scheduling latency
                 workers.start(1)
-                execution_id = start_execution(store, "chain")
-                wait(store, execution_id, "chain", workers)
+                gaps = []
+                for _ in range(args.runs):
+                    execution_id = start_execution(store, "chain")
+                    wait(store, execution_id, "chain", workers)
+                    gaps += latencies(store.read(execution_id), args.chain)
                 workers.stop()
-                gaps = sorted(latencies(store.read(execution_id), args.chain))
+                gaps.sort()
                 p50, p95 = statistics.median(gaps), percentile(gaps, 0.95)
                 print(
                     f"1. step-to-step scheduling latency, {args.chain}-step python chain, "
-                    f"{len(gaps)} transitions, 1 worker:"
+                    f"{len(gaps)} transitions of {args.runs} executions, 1 worker:"
                 )
                 print(f"   p50 {p50:.1f} ms, p95 {p95:.1f} ms    target: p50 <= 5 ms [{met(p50 <= 5)}]")
 
                 # 2. trivial async items, 1 and 2 workers
                 rates, busy = {}, {}
-                print(f"2. async iterator (concurrency 8), {args.items} trivial items (i * 2):")
+                print(
+                    f"2. async iterator (concurrency 8), {args.items} trivial items (i * 2), "
+                    f"medians of {args.runs} executions:"
+                )
                 for count in (1, 2):
                     workers.start(count)
                     warm_up(store, workers)
                     what = f"{args.items} trivial items, {count} worker(s)"
-                    rates[count], wall, cores, in_workers, elsewhere = run_items(
-                        store, workers, "items", args.items, what
-                    )
+                    runs = [run_items(store, workers, "items", args.items, what) for _ in range(args.runs)]
                     workers.stop()
+                    rates[count], wall, cores, in_workers, elsewhere = (
+                        statistics.median(r[k] for r in runs) for k in range(5)
+                    )
                     busy[count] = cores
+                    spread = f"{min(r[0] for r in runs):,.0f}-{max(r[0] for r in runs):,.0f}"
                     line = (
-                        f"   {count} worker(s): {rates[count]:,.0f} items/s (wall {wall:.2f} s, "
+                        f"   {count} worker(s): {rates[count]:,.0f} items/s ({spread}; wall {wall:.2f} s, "
                         f"{cores:.2f} of {os.cpu_count()} cores busy; CPU per item {in_workers:.0f} us "
                         f"in workers, {elsewhere:.0f} us in PostgreSQL and the rest)"
                     )
