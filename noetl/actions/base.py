@@ -18,6 +18,23 @@ class Sink(Protocol):
 
     def new(self, event_type: str, **fields: Any) -> Event: ...
 
+    def item(
+        self,
+        event_type: str,
+        step: str,
+        node_id: str,
+        index: int,
+        attempt: int | None,
+        parent_event_id: int | None,
+        current_item: Any,
+        duration: float | None,
+        result: Any,
+        error: str | None,
+        meta: dict[str, Any] | None,
+    ) -> Event:
+        """An iterator item's event, its fields in this order (runtime.sink.EventSink.item)."""
+        ...
+
 
 class CredentialSource(Protocol):
     def resolve(self, spec: Any, where: str) -> CredentialRecord: ...

@@ -72,6 +72,10 @@ class GatedSink:
         self._check()
         return self._sink.new(event_type, **fields)
 
+    def item(self, *fields: Any) -> Any:
+        self._check()
+        return self._sink.item(*fields)
+
     def __getattr__(self, name: str) -> Any:  # store, redactor, execution_id, ...
         return getattr(self._sink, name)
 

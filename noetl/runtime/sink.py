@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from noetl.engine.events import FIELD_ORDER, Event
+from noetl.engine.events import FIELD_ORDER, Event, EventType
 from noetl.engine.state import WORKFLOW_TYPES
 from noetl.errors import ExecutionClosed
 from noetl.runtime.redact import Redactor
@@ -42,6 +42,9 @@ utc_now_iso = _clock()
 
 # The fields of an Event its emitter gives (the sink sets the execution, type, id and time; the store
 # sets seq).
+_ITEM_TYPES = frozenset(
+    {EventType.ITERATION_STARTED, EventType.ITERATION_COMPLETED, EventType.ITERATION_FAILED}
+)
 _CALLER_FIELDS = frozenset(FIELD_ORDER) - {"execution_id", "event_type", "event_id", "created_at", "seq"}
 
 
@@ -134,6 +137,98 @@ class EventSink:
             self._observe(event)
         return event
 
+    def item(
+        self,
+        event_type: str,
+        step: str,
+        node_id: str,
+        index: int,
+        attempt: int | None,
+        parent_event_id: int | None,
+        current_item: Any,
+        duration: float | None,
+        result: Any,
+        error: str | None,
+        meta: dict[str, Any] | None,
+    ) -> Event:
+        """An iterator item's event (iteration_started/completed/failed, node_type `iteration`): what
+        `new` writes, with every field given in order. Two per item in both modes: `new` spends about
+        2 us more on each, packing and unpacking its keywords."""
+        if event_type not in _ITEM_TYPES:
+            raise ValueError(f"{event_type!r} is not an item event")
+        if self._closed(self.execution_id):
+            self._check_open()
+        if self._meta_defaults:
+            meta = {**self._meta_defaults, **(meta or {})}
+        if self._item_events_unlocked:
+            event = self._item(
+                event_type,
+                step,
+                node_id,
+                index,
+                attempt,
+                parent_event_id,
+                current_item,
+                duration,
+                result,
+                error,
+                meta,
+            )
+        else:
+            with self._lock:
+                event = self._item(
+                    event_type,
+                    step,
+                    node_id,
+                    index,
+                    attempt,
+                    parent_event_id,
+                    current_item,
+                    duration,
+                    result,
+                    error,
+                    meta,
+                )
+        if self._observers:
+            self._observe(event)
+        return event
+
+    def _item(
+        self,
+        event_type: str,
+        step: str,
+        node_id: str,
+        index: int,
+        attempt: int | None,
+        parent_event_id: int | None,
+        current_item: Any,
+        duration: float | None,
+        result: Any,
+        error: str | None,
+        meta: dict[str, Any] | None,
+    ) -> Event:
+        event = Event(
+            self.execution_id,
+            event_type,
+            step,
+            node_id,
+            "iteration",
+            None,
+            self._next_id(),
+            self.parent_execution_id,
+            parent_event_id,
+            utc_now_iso(),
+            duration,
+            index,
+            current_item,
+            attempt,
+            None,
+            result,
+            error,
+            {} if meta is None else meta,
+        )
+        return self._queue(event)
+
     def _emit(self, event_type: str, fields: dict[str, Any]) -> Event:
         """Build, stamp, redact, queue and fold one event (under the lock, but for item events)."""
         if not _CALLER_FIELDS.issuperset(fields):
@@ -162,6 +257,10 @@ class EventSink:
             g("error"),
             g("meta", {}),
         )
+        return self._queue(event)
+
+    def _queue(self, event: Event) -> Event:
+        """Redact, queue and fold a built event."""
         event = self.redactor.event(event)
         self._append((event,))
         if self._on_event is not None:

@@ -111,11 +111,18 @@ class ItemRunner:
             "current_index": item.index,
             "attempt": ctx.attempt,
         }
-        started = sink.new(
+        started = sink.item(
             T.ITERATION_STARTED,
-            current_item=preview(item.value),
-            parent_event_id=self.iterator_event_id,
-            **base,
+            ctx.step,
+            node_id,
+            item.index,
+            ctx.attempt,
+            self.iterator_event_id,
+            preview(item.value),
+            None,
+            None,
+            None,
+            None,
         )
         t0 = time.monotonic()
         scope = self.scope(item)
@@ -177,13 +184,21 @@ class ItemRunner:
         attempts: Attempts,
     ) -> None:
         duration = time.monotonic() - t0
-        self.ctx.sink.new(
+        meta = attempts.meta()
+        if rows is not None:
+            meta = {"rows": rows, **meta}
+        self.ctx.sink.item(
             T.ITERATION_COMPLETED,
-            duration=round(duration, 6),
-            result=result,
-            parent_event_id=self.iterator_event_id,
-            meta={**({"rows": rows} if rows is not None else {}), **attempts.meta()},
-            **base,
+            base["node_name"],
+            base["node_id"],
+            base["current_index"],
+            base["attempt"],
+            self.iterator_event_id,
+            None,
+            round(duration, 6),
+            result,
+            None,
+            meta,
         )
         self.tally.ok(duration, rows or 0)
 
@@ -211,15 +226,18 @@ class ItemRunner:
             meta["reason"] = exc.reason
         elif isinstance(exc, SaveError):
             meta["reason"] = "save_error"
-        self.ctx.sink.new(
+        self.ctx.sink.item(
             T.ITERATION_FAILED,
-            duration=round(duration, 6),
-            error=error,
-            # the task's result when its save failed: what the target refused, for the item's page
-            result=result,
-            parent_event_id=self.iterator_event_id,
-            meta=meta,
-            **base,
+            base["node_name"],
+            base["node_id"],
+            base["current_index"],
+            base["attempt"],
+            self.iterator_event_id,
+            None,
+            round(duration, 6),
+            result,  # the task's result when its save failed: what the target refused, for the item's page
+            error,
+            meta,
         )
         self.tally.fail(index, duration, error)
 
