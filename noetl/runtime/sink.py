@@ -22,18 +22,23 @@ Observer = Callable[[Event], None]
 
 def _clock() -> Callable[[], str]:
     """The time now as ISO 8601 in UTC with microseconds: the same text as datetime.isoformat(), always
-    with its 6 digits. Two per item, so the date part is formatted once per second, not per event. A
-    closure rather than an object with __call__: 0.65 us a call against 0.96 us."""
-    last_second: list[tuple[int, str]] = [(-1, "")]  # (second, its text): one tuple, read and set whole
+    with its 6 digits. Two per item, so the date part is formatted once per second, not per event, and
+    the rest is plain arithmetic and concatenation: 0.40 us a call, where an object's __call__ with
+    divmod and a format spec took 0.96 us."""
+    # (the first microsecond of the current second, its text up to the "."): one tuple, read and set whole
+    current: list[tuple[int, str]] = [(-(10**9), "")]
     time_ns = time.time_ns
 
     def now() -> str:
-        second, micros = divmod(time_ns() // 1000, 1_000_000)
-        last = last_second[0]
-        if last[0] != second:  # (threads at once may each format it; each uses its own)
-            last = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S."))
-            last_second[0] = last
-        return f"{last[1]}{micros:06d}+00:00"
+        micros = time_ns() // 1000
+        second = current[0]
+        offset = micros - second[0]
+        if not 0 <= offset < 1_000_000:  # (threads at once may each format it; each uses its own)
+            start = micros - micros % 1_000_000
+            second = (start, datetime.fromtimestamp(start // 1_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%S."))
+            current[0] = second
+            offset = micros - start
+        return second[1] + str(offset + 1_000_000)[1:] + "+00:00"
 
     return now
 

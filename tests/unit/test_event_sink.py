@@ -130,3 +130,29 @@ def test_the_item_path_refuses_other_events_and_writes_nothing_for_a_closed_exec
         sink.item(EventType.ITERATION_STARTED, "a", "a:iter_1", 1, 1, None, 1, None, None, None, None)
     assert [e.event_type for e in store.read("x")] == ["execution_start", "execution_failed"]
     store.close()
+
+
+def test_the_clock_is_exact_across_seconds_and_backwards_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The clock formats the date part once per second: every stamp must still be the exact time,
+    at a second's first and last microsecond, and when the system clock steps back."""
+    from datetime import UTC, datetime
+
+    from noetl.runtime import sink
+
+    base = 1_796_300_000 * 10**9  # 2026-12-03T12:13:20Z
+    times = [
+        base + 999_999_000,
+        base + 1_000_000_000,  # the next second's first microsecond
+        base + 1_000_000_999,  # (nanoseconds below a microsecond are dropped)
+        base + 1_999_999_000,
+        base + 2_000_000_000,
+        base + 500_000_000,  # the clock stepped back
+        base + 86_400 * 10**9 + 7_000,  # a day later
+    ]
+    feed = iter(times)
+    monkeypatch.setattr(sink.time, "time_ns", lambda: next(feed))
+    now = sink._clock()
+    for ns in times:
+        us = ns // 1000
+        expected = datetime.fromtimestamp(us // 10**6, UTC).replace(microsecond=us % 10**6)
+        assert now() == expected.strftime("%Y-%m-%dT%H:%M:%S.%f") + "+00:00"
