@@ -65,15 +65,16 @@ def _compile_main(code: str) -> Any:
 
 
 @lru_cache(maxsize=512)
-def _shape(main: Any) -> tuple[str, tuple[str, ...], frozenset[str]]:
-    """How to call main: ('none'|'kwargs'|'named', parameter names, required names). Cached: per item."""
+def _shape(main: Any) -> tuple[str, tuple[str, ...], frozenset[str], frozenset[str]]:
+    """How to call main: ('none'|'kwargs'|'named', parameter names, required names, all names as a
+    set). Cached: per item."""
     params = inspect.signature(main).parameters
     if not params:
-        return "none", (), frozenset()
+        return "none", (), frozenset(), frozenset()
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return "kwargs", (), frozenset()
+        return "kwargs", (), frozenset(), frozenset()
     required = frozenset(n for n, p in params.items() if p.default is p.empty)
-    return "named", tuple(params), required
+    return "named", tuple(params), required, frozenset(params)
 
 
 def call_main(main: Any, inputs: Any, step: str) -> Any:
@@ -98,10 +99,10 @@ def call_main(main: Any, inputs: Any, step: str) -> Any:
 
 def _call(main: Any, inputs: Any, step: str) -> Any:
     data = inputs if isinstance(inputs, dict) else ({} if inputs is None else {"input": inputs})
-    kind, names, required = _shape(main)
+    kind, names, required, every = _shape(main)
     if kind == "none":
         return main()
-    if kind == "kwargs":
+    if kind == "kwargs" or data.keys() == every:  # (the inputs are exactly the parameters: per item)
         return main(**data)
     if len(names) == 1 and names[0] not in data and names[0] in _WHOLE_INPUT_NAMES:
         return main(data)
