@@ -113,7 +113,7 @@ class Event:
         if self.event_type not in ALL_TYPES:
             raise ValueError(f"unknown event type {self.event_type!r}")
         if self.status is None:
-            object.__setattr__(self, "status", STATUS_OF[self.event_type])
+            self.status = STATUS_OF[self.event_type]
         elif self.status not in ALL_STATUSES:
             raise ValueError(f"unknown status {self.status!r}")
 

@@ -31,9 +31,15 @@ _RENDERED_LATER = frozenset({"code", "task", "where", "order_by"})
 
 def render_config(config: dict[str, Any], scope: Mapping[str, Any], where: str) -> dict[str, Any]:
     """A task's action settings rendered in `scope`, except those its action renders itself."""
-    return {
-        k: (v if k in _RENDERED_LATER else render(v, scope, where=f"{where} {k}")) for k, v in config.items()
-    }
+    out = {}
+    for k, v in config.items():
+        # A text without a template (a python task's code, per item) is kept without naming it for
+        # an error that cannot happen.
+        if k in _RENDERED_LATER or (type(v) is str and "{{" not in v and "{%" not in v):
+            out[k] = v
+        else:
+            out[k] = render(v, scope, where=f"{where} {k}")
+    return out
 
 
 class RunServices:

@@ -165,53 +165,6 @@ class EventSink:
             self._check_open()
         if self._meta_defaults:
             meta = {**self._meta_defaults, **(meta or {})}
-        if self._item_events_unlocked:
-            event = self._item(
-                event_type,
-                step,
-                node_id,
-                index,
-                attempt,
-                parent_event_id,
-                current_item,
-                duration,
-                result,
-                error,
-                meta,
-            )
-        else:
-            with self._lock:
-                event = self._item(
-                    event_type,
-                    step,
-                    node_id,
-                    index,
-                    attempt,
-                    parent_event_id,
-                    current_item,
-                    duration,
-                    result,
-                    error,
-                    meta,
-                )
-        if self._observers:
-            self._observe(event)
-        return event
-
-    def _item(
-        self,
-        event_type: str,
-        step: str,
-        node_id: str,
-        index: int,
-        attempt: int | None,
-        parent_event_id: int | None,
-        current_item: Any,
-        duration: float | None,
-        result: Any,
-        error: str | None,
-        meta: dict[str, Any] | None,
-    ) -> Event:
         event = Event(
             self.execution_id,
             event_type,
@@ -219,10 +172,10 @@ class EventSink:
             node_id,
             "iteration",
             None,
-            self._next_id(),
+            0,  # the id and the time are set as it is queued
             self.parent_execution_id,
             parent_event_id,
-            utc_now_iso(),
+            "",
             duration,
             index,
             current_item,
@@ -232,6 +185,18 @@ class EventSink:
             error,
             {} if meta is None else meta,
         )
+        if self._item_events_unlocked:
+            event = self._stamp_and_queue(event)
+        else:
+            with self._lock:
+                event = self._stamp_and_queue(event)
+        if self._observers:
+            self._observe(event)
+        return event
+
+    def _stamp_and_queue(self, event: Event) -> Event:
+        event.event_id = self._next_id()
+        event.created_at = utc_now_iso()
         return self._queue(event)
 
     def _emit(self, event_type: str, fields: dict[str, Any]) -> Event:

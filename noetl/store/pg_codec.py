@@ -10,7 +10,7 @@ import orjson
 
 from noetl.engine.events import Event
 from noetl.engine.state import WORKFLOW_TYPES
-from noetl.store.codec import COLUMNS, JSON_COLUMNS, json_text
+from noetl.store.codec import COLUMNS, JSON_COLUMNS, event_to_row, json_text
 
 _TEXT_AT = tuple(i for i, c in enumerate(COLUMNS) if c not in JSON_COLUMNS)
 _NUL = "\x00"
@@ -56,30 +56,10 @@ def fast_json_text(value: Any) -> str:
 def event_row(event: Event, seq: int) -> list[Any]:
     """codec.event_to_row, made acceptable to PostgreSQL; a refused value would fail its whole batch.
 
-    Spelled out, like event_to_row, and with one test for NUL over all text columns instead of one per
-    column: this runs for every event a worker writes (2.6-3.0 us an event before, 1.2-1.5 us now)."""
+    One test for NUL over all the text columns instead of one per column, and a plain int's JSON is
+    its digits: this runs for every event a worker writes (2.6-3.0 us an event before, 1.2-2.0 now)."""
     e = event
-    row: list[Any] = [
-        e.execution_id,
-        e.event_id,
-        e.parent_execution_id,
-        e.parent_event_id,
-        e.event_type,
-        e.node_name,
-        e.node_id,
-        e.node_type,
-        e.status,
-        e.created_at,
-        e.duration,
-        e.current_index,
-        None if e.current_item is None else _jsonb(e.current_item),
-        e.attempt,
-        None if e.context is None else _jsonb(e.context),
-        None if e.result is None else _jsonb(e.result),
-        e.error,
-        _jsonb(e.meta) if e.meta else None,
-        seq,
-    ]
+    row = list(event_to_row(e, seq, _jsonb))
     texts = f"{e.execution_id}{e.parent_execution_id}{e.event_type}{e.node_name}{e.node_id}{e.node_type}"
     if _NUL in texts or _NUL in f"{e.status}{e.created_at}{e.error}":
         for i in _TEXT_AT:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -185,17 +186,7 @@ def test_a_flush_waits_for_the_events_before_it_not_for_those_appended_after(inl
         return set()
 
     writer = BatchWriter(slow_write, max_delay=0.001, inline=inline)
-    stop = threading.Event()
-
-    def produce() -> None:
-        n = 1_000_000
-        while not stop.is_set():
-            n += 1
-            writer.append([_event(n)])
-
-    producer = threading.Thread(target=produce)
-    producer.start()
-    try:
+    with _producing(writer) as producer:
         time.sleep(0.05)
         writer.append([_event(7)])
         flusher = threading.Thread(target=writer.flush)
@@ -205,11 +196,6 @@ def test_a_flush_waits_for_the_events_before_it_not_for_those_appended_after(inl
         assert 7 in written and producer.is_alive()
         before = written.index(7)  # what the producer appended before it, in order, nothing skipped
         assert written[:before] == list(range(1_000_001, 1_000_001 + before))
-    finally:
-        stop.set()
-        producer.join(10)
-        writer.flush()
-        writer.close()
 
 
 def test_a_flush_while_the_writer_thread_holds_the_whole_queue_waits_for_that_batch_only() -> None:
@@ -232,6 +218,18 @@ def test_a_flush_while_the_writer_thread_holds_the_whole_queue_waits_for_that_ba
     assert entered.wait(5)  # the writer thread has taken 7: the queue is empty
     flusher = threading.Thread(target=writer.flush)
     flusher.start()
+    with _producing(writer) as producer:
+        time.sleep(0.05)
+        gate.set()
+        flusher.join(5)
+        assert not flusher.is_alive(), "flush() waited for events appended after it"
+        assert written[0] == 7 and producer.is_alive()
+
+
+@contextmanager
+def _producing(writer: BatchWriter) -> Iterator[threading.Thread]:
+    """A producer appending events 1,000,001, 1,000,002, ... until the block ends; then the rest is
+    flushed and the writer closed."""
     stop = threading.Event()
 
     def produce() -> None:
@@ -243,11 +241,7 @@ def test_a_flush_while_the_writer_thread_holds_the_whole_queue_waits_for_that_ba
     producer = threading.Thread(target=produce)
     producer.start()
     try:
-        time.sleep(0.05)
-        gate.set()
-        flusher.join(5)
-        assert not flusher.is_alive(), "flush() waited for events appended after it"
-        assert written[0] == 7 and producer.is_alive()
+        yield producer
     finally:
         stop.set()
         producer.join(10)

@@ -187,19 +187,7 @@ class ItemRunner:
         meta = attempts.meta()
         if rows is not None:
             meta = {"rows": rows, **meta}
-        self.ctx.sink.item(
-            T.ITERATION_COMPLETED,
-            base["node_name"],
-            base["node_id"],
-            base["current_index"],
-            base["attempt"],
-            self.iterator_event_id,
-            None,
-            round(duration, 6),
-            result,
-            None,
-            meta,
-        )
+        self._end(T.ITERATION_COMPLETED, base, duration, result, None, meta)
         self.tally.ok(duration, rows or 0)
 
     def _failed(
@@ -226,8 +214,21 @@ class ItemRunner:
             meta["reason"] = exc.reason
         elif isinstance(exc, SaveError):
             meta["reason"] = "save_error"
+        # `result`: the task's result when its save failed, what the target refused, for the item's page
+        self._end(T.ITERATION_FAILED, base, duration, result, error, meta)
+        self.tally.fail(index, duration, error)
+
+    def _end(
+        self,
+        event_type: str,
+        base: dict[str, Any],
+        duration: float,
+        result: Any,
+        error: str | None,
+        meta: dict[str, Any],
+    ) -> None:
         self.ctx.sink.item(
-            T.ITERATION_FAILED,
+            event_type,
             base["node_name"],
             base["node_id"],
             base["current_index"],
@@ -235,11 +236,10 @@ class ItemRunner:
             self.iterator_event_id,
             None,
             round(duration, 6),
-            result,  # the task's result when its save failed: what the target refused, for the item's page
+            result,
             error,
             meta,
         )
-        self.tally.fail(index, duration, error)
 
     def _write(self, batch: list[Joined]) -> None:
         """Write a batch of items' saves; each item is reported as its save ends (after the commit)."""
