@@ -127,7 +127,7 @@ class Event:
 
 
 # Event's fields in the order of its __init__. The two builders that run once per event or row
-# (runtime.sink.EventSink._emit, store.codec.row_to_event) pass them positionally: a keyword call of
+# (runtime.sink.EventSink, store.codec.row_to_event) pass them positionally: a keyword call of
 # the 19-field __init__ costs three times as much (1.3 us against 0.4 us). They are spelled out here so
 # that a change of order fails at import instead of mixing up fields. (Not an assert: kept under -O.)
 FIELD_ORDER: Final = (

@@ -31,14 +31,14 @@ def _clock() -> Callable[[], str]:
 
     def now() -> str:
         micros = time_ns() // 1000
-        second = current[0]
-        offset = micros - second[0]
+        known = current[0]
+        offset = micros - known[0]
         if not 0 <= offset < 1_000_000:  # (threads at once may each format it; each uses its own)
             start = micros - micros % 1_000_000
-            second = (start, datetime.fromtimestamp(start // 1_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%S."))
-            current[0] = second
+            known = (start, datetime.fromtimestamp(start // 1_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%S."))
+            current[0] = known
             offset = micros - start
-        return second[1] + str(offset + 1_000_000)[1:] + "+00:00"
+        return known[1] + str(offset + 1_000_000)[1:] + "+00:00"
 
     return now
 
@@ -47,10 +47,11 @@ utc_now_iso = _clock()
 
 # The fields of an Event its emitter gives (the sink sets the execution, type, id and time; the store
 # sets seq).
+_CALLER_FIELDS = frozenset(FIELD_ORDER) - {"execution_id", "event_type", "event_id", "created_at", "seq"}
+# The events EventSink.item writes.
 _ITEM_TYPES = frozenset(
     {EventType.ITERATION_STARTED, EventType.ITERATION_COMPLETED, EventType.ITERATION_FAILED}
 )
-_CALLER_FIELDS = frozenset(FIELD_ORDER) - {"execution_id", "event_type", "event_id", "created_at", "seq"}
 
 
 class IdBlocks:
