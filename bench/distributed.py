@@ -24,7 +24,7 @@ from it: the machine's cores over the cores busy with one worker.
 Each measurement of (2) runs after one unmeasured execution of 200 items on the workers just started
 (before 2026-12-03 it did not: the first execution of a new worker pays one-time costs). (1) pools the
 gaps of --runs chains (default 5) and (2) prints the median of --runs executions with their range
-(before 2026-12-03 evening, one execution each: a single figure moved by a third between runs).
+(before session 10, 2026-12-03, one execution each: a single figure moved by a third between runs).
 
 Items per second are the item count over the time from the iterator step's `iterator_started` to its
 `iterator_completed` (same step, last attempt); for (2) and (3) the wall time from `execution_start` to
