@@ -127,16 +127,13 @@ class WorkerServices(RunServices):
         run, attempt = self.job.run, ctx.attempt
         adopted = _child_to_adopt(store, ctx.execution_id, ctx.step, run, attempt)
         if adopted is None:
-            adopted = control.start_execution(
-                store,
-                parameters=data if isinstance(data, dict) else {},
-                merge=True,
-                parent_execution_id=ctx.execution_id,
+            adopted = self._start_execution(
+                ctx,
+                data,
+                depth,
+                origin,
                 execution_id=child_execution_id(ctx.execution_id, ctx.step, run, attempt),
                 parent_step={"step": ctx.step, "run": run},
-                redactor=self.sink.redactor,
-                depth=depth,
-                **origin,
             )
         record = store.execution(adopted)
         if record is not None and record.status in ("COMPLETED", "FAILED"):
@@ -164,17 +161,7 @@ class WorkerServices(RunServices):
         called_by = self.called_by(ctx)
         child_id, adopted = _item_child(store, ctx.execution_id, caller, called_by)
         if not adopted:
-            control.start_execution(
-                store,
-                parameters=data if isinstance(data, dict) else {},
-                merge=True,
-                parent_execution_id=ctx.execution_id,
-                execution_id=child_id,
-                called_by=called_by,
-                redactor=self.sink.redactor,
-                depth=depth,
-                **origin,
-            )
+            self._start_execution(ctx, data, depth, origin, execution_id=child_id, called_by=called_by)
         # A timed attempt that runs out cancels the child, as a local run does (LocalRunner.run_child).
         interrupts = ctx.interrupts
         reason = f"its parent step '{ctx.step}' timed out"
@@ -190,6 +177,21 @@ class WorkerServices(RunServices):
             if interrupts is not None and hook is not None:
                 interrupts.remove(hook)
         return child_result(store, path, child_id, record.status, record.error, record.result, return_step)
+
+    def _start_execution(
+        self, ctx: ActionContext, data: Any, depth: int, origin: dict[str, Any], **link: Any
+    ) -> str:
+        """A child execution of this job's, through the queue; `link` says which step or item it is."""
+        return control.start_execution(
+            self.worker.store,
+            parameters=data if isinstance(data, dict) else {},
+            merge=True,
+            parent_execution_id=ctx.execution_id,
+            redactor=self.sink.redactor,
+            depth=depth,
+            **origin,
+            **link,
+        )
 
     def keep_deadline(self, step: str, run: int, attempt: int, at: float, seconds: float) -> None:
         """Queue the attempt's deadline job, run at `at`: if the attempt still waits for its chunks or its
