@@ -19,6 +19,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from noetl.dsl import parse_playbook
 from noetl.runtime.local import LocalRunner
@@ -79,22 +80,24 @@ def faithful_floor(items: int, folder: Path, many_rows: bool = False) -> float:
     # many_rows: the rows go in as the store writes them, up to 128 per statement (sqlite.EventInserts)
     inserts = EventInserts(conn) if many_rows else None
 
-    def write(rows: list[tuple[object, ...]]) -> None:
+    def write(rows: list[Any]) -> None:
         conn.execute("BEGIN")
         if inserts is not None:
-            inserts(conn.cursor(), rows)
+            inserts(conn.cursor(), rows)  # (the rows' values in one flat list, as the store fills it)
         else:
             conn.executemany(insert, rows)
         conn.execute("COMMIT")
 
     t0 = time.perf_counter()
-    batch: list[tuple[object, ...]] = []
+    batch: list[Any] = []
+    add = batch.extend if many_rows else batch.append  # many_rows: one flat list of values
+    rows_per_write = 512 * len(COLUMNS) if many_rows else 512
     seq = 0
     for i in range(items):
         node_id = f"loop:iter_{i}"
         started = time.monotonic()
         seq += 1
-        batch.append(
+        add(
             (
                 "e",
                 seq,
@@ -119,7 +122,7 @@ def faithful_floor(items: int, folder: Path, many_rows: bool = False) -> float:
         )
         result = main(i)
         seq += 1
-        batch.append(
+        add(
             (
                 "e",
                 seq,
@@ -142,9 +145,9 @@ def faithful_floor(items: int, folder: Path, many_rows: bool = False) -> float:
                 seq,
             )
         )
-        if len(batch) >= 512:
+        if len(batch) >= rows_per_write:
             write(batch)
-            batch = []
+            batch.clear()
     write(batch)
     elapsed = time.perf_counter() - t0
     conn.close()

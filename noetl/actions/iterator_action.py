@@ -276,7 +276,7 @@ def _run_sequential(
     """`stream`: once the failure policy fails, no further row is read (none is skipped: a stream's
     items are those it made)."""
     for item in todo:
-        reason = breach(spec, tally)
+        reason = breach(spec, tally) if tally.failed else None  # (no failure, no breach: per item)
         if reason:
             _skip_rest(runner, item, iter(()) if stream else todo, reason)
             return

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from noetl.dsl.vocabulary import ACTIONS
 from noetl.errors import Problem
+
+if TYPE_CHECKING:
+    from noetl.dsl.render import Renderer
 
 ROUTER_TYPES = frozenset({"start", "end", "route", "router"})
 ACTION_TYPES = frozenset(ACTIONS)  # noetl.dsl.vocabulary: one entry per action type
@@ -127,6 +131,14 @@ class Task:
     @property
     def is_router(self) -> bool:
         return self.type is None or self.type in ROUTER_TYPES
+
+    @cached_property
+    def render_data(self) -> Renderer:
+        """`render(self.data, scope, where=where)` as `render_data(scope, where)`, worked out on first use:
+        an iterator's task renders its data once per item."""
+        from noetl.dsl.render import compile_render
+
+        return compile_render(self.data)
 
     @property
     def result_save(self) -> SaveSpec | None:

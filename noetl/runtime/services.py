@@ -97,7 +97,7 @@ class RunServices:
     def _run_task(
         self, task: Task, scope: Mapping[str, Any], ctx: ActionContext, inputs: Any, where: str
     ) -> Any:
-        rendered = render(task.data, scope, where=where)
+        rendered = task.render_data(scope, where)
         if inputs:
             # An http entry written with `data: {query, body}` gets the caller's inputs inside the right
             # part, as a step gets its edge payload; the explicit form is never flattened.

@@ -63,13 +63,16 @@ class EventInserts:
         self.rows = max(1, min(most, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(COLUMNS)))
         self._many = f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES " + ", ".join([_ONE_ROW] * self.rows)
 
-    def __call__(self, cur: sqlite3.Cursor, rows: list[tuple[Any, ...]]) -> None:
-        per = self.rows
-        whole = len(rows) - len(rows) % per
+    def __call__(self, cur: sqlite3.Cursor, values: list[Any]) -> None:
+        """`values`: the rows' values one after the other, len(COLUMNS) per row (a flat list, filled by
+        extend: about 0.2 us a row less than a list of rows flattened per statement)."""
+        width = len(COLUMNS)
+        per = self.rows * width
+        whole = len(values) - len(values) % per
         for start in range(0, whole, per):
-            cur.execute(self._many, [v for row in rows[start : start + per] for v in row])
-        if whole < len(rows):
-            cur.executemany(_INSERT_EVENT, rows[whole:])
+            cur.execute(self._many, values[start : start + per])
+        if whole < len(values):
+            cur.executemany(_INSERT_EVENT, [values[i : i + width] for i in range(whole, len(values), width)])
 
 
 def _now() -> str:
@@ -174,7 +177,11 @@ class SQLiteStore:
                     if done:
                         ended.add(execution)
                 batch = sequence(events, last, ended)
-                self._insert_events(cur, [event_to_row(e, seq) for e, seq in batch.kept])
+                values: list[Any] = []
+                add_row = values.extend
+                for e, seq in batch.kept:
+                    add_row(event_to_row(e, seq))
+                self._insert_events(cur, values)
                 for e, _ in batch.kept:
                     if e.event_type == EventType.EXECUTION_START:
                         cur.execute(

@@ -134,10 +134,10 @@ def test_sqlite_inserts_many_rows_per_statement_within_the_parameter_limit(tmp_p
     conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
     insert = EventInserts(conn)
     assert insert.rows == (128 if limit == 32766 else 999 // 19)
-    rows = [event_to_row(_event(n), n) for n in range(1, 3 * insert.rows + 8)]  # whole statements + rest
+    values = [v for n in range(1, 3 * insert.rows + 8) for v in event_to_row(_event(n), n)]  # whole + rest
     cur = conn.cursor()
     cur.execute("BEGIN")
-    insert(cur, rows)
+    insert(cur, values)
     cur.execute("COMMIT")
     stored = [r[0] for r in conn.execute("SELECT event_id FROM events ORDER BY seq")]
     assert stored == list(range(1, 3 * insert.rows + 8))

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from noetl.dsl.render import WATCH, StepView, render
+from noetl.dsl.render import WATCH, StepView, compile_render, render
 from noetl.engine.events import Event
 from noetl.runtime.redact import DerivedSecrets, Redactor
 
@@ -112,9 +112,11 @@ def watched(secrets: list[str], **names: Any) -> tuple[dict[str, Any], list[str]
         ("{{ {'h': token[1:]} }}", TOKEN[1:]),
     ],
 )
-def test_a_value_derived_from_a_secret_is_learned(template: str, derived: str | None) -> None:
+@pytest.mark.parametrize("how", ["render", "compiled"])
+def test_a_value_derived_from_a_secret_is_learned(template: str, derived: str | None, how: str) -> None:
     scope, learned = watched([TOKEN], token=TOKEN, s=StepView({"creds": {"token": TOKEN}}))
-    value = render(template, scope)
+    # compiled: as an iterator's task data is rendered per item (Task.render_data)
+    value = render(template, scope) if how == "render" else compile_render(template)(scope, "")
     assert learned, value
     if derived is not None:
         assert derived in learned

@@ -9,7 +9,8 @@ from datetime import datetime
 
 import pytest
 
-from noetl.dsl.render import StepView, check_syntax, plain, render, root_names, truthy
+from noetl.dsl.models import Task
+from noetl.dsl.render import StepView, check_syntax, compile_render, plain, render, root_names, truthy
 from noetl.errors import TemplateError
 
 CONTEXT = {
@@ -207,3 +208,56 @@ def test_ordinary_repetition_and_powers_still_work() -> None:
     assert render("{{ 'ab' * 3 }}", {}) == "ababab"
     assert render("{{ 2 ** 10 }}", {}) == 1024
     assert render("{{ [0] * 3 }}", {}) == [0, 0, 0]
+
+
+# ---- a render worked out once (an iterator's task data, per item) -----------------------------------
+
+
+COMPILED_CASES = [
+    {"x": "{{ workload.limit }}", "y": "plain text", "n": 3, "none": None},
+    {"city": "{{ workload.cities[0].name }}", "view": "{{ fetch }}", "field": "{{ fetch.nested.y }}"},
+    ["{{ listing }}", "a {{ workload.limit }} b", {"deep": ["{{ http_call.data.x }}", 1.5]}],
+    ("{{ workload.conf }}", "{{ workload.limit * 2 }}"),
+    "{{ fetch.items }}",
+    "{% if workload.limit > 5 %}big{% endif %}",
+    7,
+    None,
+]
+
+
+@pytest.mark.parametrize("value", COMPILED_CASES)
+def test_a_compiled_render_gives_what_render_gives(value: object) -> None:
+    compiled = compile_render(value)
+    for limit in (10, 2):  # the same renderer in another scope: nothing of the first is kept
+        context = {**CONTEXT, "workload": {**CONTEXT["workload"], "limit": limit}}
+        expected = render(value, context, where="step 'x'")
+        got = compiled(context, "step 'x'")
+        assert got == expected
+        assert type(got) is type(expected)
+        assert "StepView" not in repr(got)  # views are made plain, as render makes them
+
+
+def test_a_compiled_render_returns_new_containers_every_time() -> None:
+    compiled = compile_render({"a": {"b": "{{ workload.limit }}"}, "c": [1]})
+    first = compiled(CONTEXT, "")
+    first["a"]["b"] = "changed"
+    first["c"].append(2)
+    assert compiled(CONTEXT, "") == {"a": {"b": 10}, "c": [1]}
+
+
+@pytest.mark.parametrize(
+    "template", ["{{ nothing_here }}", "{{ fetch.missing }}", "{{ workload.limit | nope }}"]
+)
+def test_a_compiled_render_raises_the_error_render_raises(template: str) -> None:
+    with pytest.raises(TemplateError) as by_render:
+        render({"k": template}, CONTEXT, where="step 'loop' item 3")
+    with pytest.raises(TemplateError) as by_compiled:
+        compile_render({"k": template})(CONTEXT, "step 'loop' item 3")
+    assert str(by_compiled.value) == str(by_render.value)
+    assert "step 'loop' item 3" in str(by_compiled.value)
+
+
+def test_a_task_works_out_its_data_renderer_once() -> None:
+    task = Task(type="python", data={"x": "{{ workload.limit }}"})
+    assert task.render_data is task.render_data
+    assert task.render_data(CONTEXT, "") == {"x": 10}

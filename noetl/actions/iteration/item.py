@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from noetl.actions.base import ActionContext
+from noetl.actions.base import ActionContext, Sink
 from noetl.actions.iteration.collection import WorkItem
 from noetl.actions.iteration.save_batch import Joined, SaveBatches
 from noetl.actions.iteration.summary import Tally
@@ -25,8 +25,13 @@ from noetl.errors import NoetlError, SaveError, SaveFailed
 _ITEM_PREVIEW_CHARS = 2000
 
 
+_NUMBERS = frozenset({int, float, bool, type(None)})
+
+
 def preview(value: Any) -> Any:
     """Large items are truncated in events; the full value is in the collection the step rendered."""
+    if type(value) in _NUMBERS:  # the commonest items, by exact type first (once per item)
+        return value
     if isinstance(value, str | int | float | bool) or value is None:
         return (
             value
@@ -70,8 +75,10 @@ class ItemRunner:
     tally: Tally
     _own_view: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
     _batched: _Batched | None = field(default=None, init=False, repr=False)
+    _sink: Sink = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "_sink", self.ctx.sink)  # two events per item
         # What every item's scope shares, worked out once per iterator rather than per item.
         own = self.ctx.scope.get(self.ctx.step)
         own_value = unwrap(own) if isinstance(own, StepView) else None
@@ -102,7 +109,7 @@ class ItemRunner:
         reported later, once its rows are committed (or refused): it returns (True, result) then,
         and its iteration_completed or iteration_failed is written by whichever run writes the batch,
         or by close()."""
-        ctx, sink = self.ctx, self.ctx.sink
+        ctx, sink = self.ctx, self._sink
         node_id = f"{ctx.step}:iter_{item.index}"
         base = {
             "node_name": ctx.step,
@@ -227,7 +234,7 @@ class ItemRunner:
         error: str | None,
         meta: dict[str, Any],
     ) -> None:
-        self.ctx.sink.item(
+        self._sink.item(
             event_type,
             base["node_name"],
             base["node_id"],
