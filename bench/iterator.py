@@ -7,14 +7,18 @@ rows as the store's writer does. Sequential and async (concurrency 8) are timed 
 same loop is also timed inserting its rows as the store does, up to 128 per statement: the floor of the
 ratios stays the plain loop (executemany), the other figure shows what the store's own insert gains.
 
-    .venv/bin/python bench/iterator.py [--items N] [--repeat R] [--modes sequential,async]
+    .venv/bin/python bench/iterator.py [--items N] [--repeat R] [--modes sequential,async] [--instructions]
 """
 
 from __future__ import annotations
 
 import argparse
+import re
+import shutil
 import sqlite3
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -52,14 +56,14 @@ workflow:
 """
 
 
-def engine_run(items: int, folder: Path, mode: str) -> tuple[float, int]:
+def engine_run(items: int, folder: Path, mode: str, count_events: bool = True) -> tuple[float, int]:
     store = open_store(str(folder / f"engine-{time.monotonic_ns()}.db"))
     playbook = parse_playbook(PLAYBOOK.replace("MODE", mode))
     t0 = time.perf_counter()
     outcome = LocalRunner(store).run(playbook, {"n": items})
     elapsed = time.perf_counter() - t0  # includes the final flush: every event is durable here
     assert outcome.status == "COMPLETED", outcome.error
-    events = len(store.read(outcome.execution_id))
+    events = len(store.read(outcome.execution_id)) if count_events else 0
     store.close()
     return elapsed, events
 
@@ -159,7 +163,22 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--modes", default="sequential,async")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count the CPU instructions per item of the sequential engine and of the floor "
+        "(valgrind): a figure that the machine's speed does not move",
+    )
+    parser.add_argument("--one", choices=["engine", "floor"], help=argparse.SUPPRESS)  # (under valgrind)
     args = parser.parse_args()
+    if args.one:
+        _as_slow_as_valgrind()
+        with tempfile.TemporaryDirectory() as tmp:
+            if args.one == "engine":
+                engine_run(args.items, Path(tmp), "sequential", count_events=False)
+            else:
+                faithful_floor(args.items, Path(tmp))
+        return
     modes = args.modes.split(",")
     runs: dict[str, list[float]] = {mode: [] for mode in modes}
     floor_runs: list[float] = []
@@ -191,7 +210,67 @@ def main() -> None:
     if "sequential" in runs and "async" in runs:
         ratio = statistics.median(runs["async"]) / statistics.median(runs["sequential"])
         print(f"async / sequential: {ratio:.2f}x")
+    if args.instructions:
+        engine_ir, floor_ir = instructions_per_item("engine"), instructions_per_item("floor")
+        print(
+            f"instructions per item (valgrind): engine sequential {engine_ir:,}, floor {floor_ir:,}, "
+            f"{engine_ir / floor_ir:.2f}x the floor"
+        )
     print("targets (issue 10): sequential <= 22 us per item and <= 1.6x the floor; async <= 1.2x sequential")
+
+
+VALGRIND_SLOWDOWN = 50  # about how much slower a Python program runs under cachegrind here
+
+
+def _as_slow_as_valgrind() -> None:
+    """Under valgrind every step takes about 50 times as long, timers excepted: the event writer's
+    flush of a quiet queue (after 50 ms) would cut batches 50 times as often as in a real run, and each
+    batch costs a transaction. Its delay is stretched by the same factor, so the run counted writes
+    the batches a real one writes."""
+    from noetl.store import batching
+
+    real_init = batching.BatchWriter.__init__
+    defaults = real_init.__defaults__ or ()
+
+    def stretched(self: Any, write_batch: Any, max_delay: float = 0.05, *rest: Any, **kw: Any) -> None:
+        real_init(self, write_batch, max_delay * VALGRIND_SLOWDOWN, *rest, **kw)
+
+    assert defaults and defaults[0] == 0.05, "BatchWriter's max_delay default moved: update the bench"
+    batching.BatchWriter.__init__ = stretched  # type: ignore[method-assign]
+
+
+def instructions_per_item(which: str, small: int = 1_000, large: int = 11_000) -> int:
+    """CPU instructions per item, counted by valgrind (cachegrind, no cache simulation): the count of a
+    run of `large` items less that of `small` items, divided by the difference, so that start-up and
+    the playbook's own steps cancel out. Counts repeat within a fraction of a percent from run to run,
+    where times on this machine move by a third; a valgrind run takes about 10 s per 1,000 items."""
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
+
+    def count(items: int) -> int:
+        done = subprocess.run(
+            [
+                "valgrind",
+                "--tool=cachegrind",
+                "--cache-sim=no",
+                "--cachegrind-out-file=/dev/null",
+                sys.executable,
+                __file__,
+                "--one",
+                which,
+                "--items",
+                str(items),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
+        if found is None:
+            raise SystemExit(f"valgrind printed no instruction count:\n{done.stderr[-2000:]}")
+        return int(found.group(1).replace(",", ""))
+
+    return (count(large) - count(small)) // (large - small)
 
 
 if __name__ == "__main__":

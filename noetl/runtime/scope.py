@@ -103,8 +103,22 @@ def with_inputs(scope: Mapping[str, Any], inputs: Any) -> Mapping[str, Any]:
     """
     if not isinstance(inputs, dict) or not inputs:
         return scope
-    names = {k: v for k, v in inputs.items() if isinstance(k, str) and k not in RESERVED_NAMES and k != WATCH}
+    keys = tuple(inputs)
+    every_key_is_a_name = _KEYS_ARE_NAMES.get(keys)
+    if every_key_is_a_name is None:
+        every_key_is_a_name = all(isinstance(k, str) and k not in _NOT_INPUT_NAMES for k in keys)
+        if len(_KEYS_ARE_NAMES) >= 1024:  # bounded: the inputs of a playbook have few shapes
+            _KEYS_ARE_NAMES.clear()
+        _KEYS_ARE_NAMES[keys] = every_key_is_a_name
+    if every_key_is_a_name:  # the common case, once per item: no test per key
+        return {**scope, **inputs}
+    names = {k: v for k, v in inputs.items() if isinstance(k, str) and k not in _NOT_INPUT_NAMES}
     return {**scope, **names} if names else scope
+
+
+_NOT_INPUT_NAMES = RESERVED_NAMES | {WATCH}
+# The key tuples of inputs seen, and whether each of their keys becomes a name (with_inputs).
+_KEYS_ARE_NAMES: dict[tuple[Any, ...], bool] = {}
 
 
 def payload_names(edge_data: list[Any]) -> dict[str, Any]:

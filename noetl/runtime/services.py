@@ -82,7 +82,8 @@ class RunServices:
         """Run a nested task (a workbook entry, an iterator's body) in `scope`; its save is the caller's.
         With a `timeout` (the task's, else the playbook's) it is timed as a step's attempt is."""
         where = f"step '{ctx.step}'" if ctx.index is None else f"step '{ctx.step}' item {ctx.index}"
-        timeout = attempt_timeout(task, self.playbook.timeout, scope, where)
+        no_timeout = task.timeout is None and self.playbook.timeout is None  # (most tasks: no call)
+        timeout = None if no_timeout else attempt_timeout(task, self.playbook.timeout, scope, where)
         if timeout is None:
             return self._run_task(task, scope, ctx, inputs, where)
         return run_with_timeout(
@@ -104,12 +105,14 @@ class RunServices:
             merged = merge_inputs(rendered, [inputs], explicit_part(task, rendered, scope))
         else:
             merged = rendered  # an iterator's task: no caller inputs (the per-item path, kept short)
-        check_expects(task.assertions, merged, where)
+        if task.assertions is not None:
+            check_expects(task.assertions, merged, where)
         own = with_inputs(scope, merged)  # as in a step: the task's inputs are names in its templates
         config = render_config(task.config, own, where)
         nested = ctx.evolve(task=task, config=config, inputs=merged, scope=own)
         result = self.actions.get(task.type or "")(nested)
-        check_returns(task.assertions, result, where)
+        if task.assertions is not None:
+            check_returns(task.assertions, result, where)
         return result
 
     def run_save(

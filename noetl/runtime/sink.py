@@ -80,7 +80,8 @@ class EventSink:
     way an event is written (issue 8: one way to emit), by the steps and items of both modes and by the
     control plane (control_sink): built once, stamped, redacted, stored, folded.
 
-    `on_event` is the runner's own state fold and must not fail; `observers` (printers, progress bars,
+    `on_event` is the runner's own state fold and must not fail; it is told of the workflow events
+    (state.WORKFLOW_TYPES) only, the ones a fold reads, and not of an item's; `observers` (printers, progress bars,
     exporters) are best effort: an observer that raises is logged and the execution goes on. Once the
     store says the execution is closed (it ended while this work ran: a cancel), every emit raises
     ExecutionClosed, so the work stops at its next event instead of writing past the end.
@@ -234,7 +235,7 @@ class EventSink:
         """Redact, queue and fold a built event."""
         event = self.redactor.event(event)
         self._append((event,))
-        if self._on_event is not None:
+        if self._on_event is not None and event.event_type in WORKFLOW_TYPES:
             self._on_event(event)
         return event
 

@@ -216,15 +216,19 @@ class BatchWriter:
         except BaseException as exc:  # remembered and raised to the caller; never swallowed
             self._error = exc
         else:
-            workflow = sum(1 for e in batch if e.event_type in WORKFLOW_TYPES)
+            # One pass: the workflow events written, and the executions an execution_retry that was
+            # kept opened again (noetl.store.sequencing); execution_retry is a workflow event.
+            workflow = 0
+            reopened = set()
+            for e in batch:
+                if e.event_type in WORKFLOW_TYPES:
+                    workflow += 1
+                    if e.event_type == EventType.EXECUTION_RETRY:
+                        reopened.add(e.execution_id)
             if workflow:
                 with self._workflow_lock:
                     self._workflow_pending -= workflow
-            # An execution_retry that was kept opened its execution again (noetl.store.sequencing).
-            reopened = {e.execution_id for e in batch if e.event_type == EventType.EXECUTION_RETRY} - set(
-                refused
-            )
-            self._ended.difference_update(reopened)
+            self._ended.difference_update(reopened - set(refused))
             self._ended.update(refused)
         with self._room:
             self._room.notify_all()

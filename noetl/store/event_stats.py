@@ -17,7 +17,7 @@ the cumulative counts of a Prometheus histogram.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -27,7 +27,6 @@ from noetl.engine.events import Event
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 BUCKET_COLUMNS = tuple(f"le_{i}" for i in range(len(BUCKETS)))
 SUMMED = ("events", "timed", "duration_sum", *BUCKET_COLUMNS)
-_N = len(BUCKETS)
 
 # (event_type, status, events, timed, duration_sum, then per bound the count of durations <= it)
 StatsRow = tuple[Any, ...]
@@ -36,20 +35,31 @@ StatsRow = tuple[Any, ...]
 def rollup(events: Iterable[Event]) -> list[tuple[Any, ...]]:
     """(event_type, status, *SUMMED) per group of the batch, in sorted order (writers that share rows lock
     them in the same order, so two batches cannot deadlock)."""
+    # Grouped first, then counted per group: a batch of 512 item events has two or three groups, and
+    # per event this is a lookup and an append (the buckets are counted by bisecting the group's sorted
+    # durations once per bound, not each duration into the bounds).
     groups: dict[tuple[str, Any], list[Any]] = {}
     for e in events:
-        acc = groups.get((e.event_type, e.status))
-        if acc is None:
-            acc = groups[(e.event_type, e.status)] = [0, 0, 0.0] + [0] * _N
-        acc[0] += 1
-        d = e.duration
-        if d is not None and d == d:  # a NaN would poison the sum forever
-            acc[1] += 1
-            acc[2] += d
-            i = bisect_left(BUCKETS, d)  # the first bound >= d; past the last one only +Inf counts it
-            if i < _N:
-                acc[3 + i] += 1
-    return [(t, s, *acc) for (t, s), acc in sorted(groups.items())]
+        key = (e.event_type, e.status)
+        durations = groups.get(key)
+        if durations is None:
+            durations = groups[key] = []
+        durations.append(e.duration)
+    rows = []
+    for (event_type, status), durations in sorted(groups.items()):
+        timed = [d for d in durations if d is not None and d == d]  # a NaN would poison the sum forever
+        total = 0.0
+        for d in timed:  # (added in the order of the log)
+            total += d
+        timed.sort()
+        counts = []
+        below = 0
+        for bound in BUCKETS:  # (BUCKETS[i-1], BUCKETS[i]]: past the last bound only +Inf counts it
+            upto = bisect_right(timed, bound)
+            counts.append(upto - below)
+            below = upto
+        rows.append((event_type, status, len(durations), len(timed), total, *counts))
+    return rows
 
 
 def upsert_sql(table: str, placeholder: str, key: Sequence[str] = ("event_type", "status")) -> str:

@@ -83,6 +83,9 @@ class PostgresStore:
                 self._writer_pool.close()
                 raise
         self._writer = BatchWriter(self._write_batch)
+        # The writer's own methods, bound on the store, as in the SQLite store (two events per item).
+        self.append = self._writer.append  # type: ignore[method-assign]
+        self.closed = self._writer.closed  # type: ignore[method-assign]
 
     @contextmanager
     def connection(self) -> Iterator[Connection]:

@@ -12,7 +12,7 @@ import pytest
 from noetl.engine.events import Event
 from noetl.engine.events import EventType as T
 from noetl.store import event_stats
-from noetl.store.event_stats import backfill_sql, rollup, stats_rows
+from noetl.store.event_stats import BUCKETS, backfill_sql, rollup, stats_rows
 from noetl.store.sqlfiles import migrations
 from tests.contract.backends import Backend, PostgresBackend
 
@@ -115,6 +115,27 @@ def test_a_batch_adds_one_row_per_event_type_and_status() -> None:
     rows = rollup(events("x", 100))
     assert [(r[0], r[1]) for r in rows] == sorted({(e.event_type, e.status) for e in events("x", 100)})
     assert sum(r[2] for r in rows) == len(events("x", 100))
+
+
+def test_each_duration_falls_in_the_bucket_whose_bound_it_does_not_pass() -> None:
+    """(BUCKETS[i-1], BUCKETS[i]]: a duration on a bound is in that bound's bucket; past the last bound,
+    in none (only +Inf); none, NaN: counted as events, not timed."""
+    durations = [None, float("nan"), -1.0, 0.0, 0.005, 0.0050001, 0.01, 3600.0, 3600.5, 0.3, 0.3]
+    batch = [
+        Event(
+            "x", "iteration_completed", "loop", f"loop:iter_{i}", "iteration", "COMPLETED", i + 1, duration=d
+        )
+        for i, d in enumerate(durations)
+    ]
+    ((event_type, status, count, timed, total, *buckets),) = rollup(batch)
+    assert (event_type, status, count, timed) == ("iteration_completed", "COMPLETED", 11, 9)
+    assert total == pytest.approx(-1.0 + 0.005 + 0.0050001 + 0.01 + 3600.0 + 3600.5 + 0.6)
+    expected = [0] * len(BUCKETS)
+    expected[0] = 3  # -1, 0 and 0.005 itself
+    expected[1] = 2  # just past 0.005, and 0.01 itself
+    expected[BUCKETS.index(0.5)] = 2  # 0.3 twice
+    expected[-1] = 1  # 3600 itself; 3600.5 is past every bound
+    assert buckets == expected
 
 
 def test_the_postgres_migration_counts_events_as_the_code_does() -> None:

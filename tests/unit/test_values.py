@@ -82,3 +82,12 @@ def test_what_cannot_be_recorded_is_refused_naming_where(value: Any, message: st
 def test_a_value_seen_twice_is_not_a_cycle() -> None:
     shared = [1, 2]
     assert recorded({"a": shared, "b": shared}) == {"a": [1, 2], "b": [1, 2]}
+
+
+def test_a_list_of_plain_values_and_of_values_to_convert_is_converted_item_by_item() -> None:
+    # An iterator's result: plain values are kept as they are, the others converted where they are.
+    when = dt.datetime(2026, 12, 3, 12, 0, tzinfo=dt.UTC)
+    value = [1, "a", None, True, 2.5, {3, 1}, when, {"k": {2, 1}, "n": 7}]
+    assert recorded(value) == [1, "a", None, True, 2.5, [1, 3], when.isoformat(), {"k": [1, 2], "n": 7}]
+    with pytest.raises(UnstorableResult, match=r"item 4 result\[2\]\['bad'\] is a builtins.object"):
+        recorded([1, 2, {"bad": object()}], "item 4 result")

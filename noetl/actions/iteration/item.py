@@ -23,6 +23,7 @@ from noetl.engine.values import recorded
 from noetl.errors import NoetlError, SaveError, SaveFailed
 
 _ITEM_PREVIEW_CHARS = 2000
+_ONE_ATTEMPT = Attempts(count=1)  # what an item without retry reports: read, never changed
 
 
 _NUMBERS = frozenset({int, float, bool, type(None)})
@@ -86,19 +87,16 @@ class ItemRunner:
         object.__setattr__(self, "_batched", _batched(self.ctx, self.spec))
 
     def scope(self, item: WorkItem) -> dict[str, Any]:
-        index = item.index
+        index, count, spec = item.index, self.count, self.spec
         scope = {
             **self.ctx.scope,
-            self.spec.element: item.value,
-            "_loop": {
-                "index": index,
-                "count": self.count,
-                "first": index == 0,
-                "last": index == self.count - 1,
-            },
-            self.ctx.step: StepView({**self._own_view, "result_index": index}),
+            spec.element: item.value,
+            "_loop": {"index": index, "count": count, "first": index == 0, "last": index == count - 1},
+            self.ctx.step: StepView(
+                {**self._own_view, "result_index": index} if self._own_view else {"result_index": index}
+            ),
         }
-        if self.spec.chunk:
+        if spec.chunk:
             scope["batch"] = item.value
         return scope
 
@@ -111,13 +109,6 @@ class ItemRunner:
         or by close()."""
         ctx, sink = self.ctx, self._sink
         node_id = f"{ctx.step}:iter_{item.index}"
-        base = {
-            "node_name": ctx.step,
-            "node_id": node_id,
-            "node_type": "iteration",
-            "current_index": item.index,
-            "attempt": ctx.attempt,
-        }
         started = sink.item(
             T.ITERATION_STARTED,
             ctx.step,
@@ -135,12 +126,12 @@ class ItemRunner:
         scope = self.scope(item)
         nested = ctx.evolve(index=item.index, node_id=node_id, parent_event_id=started.event_id, scope=scope)
         stage = "task"
-        attempts = Attempts()
         task = self.spec.task
+        # The common case, no retry: no wrapper around the call, and the one record of a single attempt
+        attempts = _ONE_ATTEMPT if task.retry is None else Attempts()
         joined: Joined | None = None
         try:
-            if task.retry is None:  # the common case: no retry wrapper around the call
-                attempts.count = 1
+            if task.retry is None:
                 result = ctx.services.run_action(task, scope, nested)
             else:
                 result = call_with_retry(
@@ -160,7 +151,7 @@ class ItemRunner:
                         index=item.index,
                         parent_event_id=started.event_id,
                     )
-                    joined = Joined(item, begun, result, t0, base, attempts)
+                    joined = Joined(item, begun, result, t0, node_id, attempts)
                 else:
                     rows = ctx.services.run_save(
                         save,
@@ -171,20 +162,20 @@ class ItemRunner:
                         parent_event_id=started.event_id,
                     )
         except Exception as exc:
-            self._failed(item.index, base, t0, exc, stage, attempts, result if stage == "save" else None)
+            self._failed(item.index, node_id, t0, exc, stage, attempts, result if stage == "save" else None)
             return False, None
         if joined is not None and self._batched is not None:
             full = self._batched.batches.add(joined)
             if full is not None:
                 self._write(full)
             return True, result
-        self._completed(item.index, base, t0, result, rows if save is not None else None, attempts)
+        self._completed(item.index, node_id, t0, result, rows if save is not None else None, attempts)
         return True, result
 
     def _completed(
         self,
         index: int,
-        base: dict[str, Any],
+        node_id: str,
         t0: float,
         result: Any,
         rows: int | None,
@@ -194,13 +185,13 @@ class ItemRunner:
         meta = attempts.meta()
         if rows is not None:
             meta = {"rows": rows, **meta}
-        self._end(T.ITERATION_COMPLETED, base, duration, result, None, meta)
+        self._end(T.ITERATION_COMPLETED, index, node_id, duration, result, None, meta)
         self.tally.ok(duration, rows or 0)
 
     def _failed(
         self,
         index: int,
-        base: dict[str, Any],
+        node_id: str,
         t0: float,
         exc: Exception,
         stage: str,
@@ -222,13 +213,14 @@ class ItemRunner:
         elif isinstance(exc, SaveError):
             meta["reason"] = "save_error"
         # `result`: the task's result when its save failed, what the target refused, for the item's page
-        self._end(T.ITERATION_FAILED, base, duration, result, error, meta)
+        self._end(T.ITERATION_FAILED, index, node_id, duration, result, error, meta)
         self.tally.fail(index, duration, error)
 
     def _end(
         self,
         event_type: str,
-        base: dict[str, Any],
+        index: int,
+        node_id: str,
         duration: float,
         result: Any,
         error: str | None,
@@ -236,10 +228,10 @@ class ItemRunner:
     ) -> None:
         self._sink.item(
             event_type,
-            base["node_name"],
-            base["node_id"],
-            base["current_index"],
-            base["attempt"],
+            self.ctx.step,
+            node_id,
+            index,
+            self.ctx.attempt,
             self.iterator_event_id,
             None,
             round(duration, 6),
@@ -257,9 +249,9 @@ class ItemRunner:
         def done(save: StartedSave, rows: int, error: NoetlError | None) -> None:
             j = by_save[id(save)]
             if error is None:
-                self._completed(j.item.index, j.base, j.t0, j.result, rows, j.attempts)
+                self._completed(j.item.index, j.node_id, j.t0, j.result, rows, j.attempts)
             else:
-                self._failed(j.item.index, j.base, j.t0, error, "save", j.attempts, j.result)
+                self._failed(j.item.index, j.node_id, j.t0, error, "save", j.attempts, j.result)
 
         write_batch([joined.save for joined in batch], self.ctx, batched.storages, batched.breakers, done)
 

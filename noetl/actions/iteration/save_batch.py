@@ -27,7 +27,7 @@ class Joined:
     save: StartedSave
     result: Any  # the task's result: the item's result once its rows are committed
     t0: float  # when the item started: its iteration_completed duration counts from here
-    base: dict[str, Any]  # the fields of its iteration events
+    node_id: str  # of its iteration events
     attempts: Attempts  # of its task
 
 

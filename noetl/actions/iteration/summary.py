@@ -38,13 +38,14 @@ class Durations:
         self.count += 1
         if seconds > self.max:
             self.max = seconds
-        if self._exact is None:
+        exact = self._exact
+        if exact is None:
             self._buckets[self._bucket(seconds)] += 1
-            return
-        self._exact.append(seconds)
-        if len(self._exact) > self.EXACT:
-            self._buckets.update(self._bucket(v) for v in self._exact)
-            self._exact = None
+        else:
+            exact.append(seconds)
+            if self.count > self.EXACT:
+                self._buckets.update(self._bucket(v) for v in exact)
+                self._exact = None
 
     def _bucket(self, seconds: float) -> int:
         return 0 if seconds <= self._FLOOR else 1 + int(math.log(seconds / self._FLOOR) / self._LOG_RATIO)
@@ -82,7 +83,8 @@ class Tally:
     def ok(self, duration: float, rows: int) -> None:
         with self._lock:
             self.succeeded += 1
-            self.rows_saved += rows
+            if rows:
+                self.rows_saved += rows
             self.durations.add(duration)
 
     def fail(self, index: int, duration: float, error: str) -> None:
