@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+import pytest
+
 from noetl.engine.events import Event
-from noetl.store.codec import COLUMNS, event_to_row, row_to_event
+from noetl.store.codec import COLUMNS, event_to_row, json_text, row_to_event
 
 
 def test_every_field_round_trips_through_its_row() -> None:
@@ -53,3 +58,41 @@ def test_json_numbers_read_back_exactly() -> None:
     for value in (0, 7, 10**30, -5, 1.5, "12", "²"):
         row = event_to_row(Event(execution_id="e1", event_type="step_completed", result=value))
         assert row_to_event(row).result == value
+
+
+class _Odd:
+    def __str__(self) -> str:
+        return "odd thing"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"id": 12, "value": "v12"},
+        [1, 2.5, None, True, False, "é", "tab\t", {"nested": [{"deep": "x"}]}],
+        (1, 2),
+        {7: "int key", 2.5: "float key", True: "bool key", None: "none key"},
+        {"nan": float("nan"), "inf": float("inf"), "-inf": float("-inf")},
+        {"when": _Odd(), "bytes": b"x"},
+        "plain text",
+        "é",
+        3.25,
+        None,
+        True,
+        10**30,
+        [],
+        {},
+    ],
+)
+def test_json_text_is_what_json_dumps_writes_byte_for_byte(value: Any) -> None:
+    # SQLite keeps the text as written and its readers slice it (views_sql): the store's own encoder must
+    # write exactly json.dumps(value, default=str).
+    assert json_text(value) == json.dumps(value, default=str)
+
+
+def test_a_value_that_contains_itself_is_an_error_not_a_crash() -> None:
+    looped: dict[str, Any] = {"a": 1}
+    looped["self"] = looped
+    with pytest.raises((RecursionError, ValueError)):
+        json_text(looped)
+    assert json_text({"after": "fine"}) == '{"after": "fine"}'  # the encoder keeps working
