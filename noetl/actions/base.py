@@ -123,5 +123,32 @@ class ActionContext:
         new.__dict__.update(changes)
         return new
 
+    # The two copies made per item, spelled out: evolve's keywords cost 0.2 us more each.
+
+    def for_item(
+        self, index: int, node_id: str, parent_event_id: int | None, scope: Mapping[str, Any]
+    ) -> ActionContext:
+        """The context of one item of an iterator: evolve(index=..., node_id=..., ...)."""
+        new = object.__new__(ActionContext)
+        fields = new.__dict__
+        fields.update(self.__dict__)
+        fields["index"], fields["node_id"], fields["parent_event_id"], fields["scope"] = (
+            index,
+            node_id,
+            parent_event_id,
+            scope,
+        )
+        return new
+
+    def for_task(
+        self, task: Task, config: dict[str, Any], inputs: Any, scope: Mapping[str, Any]
+    ) -> ActionContext:
+        """The context of a nested task: evolve(task=..., config=..., inputs=..., scope=...)."""
+        new = object.__new__(ActionContext)
+        fields = new.__dict__
+        fields.update(self.__dict__)
+        fields["task"], fields["config"], fields["inputs"], fields["scope"] = task, config, inputs, scope
+        return new
+
 
 Action = Callable[[ActionContext], Any]

@@ -21,6 +21,14 @@ class Registry:
             raise ValueError(f"{name!r} is registered twice")
         self._entries[name] = fn
 
+    def register_lazy(self, name: str, module: str, attr: str, what: str) -> None:
+        """`module.attr`, imported on its first call (see _lazy); from then on the function itself."""
+
+        def imported(fn: Callable[..., Any]) -> None:
+            self._entries[name] = fn
+
+        self.register(name, _lazy(module, attr, what, on_load=imported))
+
     def get(self, name: str) -> Callable[..., Any]:
         try:
             return self._entries[name]
@@ -36,8 +44,15 @@ class Registry:
         return sorted(self._entries)
 
 
-def _lazy(module: str, attr: str = "run", what: str = "this step") -> Callable[..., Any]:
+def _lazy(
+    module: str,
+    attr: str = "run",
+    what: str = "this step",
+    on_load: Callable[[Callable[..., Any]], None] | None = None,
+) -> Callable[..., Any]:
     """Import the module on first use, so that `noetl run` of a python-only playbook needs no driver.
+    `on_load` is given the function once imported: the registry then hands out the function itself,
+    without this wrapper around each call (one per item).
 
     A driver that is not installed fails the step at once (no retry can help), naming the extra."""
     loaded: list[Callable[..., Any]] = []
@@ -48,6 +63,8 @@ def _lazy(module: str, attr: str = "run", what: str = "this step") -> Callable[.
                 loaded.append(getattr(importlib.import_module(module), attr))
             except ModuleNotFoundError as exc:
                 raise _missing(exc, what, args) from None
+            if on_load is not None:
+                on_load(loaded[0])
         return loaded[0](*args, **kwargs)
 
     call.__name__ = f"{module}.{attr}"
@@ -71,7 +88,7 @@ def _missing(exc: ModuleNotFoundError, what: str, args: tuple[Any, ...]) -> Exce
 def default_actions() -> Registry:
     registry = Registry()
     for name, spec in sorted(ACTIONS.items()):  # noetl.dsl.vocabulary: the one list of action types
-        registry.register(name, _lazy(spec.module, what=f"a {name} step"))
+        registry.register_lazy(name, spec.module, "run", f"a {name} step")
     return registry
 
 
@@ -79,7 +96,7 @@ def default_storages() -> Registry:
     """Save writers: write(request: SaveRequest, ctx) -> rows written."""
     registry = Registry()
     for name in ("event", "postgres", "duckdb", "http", "python"):
-        registry.register(name, _lazy(f"noetl.actions.save.{name}_storage", "write", f"a save to {name}"))
+        registry.register_lazy(name, f"noetl.actions.save.{name}_storage", "write", f"a save to {name}")
     return registry
 
 

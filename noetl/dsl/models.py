@@ -140,6 +140,14 @@ class Task:
 
         return compile_render(self.data)
 
+    @cached_property
+    def config_to_render(self) -> frozenset[str]:
+        """The keys of `config` that a render could change: all but texts without a template. None (the
+        commonest case, a python task's code): its config is used as written, per item."""
+        return frozenset(
+            k for k, v in self.config.items() if not (type(v) is str and "{{" not in v and "{%" not in v)
+        )
+
     @property
     def result_save(self) -> SaveSpec | None:
         """The save that runs after the action; a `type: save` task's save *is* its action."""

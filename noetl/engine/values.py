@@ -46,12 +46,14 @@ class UnstorableResult(ActionError):
         super().__init__(message, non_retryable=True, error_type="UnstorableResult")
 
 
-def recorded(value: Any, where: str = "the result") -> Any:
-    """`value` as it is recorded and seen by every later reader; raises UnstorableResult."""
+def recorded(value: Any, where: str = "the result", *where_args: Any) -> Any:
+    """`value` as it is recorded and seen by every later reader; raises UnstorableResult. `where` names
+    the value in messages; with `where_args` it is a format (`"item {} result", 7`), filled only when a
+    message needs it (per item, the text would be built for nothing)."""
     kind = type(value)
     if kind in _PLAIN or (kind is int and value.bit_length() <= MAX_INT_BITS):
         return value  # the common case, per item: no walk
-    return _convert(value, where, 0, set())
+    return _convert(value, where.format(*where_args) if where_args else where, 0, set())
 
 
 def _convert(value: Any, where: str, depth: int, path: set[int]) -> Any:

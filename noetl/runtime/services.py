@@ -108,8 +108,8 @@ class RunServices:
         if task.assertions is not None:
             check_expects(task.assertions, merged, where)
         own = with_inputs(scope, merged)  # as in a step: the task's inputs are names in its templates
-        config = render_config(task.config, own, where)
-        nested = ctx.evolve(task=task, config=config, inputs=merged, scope=own)
+        config = render_config(task.config, own, where) if task.config_to_render else dict(task.config)
+        nested = ctx.for_task(task, config, merged, own)
         result = self.actions.get(task.type or "")(nested)
         if task.assertions is not None:
             check_returns(task.assertions, result, where)

@@ -55,9 +55,15 @@ class Work:
 
     def items(self, skip: Container[int] = ()) -> Iterator[WorkItem]:
         """The items not in `skip` (those an earlier attempt or run finished), in order, made lazily."""
-        for index in range(self._count):
+        if self._chunk:
+            for index in range(self._count):
+                if index not in skip:
+                    yield self.item(index)
+            return
+        elements = self._elements
+        for index in range(self._count):  # (one item per element: made here, without a call per item)
             if index not in skip:
-                yield self.item(index)
+                yield WorkItem(index, elements[index])
 
     def __iter__(self) -> Iterator[WorkItem]:
         return self.items()

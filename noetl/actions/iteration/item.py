@@ -124,7 +124,7 @@ class ItemRunner:
         )
         t0 = time.monotonic()
         scope = self.scope(item)
-        nested = ctx.evolve(index=item.index, node_id=node_id, parent_event_id=started.event_id, scope=scope)
+        nested = ctx.for_item(item.index, node_id, started.event_id, scope)
         stage = "task"
         task = self.spec.task
         # The common case, no retry: no wrapper around the call, and the one record of a single attempt
@@ -137,9 +137,9 @@ class ItemRunner:
                 result = call_with_retry(
                     task.retry, lambda: ctx.services.run_action(task, scope, nested), attempts
                 )
-            result = recorded(result, f"item {item.index} result")
+            result = recorded(result, "item {} result", item.index)
             rows = 0
-            save = self.spec.task.result_save
+            save = task.result_save
             if save is not None:
                 stage = "save"
                 if self._batched is not None:
@@ -226,12 +226,13 @@ class ItemRunner:
         error: str | None,
         meta: dict[str, Any],
     ) -> None:
+        ctx = self.ctx
         self._sink.item(
             event_type,
-            self.ctx.step,
+            ctx.step,
             node_id,
             index,
-            self.ctx.attempt,
+            ctx.attempt,
             self.iterator_event_id,
             None,
             round(duration, 6),
