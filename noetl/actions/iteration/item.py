@@ -182,7 +182,7 @@ class ItemRunner:
         attempts: Attempts,
     ) -> None:
         duration = time.monotonic() - t0
-        meta = attempts.meta()
+        meta = {} if attempts is _ONE_ATTEMPT else attempts.meta()
         if rows is not None:
             meta = {"rows": rows, **meta}
         self._end(T.ITERATION_COMPLETED, index, node_id, duration, result, None, meta)
