@@ -243,7 +243,7 @@ def instructions_per_item(which: str, small: int = 1_000, large: int = 11_000) -
     """CPU instructions per item, counted by valgrind (cachegrind, no cache simulation): the count of a
     run of `large` items less that of `small` items, divided by the difference, so that start-up and
     the playbook's own steps cancel out. Counts repeat within a fraction of a percent from run to run,
-    where times on this machine move by a third; a valgrind run takes about 10 s per 1,000 items."""
+    where times on this machine move by a third; the four valgrind runs take about half a minute."""
     if shutil.which("valgrind") is None:
         raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
 
