@@ -88,18 +88,13 @@ def call_main(main: Any, inputs: Any, step: str) -> Any:
     except Exception:
         raise
     except BaseException as exc:
-        raise _stopping(exc, step) from None
-
-
-def _stopping(exc: BaseException, step: str) -> ActionError:
-    """The step's failure for a BaseException of the code (SystemExit, KeyboardInterrupt, ...)."""
-    what = f"{type(exc).__name__}({exc})" if str(exc) else type(exc).__name__
-    return ActionError(
-        f"step '{step}': the code raised {what}, which would stop the engine; it fails this step "
-        "instead (return a value, or raise an Exception, to end main)",
-        non_retryable=True,
-        error_type=type(exc).__name__,
-    )
+        what = f"{type(exc).__name__}({exc})" if str(exc) else type(exc).__name__
+        raise ActionError(
+            f"step '{step}': the code raised {what}, which would stop the engine; it fails this step "
+            "instead (return a value, or raise an Exception, to end main)",
+            non_retryable=True,
+            error_type=type(exc).__name__,
+        ) from None
 
 
 def _call(main: Any, inputs: Any, step: str) -> Any:
@@ -128,11 +123,7 @@ def run(ctx: ActionContext) -> Any:
     # With a timeout, the code is interrupted where it runs when the attempt runs out (best effort).
     hook = ctx.interrupts.add(partial(interrupt_thread, threading.get_ident())) if ctx.interrupts else None
     try:
-        result = _call(main, ctx.inputs, ctx.step)  # call_main's guard, inline: this runs per item
-    except Exception:
-        raise
-    except BaseException as exc:
-        raise _stopping(exc, ctx.step) from None
+        result = call_main(main, ctx.inputs, ctx.step)
     finally:
         if hook is not None and ctx.interrupts is not None:
             ctx.interrupts.remove(hook)

@@ -98,11 +98,8 @@ def _container(value: Any, where: str, depth: int, path: set[int]) -> Any:
                     f"{where} has a key {key!r} of type {type(key).__name__}; JSON keys are text: "
                     "use text keys (for a pair, join it into one text)"
                 )
-            kind = type(item)
-            if kind in _PLAIN or (kind is int and item.bit_length() <= MAX_INT_BITS):
-                out[name] = item  # (no path text built for a value that needs no conversion)
-            else:
-                out[name] = _convert(item, f"{where}[{key!r}]", depth + 1, path)
+            # (no path text built for a value that needs no conversion)
+            out[name] = item if _as_is(item) else _convert(item, f"{where}[{key!r}]", depth + 1, path)
         return out
     items = list(value)
     if isinstance(value, set | frozenset):
@@ -112,14 +109,16 @@ def _container(value: Any, where: str, depth: int, path: set[int]) -> Any:
             items = sorted(items, key=repr)
     # An iterator's result is a list of one value per item: those that need no conversion (already
     # recorded one by one) are kept without a call and the text of their path.
-    out_items = []
-    for i, item in enumerate(items):
-        kind = type(item)
-        if kind in _PLAIN or (kind is int and item.bit_length() <= MAX_INT_BITS):
-            out_items.append(item)
-        else:
-            out_items.append(_convert(item, f"{where}[{i}]", depth + 1, path))
-    return out_items
+    return [
+        item if _as_is(item) else _convert(item, f"{where}[{i}]", depth + 1, path)
+        for i, item in enumerate(items)
+    ]
+
+
+def _as_is(value: Any) -> bool:
+    """A value recorded as it is, by exact type (recorded() spells the same test out: once per item)."""
+    kind = type(value)
+    return kind in _PLAIN or (kind is int and value.bit_length() <= MAX_INT_BITS)
 
 
 def _scalar(value: Any, where: str) -> Any:

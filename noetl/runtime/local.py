@@ -23,7 +23,7 @@ from noetl.engine.items import items_kept_by_retry
 from noetl.engine.planner import Planner, RunStep
 from noetl.engine.recovery import PlannedEvent, started_node_type
 from noetl.engine.retry import RetryRequest, retry_target
-from noetl.engine.state import PENDING, RUNNING, WORKFLOW_TYPES, ExecutionState, fold
+from noetl.engine.state import PENDING, RUNNING, ExecutionState, fold
 from noetl.errors import ActionError, ExecutionClosed, InputError, NoetlError, StoreError
 from noetl.runtime import orchestrator
 from noetl.runtime.broker import close_abandoned_children
@@ -343,12 +343,10 @@ class _Execution:
         self.workload: dict[str, Any] | None = None  # the real workload (the logged one may be masked)
 
     def _apply(self, event: Event) -> None:
-        # Called in event order under the sink's lock, except for an item's or a save's events (two or
-        # more per item, from several threads at once): they move nothing, so they are not folded. The
-        # workflow events that follow them carry the larger ids, so last_event_id still ends right.
+        # Called in event order under the sink's lock, for workflow events only (EventSink's on_event):
+        # an item's or a save's events move nothing, so the sink does not hand them over. The workflow
+        # events that follow them carry the larger ids, so last_event_id still ends right.
         # The planner reads the state under self.lock.
-        if event.event_type not in WORKFLOW_TYPES:
-            return
         with self.lock:
             self.state.apply(event)
             if event.event_type == T.STEP_STARTED and event.node_name:
