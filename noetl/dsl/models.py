@@ -53,6 +53,37 @@ class SaveSpec:
     options: dict[str, Any] = field(default_factory=dict)  # storage-specific: endpoint, code, database...
     line: int | None = None
 
+    @cached_property
+    def renderers(self) -> SaveRenderers:
+        """The save's templates as renderers worked out on first use: an iterator's per-item save renders
+        them once per item."""
+        from noetl.dsl.render import compile_render
+
+        options = {k: v for k, v in self.options.items() if k not in SAVE_OPTIONS_RENDERED_APART}
+        return SaveRenderers(
+            args=compile_render(self.args),
+            table=compile_render(self.table),
+            statement=compile_render(self.statement),
+            auth=compile_render(self.auth),
+            options=compile_render(options) if options else None,
+        )
+
+
+# Save options rendered at another moment (`code` is Python, never a template; `commands` a script
+# rendered with the save's data in scope) or not at all (`batch`, a number the iterator reads).
+SAVE_OPTIONS_RENDERED_APART = frozenset({"code", "commands", "batch"})
+
+
+@dataclass(frozen=True)
+class SaveRenderers:
+    """`render(<part>, scope, where=where)` of a save's parts as `<part>(scope, where)`."""
+
+    args: Renderer
+    table: Renderer
+    statement: Renderer
+    auth: Renderer
+    options: Renderer | None  # None: no option to render
+
 
 @dataclass(frozen=True)
 class Transition:

@@ -9,11 +9,13 @@ import textwrap
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import psycopg
+import psycopg.types.json
 import pytest
 
 from noetl.dsl import parse_playbook
@@ -257,6 +259,77 @@ def test_an_unbatched_per_item_save_keeps_one_transaction_per_item(store: Any, p
     assert table(pg, "SELECT count(DISTINCT tx), count(*) FROM items") == [(4, 4)]
     assert of_item(events, 4) == ["iteration_started", "save_started", "save_failed", "iteration_failed"]
     assert "batch" not in by_type(events, "save_started")[0].context
+
+
+KINDS = """
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: batched_kinds}
+workload: {n: 8}
+workflow:
+  - step: start
+    next: [{step: loop}]
+  - step: loop
+    type: iterator
+    collection: "{{ range(workload.n) | list }}"
+    element: i
+    task:
+      type: python
+      data: {i: "{{ i }}"}
+      code: |
+        def main(i):
+            # keys 0, 1, 2 again and again; a text column given ints and texts, a JSON column
+            # dicts and lists, a numeric column ints and floats, and a NULL
+            texts = [7, "007", "x", None]
+            return {"id": i % 3, "t": texts[i % 4], "j": {"i": i} if i % 2 else [i, "a"],
+                    "n": i if i % 2 else i + 0.5}
+      save:
+        storage: postgres
+        auth: pg_local
+        table: kinds
+        mode: upsert
+        key: id
+        batch: 8
+        args: {id: "{{ this.id }}", t: "{{ this.t }}", j: "{{ this.j }}", n: "{{ this.n }}"}
+    next: [{step: end}]
+  - step: end
+"""
+
+
+def test_a_batch_writes_each_row_as_row_by_row_would_in_one_transaction(store: Any, pg: str) -> None:
+    """One batch of eight items whose keys repeat and whose columns get values of several kinds: the
+    rows go as multi-row INSERTs, and the table ends as eight upserts one after another would leave
+    it (the later row of a key wins, "007" stays a text, 7 becomes "7"), without writing any item
+    alone."""
+    with psycopg.connect(pg) as conn:
+        conn.execute(
+            "CREATE TABLE kinds (id int PRIMARY KEY, t text, j jsonb, n numeric, tx bigint DEFAULT txid_current())"
+        )
+    outcome, events = run_text(store, KINDS)
+    assert outcome.status == "COMPLETED", outcome.error
+    saves = by_type(events, "save_completed")
+    assert sorted(saves) == list(range(8)) and not any(s.meta.get("alone") for s in saves.values())
+    assert {s.meta["batch"] for s in saves.values()} == {8} and saves[0].meta["batch_rows"] == 8
+    rows = table(pg, "SELECT id, t, j, n, tx FROM kinds ORDER BY id")
+    # last writer per key: id 0 <- item 6, id 1 <- item 7, id 2 <- item 5
+    assert [r[:4] for r in rows] == [
+        (0, "x", [6, "a"], Decimal("6.5")),
+        (1, None, {"i": 7}, Decimal("7")),
+        (2, "007", {"i": 5}, Decimal("5")),
+    ]
+    assert len({r[4] for r in rows}) == 1
+    with psycopg.connect(pg) as conn:  # and each kind as one upsert per row leaves it
+        conn.execute("TRUNCATE kinds")
+        for e in sorted(by_type(events, "iteration_completed").values(), key=lambda e: e.current_index or 0):
+            r = e.result
+            conn.execute(
+                "INSERT INTO kinds (id, t, j, n) VALUES (%s, %s, %s, %s) ON CONFLICT (id) DO UPDATE "
+                "SET t = EXCLUDED.t, j = EXCLUDED.j, n = EXCLUDED.n",
+                [r["id"], r["t"], psycopg.types.json.Jsonb(r["j"]), r["n"]],
+            )
+    assert [r[:4] for r in table(pg, "SELECT id, t, j, n, tx FROM kinds ORDER BY id")] == [
+        r[:4] for r in rows
+    ]
 
 
 DUCK = """

@@ -9,7 +9,7 @@ from datetime import datetime
 
 import pytest
 
-from noetl.dsl.models import Task
+from noetl.dsl.models import SaveSpec, Task
 from noetl.dsl.render import StepView, check_syntax, compile_render, plain, render, root_names, truthy
 from noetl.errors import TemplateError
 
@@ -261,3 +261,26 @@ def test_a_task_works_out_its_data_renderer_once() -> None:
     task = Task(type="python", data={"x": "{{ workload.limit }}"})
     assert task.render_data is task.render_data
     assert task.render_data(CONTEXT, "") == {"x": 10}
+
+
+def test_a_save_works_out_its_renderers_once_and_they_render_as_render_does() -> None:
+    spec = SaveSpec(
+        storage="postgres",
+        table="t_{{ workload.limit }}",
+        args={"id": "{{ workload.limit }}", "fixed": "as written"},
+        auth="{{ workload.conf.a }}",
+        statement="UPDATE x SET v = :v -- {{ workload.limit }}",
+        options={"database": "{{ workload.conf.a }}.db", "code": "{{ not rendered }}", "batch": 5},
+    )
+    parts = spec.renderers
+    assert spec.renderers is parts
+    for renderer, value in (
+        (parts.args, spec.args),
+        (parts.table, spec.table),
+        (parts.auth, spec.auth),
+        (parts.statement, spec.statement),
+    ):
+        assert renderer(CONTEXT, "here") == render(value, CONTEXT, where="here")
+    assert parts.options is not None
+    assert parts.options(CONTEXT, "") == {"database": render("{{ workload.conf.a }}.db", CONTEXT, where="")}
+    assert SaveSpec(storage="event").renderers.options is None

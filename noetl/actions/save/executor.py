@@ -35,7 +35,6 @@ from noetl.actions.save.request import SaveRequest, batch_of
 from noetl.actions.tracebacks import user_traceback
 from noetl.dsl.keys import BATCH_STORAGES
 from noetl.dsl.models import SaveSpec
-from noetl.dsl.render import render
 from noetl.engine import policy
 from noetl.engine.events import EventType as T
 from noetl.errors import CredentialError, NoetlError, SaveError, SaveFailed, TemplateError
@@ -233,11 +232,16 @@ def _describe(spec: SaveSpec, ctx: ActionContext, scope: Mapping[str, Any]) -> d
     never used); one that does not render is left out here and explained by save_error.
     """
     shown: dict[str, Any] = {"storage": spec.storage, "mode": spec.mode}
-    for key, value in (("table", spec.table), ("auth", spec.auth if isinstance(spec.auth, str) else None)):
-        if not value:
+    renderers = spec.renderers
+    where = None
+    for key, value, renderer in (("table", spec.table, renderers.table), ("auth", spec.auth, renderers.auth)):
+        if not value or not isinstance(value, str):
+            continue
+        if "{" not in value:  # as written: nothing to render
+            shown[key] = value
             continue
         with contextlib.suppress(NoetlError):
-            shown[key] = render(value, scope, where=f"step '{ctx.step}'")
+            shown[key] = renderer(scope, where or (where := f"step '{ctx.step}'"))
     if spec.key:
         shown["key"] = list(spec.key)
     if spec.options.get("batch"):
@@ -245,23 +249,17 @@ def _describe(spec: SaveSpec, ctx: ActionContext, scope: Mapping[str, Any]) -> d
     return shown
 
 
-# Options rendered at another moment (`code` is Python, never a template; `commands` a script rendered
-# below with the save's data in scope) or not at all (`batch`, a number read by the iterator).
-_OWN_RENDER = frozenset({"code", "commands", "batch"})
-
-
 def _prepare(
     spec: SaveSpec, ctx: ActionContext, this: Any, scope: Mapping[str, Any]
 ) -> tuple[SaveRequest, str | None]:
     """The rendered request, and the key of its credential (None without `auth`)."""
     where = f"step '{ctx.step}'"
-    options = {k: v for k, v in spec.options.items() if k not in _OWN_RENDER}
+    renderers = spec.renderers
     credential, auth_key = None, None
     if spec.auth is not None:
-        auth = render(spec.auth, scope, where=where)
-        credential, auth_key = _credential(ctx, auth)
-    args = render(spec.args, scope, where=where)
-    rendered = render(options, scope, where=where) if options else {}
+        credential, auth_key = _credential(ctx, renderers.auth(scope, where))
+    args = renderers.args(scope, where)
+    rendered = renderers.options(scope, where) if renderers.options is not None else {}
     if "code" in spec.options:
         rendered["code"] = spec.options["code"]
     if "commands" in spec.options:
@@ -272,9 +270,9 @@ def _prepare(
     request = SaveRequest(
         spec=spec,
         args=args,
-        table=render(spec.table, scope, where=where),
+        table=renderers.table(scope, where),
         # Jinja in a statement is rendered here, once; its `:name` binds stay parameters (rows below).
-        statement=render(spec.statement, scope, where=where),
+        statement=renderers.statement(scope, where),
         options=rendered,
         credential=credential,
         this=this,

@@ -6,7 +6,7 @@ asks for the same text for every item (the caches hold SQL text only, never valu
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -17,7 +17,7 @@ from noetl.dsl.sql_names import is_identifier, is_table_name
 from noetl.errors import SaveError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed as itself: it keys the statement caches below
 class Dialect:
     """How one database spells names, placeholders and JSON values."""
 
@@ -25,6 +25,8 @@ class Dialect:
     quote: Callable[[str], str]  # a checked identifier -> quoted identifier
     placeholder: Callable[[str], str]  # a column name -> the named placeholder for its value
     adapt: Callable[[Any], Any]  # a value -> the bind value (dicts and lists become JSON)
+    # The placeholder of the n-th value (from 1) bound by position; None: the database has none.
+    positional: Callable[[int], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -34,33 +36,60 @@ class Work:
     sql: str
     params: list[dict[str, Any]] | None
     runs: int = 1  # how often a statement that binds nothing runs: once per row, like one that binds
+    # An insert's or upsert's (table, columns, key): its rows may also go as one multi-row INSERT
+    # (insert_many_sql). None for a statement of the user's.
+    shape: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]] | None = None
 
     @property
     def count(self) -> int:
         return self.runs if self.params is None else len(self.params)
 
 
-@dataclass(frozen=True)
-class Batch:
-    """Consecutive rows with the same columns: one statement, run once per row."""
-
-    columns: tuple[str, ...]
-    rows: list[dict[str, Any]]
-
-
 def plan(request: SaveRequest, dialect: Dialect) -> list[Work]:
     """The statements a save runs, all checked before the first one touches the database."""
+    return plan_many((request,), dialect)
+
+
+def plan_many(requests: Sequence[SaveRequest], dialect: Dialect) -> list[Work]:
+    """The statements the saves of a batch run, in order, all checked before the first one touches the
+    database: consecutive rows for one statement (one table, the same columns) in one Work, whichever
+    save they came from, so that a batch of items runs one statement per table instead of one per item.
+    In one pass over the rows: a batch's items come one after another with the same columns."""
+    if any(r.spec.mode == "statement" for r in requests):
+        return merged([w for r in requests for w in _plan_one(r, dialect)])
+    adapt = dialect.adapt
+    works: list[Work] = []
+    last: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]] | None = None
+    params: list[dict[str, Any]] = []
+    for request in requests:
+        table = table_parts(request)
+        key = _key(request)
+        for number, row in enumerate(request.rows()):
+            columns = tuple(row)
+            if last is None or last[1] != columns or last[0] != table or last[2] != key:
+                problem = _column_problem(columns, key)
+                if problem is not None:
+                    raise SaveError(f"{_subject(request)}: row {number} {problem}")
+                last = (table, columns, key)
+                params = []
+                works.append(Work(insert_sql(table, columns, key, dialect), params, shape=last))
+            params.append({c: adapt(v) for c, v in row.items()})
+    return works
+
+
+def _plan_one(request: SaveRequest, dialect: Dialect) -> list[Work]:
     if request.spec.mode == "statement":
         return [_statement_work(request, dialect)]
-    table = table_parts(request)
-    key = request.spec.key if request.spec.mode == "upsert" else ()
-    return [
-        Work(
-            insert_sql(table, b.columns, key, dialect),
-            [{c: dialect.adapt(v) for c, v in row.items()} for row in b.rows],
-        )
-        for b in batches(request)
-    ]
+    return plan_many((request,), dialect)
+
+
+def _key(request: SaveRequest) -> tuple[str, ...]:
+    """An upsert's key columns (checked: it needs one); () for an insert."""
+    if request.spec.mode != "upsert":
+        return ()
+    if not request.spec.key:
+        raise SaveError(f"{_subject(request)}: mode upsert needs `key` (a column or a list of columns)")
+    return request.spec.key
 
 
 def where(request: SaveRequest, step: str) -> str:
@@ -91,24 +120,6 @@ def _table_parts(table: str) -> tuple[str, ...] | None:
     return tuple(table.split(".")) if is_table_name(table) else None
 
 
-def batches(request: SaveRequest) -> list[Batch]:
-    """The rows to write, checked (column names, upsert keys) and grouped by their columns."""
-    upsert = request.spec.mode == "upsert"
-    if upsert and not request.spec.key:
-        raise SaveError(f"{_subject(request)}: mode upsert needs `key` (a column or a list of columns)")
-    grouped: list[Batch] = []
-    for number, row in enumerate(request.rows()):
-        columns = tuple(row)
-        problem = _column_problem(columns, request.spec.key if upsert else ())
-        if problem is not None:
-            raise SaveError(f"{_subject(request)}: row {number} {problem}")
-        if grouped and grouped[-1].columns == columns:
-            grouped[-1].rows.append(row)
-        else:
-            grouped.append(Batch(columns, [row]))
-    return grouped
-
-
 @lru_cache(maxsize=1024)
 def _column_problem(columns: tuple[Any, ...], key: tuple[str, ...]) -> str | None:
     """What is wrong with a row's columns (`key`: the upsert's key columns), or None; the same columns
@@ -129,15 +140,43 @@ def insert_sql(
     table: tuple[str, ...], columns: tuple[str, ...], key: tuple[str, ...], dialect: Dialect
 ) -> str:
     """INSERT, or with a key INSERT ... ON CONFLICT (key) DO UPDATE (DO NOTHING when every column is key)."""
-    q = dialect.quote
-    names = ", ".join(q(c) for c in columns)
     values = ", ".join(dialect.placeholder(c) for c in columns)
-    text = f"INSERT INTO {'.'.join(q(p) for p in table)} ({names}) VALUES ({values})"
+    return f"{_insert_into(table, columns, dialect)} VALUES ({values}){_on_conflict(columns, key, dialect)}"
+
+
+@lru_cache(maxsize=64)
+def insert_many_sql(
+    table: tuple[str, ...], columns: tuple[str, ...], key: tuple[str, ...], dialect: Dialect, rows: int
+) -> str:
+    """insert_sql for `rows` rows in one statement, its values bound by position (row after row, each
+    in `columns` order). The server coerces each row's values to the table's column types, as it does
+    for the one-row statement."""
+    number = dialect.positional
+    assert number is not None, "a dialect without positional placeholders has no multi-row INSERT"
+    width = len(columns)
+    values = ", ".join(
+        "(" + ", ".join(number(r * width + c) for c in range(1, width + 1)) + ")" for r in range(rows)
+    )
+    return f"{_insert_into(table, columns, dialect)} VALUES {values}{_on_conflict(columns, key, dialect)}"
+
+
+def updates_rows(columns: tuple[str, ...], key: tuple[str, ...]) -> bool:
+    """An upsert whose conflict updates the row: two rows with one key cannot be in one statement."""
+    return bool(key) and any(c not in key for c in columns)
+
+
+def _insert_into(table: tuple[str, ...], columns: tuple[str, ...], dialect: Dialect) -> str:
+    q = dialect.quote
+    return f"INSERT INTO {'.'.join(q(p) for p in table)} ({', '.join(q(c) for c in columns)})"
+
+
+def _on_conflict(columns: tuple[str, ...], key: tuple[str, ...], dialect: Dialect) -> str:
     if not key:
-        return text
+        return ""
+    q = dialect.quote
     updates = [f"{q(c)} = EXCLUDED.{q(c)}" for c in columns if c not in key]
     action = f"DO UPDATE SET {', '.join(updates)}" if updates else "DO NOTHING"
-    return f"{text} ON CONFLICT ({', '.join(q(k) for k in key)}) {action}"
+    return f" ON CONFLICT ({', '.join(q(k) for k in key)}) {action}"
 
 
 def _statement_work(request: SaveRequest, dialect: Dialect) -> Work:
@@ -169,13 +208,17 @@ def _bound(statement: str, style: BindStyle) -> tuple[tuple[str, ...], BoundSQL]
 def merged(works: list[Work]) -> list[Work]:
     """The works of several saves, in order, with consecutive runs of one statement joined, so that a
     batch of items runs one pipelined executemany per statement instead of one per item."""
-    groups: list[tuple[str, list[dict[str, Any]] | None, int]] = []
+    groups: list[Work] = []
     for work in works:
-        if groups and groups[-1][0] == work.sql and (groups[-1][1] is None) == (work.params is None):
-            sql, params, runs = groups[-1]
-            if params is not None and work.params is not None:
-                params.extend(work.params)  # the list is this function's own (copied below)
-            groups[-1] = (sql, params, runs + work.runs)
+        last = groups[-1] if groups else None
+        if last is not None and last.sql == work.sql and (last.params is None) == (work.params is None):
+            if last.params is not None and work.params is not None:
+                last.params.extend(work.params)  # the list is this function's own (copied below)
+            runs = (
+                1 if last.params is not None else last.runs + work.runs
+            )  # (runs: of a statement binding nothing)
+            groups[-1] = Work(last.sql, last.params, runs, last.shape)
         else:
-            groups.append((work.sql, None if work.params is None else list(work.params), work.runs))
-    return [Work(sql, params, runs=runs) for sql, params, runs in groups]
+            params = None if work.params is None else list(work.params)
+            groups.append(Work(work.sql, params, work.runs, work.shape))
+    return groups
