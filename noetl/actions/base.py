@@ -18,12 +18,12 @@ class Sink(Protocol):
 
     def new(self, event_type: str, **fields: Any) -> Event: ...
 
-    def item(
+    def node_event(
         self,
         event_type: str,
         step: str,
         node_id: str,
-        index: int,
+        index: int | None,
         attempt: int | None,
         parent_event_id: int | None,
         current_item: Any,
@@ -31,8 +31,9 @@ class Sink(Protocol):
         result: Any,
         error: str | None,
         meta: dict[str, Any] | None,
+        context: Any = None,
     ) -> Event:
-        """An iterator item's event, its fields in this order (runtime.sink.EventSink.item)."""
+        """An iterator item's or a save's event, its fields in this order (EventSink.node_event)."""
         ...
 
 

@@ -72,9 +72,9 @@ class GatedSink:
         self._check()
         return self._sink.new(event_type, **fields)
 
-    def item(self, *fields: Any) -> Any:
+    def node_event(self, *fields: Any) -> Any:
         self._check()
-        return self._sink.item(*fields)
+        return self._sink.node_event(*fields)
 
     def __getattr__(self, name: str) -> Any:  # store, redactor, execution_id, ...
         return getattr(self._sink, name)

@@ -48,10 +48,16 @@ utc_now_iso = _clock()
 # The fields of an Event its emitter gives (the sink sets the execution, type, id and time; the store
 # sets seq).
 _CALLER_FIELDS = frozenset(FIELD_ORDER) - {"execution_id", "event_type", "event_id", "created_at", "seq"}
-# The events EventSink.item writes.
-_ITEM_TYPES = frozenset(
-    {EventType.ITERATION_STARTED, EventType.ITERATION_COMPLETED, EventType.ITERATION_FAILED}
-)
+# The events EventSink.node_event writes, and their node_type.
+_NODE_TYPES = {
+    **dict.fromkeys(
+        (EventType.ITERATION_STARTED, EventType.ITERATION_COMPLETED, EventType.ITERATION_FAILED), "iteration"
+    ),
+    **dict.fromkeys(
+        (EventType.SAVE_STARTED, EventType.SAVE_COMPLETED, EventType.SAVE_FAILED, EventType.SAVE_ERROR),
+        "save",
+    ),
+}
 
 
 class IdBlocks:
@@ -144,12 +150,12 @@ class EventSink:
             self._observe(event)
         return event
 
-    def item(
+    def node_event(
         self,
         event_type: str,
         step: str,
         node_id: str,
-        index: int,
+        index: int | None,
         attempt: int | None,
         parent_event_id: int | None,
         current_item: Any,
@@ -157,12 +163,15 @@ class EventSink:
         result: Any,
         error: str | None,
         meta: dict[str, Any] | None,
+        context: Any = None,
     ) -> Event:
-        """An iterator item's event (iteration_started/completed/failed, node_type `iteration`): what
-        `new` writes, with every field given in order. Two per item in both modes: `new` spends about
-        2 us more on each, packing and unpacking its keywords."""
-        if event_type not in _ITEM_TYPES:
-            raise ValueError(f"{event_type!r} is not an item event")
+        """An iterator item's event (iteration_started/completed/failed, node_type `iteration`) or a
+        save's (save_started/completed/failed/error, node_type `save`): what `new` writes, with every
+        field given in order. Two to four per item in both modes: `new` spends about 2 us more on
+        each, packing and unpacking its keywords."""
+        node_type = _NODE_TYPES.get(event_type)
+        if node_type is None:
+            raise ValueError(f"{event_type!r} is not an item's or a save's event")
         if self._closed(self.execution_id):
             self._check_open()
         if self._meta_defaults:
@@ -172,7 +181,7 @@ class EventSink:
             event_type,
             step,
             node_id,
-            "iteration",
+            node_type,
             None,
             0,  # the id and the time are set as it is queued
             self.parent_execution_id,
@@ -182,7 +191,7 @@ class EventSink:
             index,
             current_item,
             attempt,
-            None,
+            context,
             result,
             error,
             {} if meta is None else meta,

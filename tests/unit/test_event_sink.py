@@ -82,20 +82,34 @@ def test_the_time_stamp_is_iso_8601_utc_with_six_digits_and_now() -> None:
 
 
 @pytest.mark.parametrize(
-    "event_type", [EventType.ITERATION_STARTED, EventType.ITERATION_COMPLETED, EventType.ITERATION_FAILED]
+    ("event_type", "node_type"),
+    [
+        (EventType.ITERATION_STARTED, "iteration"),
+        (EventType.ITERATION_COMPLETED, "iteration"),
+        (EventType.ITERATION_FAILED, "iteration"),
+        (EventType.SAVE_STARTED, "save"),
+        (EventType.SAVE_COMPLETED, "save"),
+        (EventType.SAVE_FAILED, "save"),
+        (EventType.SAVE_ERROR, "save"),
+    ],
 )
-def test_an_item_event_written_positionally_is_the_event_new_writes(tmp_path: Path, event_type: str) -> None:
-    """EventSink.item is the fast path of the item events: the same event as `new` with the same
-    fields, the worker's meta defaults and the parent execution included."""
+def test_an_item_or_save_event_written_positionally_is_the_event_new_writes(
+    tmp_path: Path, event_type: str, node_type: str
+) -> None:
+    """EventSink.node_event is the fast path of the item and save events: the same event as `new`
+    with the same fields, the worker's meta defaults and the parent execution included."""
     store = open_store(str(tmp_path / "s.db"))
     kw = {"parent_execution_id": "parent-9", "meta_defaults": {"worker_id": "w1"}}
     fast, slow = EventSink(store, "fast", **kw), EventSink(store, "slow", **kw)  # type: ignore[arg-type]
-    a = fast.item(event_type, "loop", "loop:iter_3", 3, 2, 11, {"id": 3}, 0.5, [6], "boom", {"rows": 1})
+    context = {"storage": "postgres"}
+    a = fast.node_event(
+        event_type, "loop", "loop:iter_3", 3, 2, 11, {"id": 3}, 0.5, [6], "boom", {"rows": 1}, context
+    )
     b = slow.new(
         event_type,
         node_name="loop",
         node_id="loop:iter_3",
-        node_type="iteration",
+        node_type=node_type,
         current_index=3,
         attempt=2,
         parent_event_id=11,
@@ -104,30 +118,34 @@ def test_an_item_event_written_positionally_is_the_event_new_writes(tmp_path: Pa
         result=[6],
         error="boom",
         meta={"rows": 1},
+        context=context,
     )
     store.flush()
     (stored_a,), (stored_b,) = store.read("fast"), store.read("slow")
     for x, y in ((a, b), (stored_a, stored_b)):
         different = [n for n in FIELD_ORDER if getattr(x, n) != getattr(y, n)]
         assert different == ["execution_id", "created_at"] or different == ["execution_id"]
-    assert stored_a.meta == {"worker_id": "w1", "rows": 1} and stored_a.node_type == "iteration"
+    assert stored_a.meta == {"worker_id": "w1", "rows": 1} and stored_a.node_type == node_type
+    assert stored_a.context == context
     store.close()
 
 
-def test_the_item_path_refuses_other_events_and_writes_nothing_for_a_closed_execution(tmp_path: Path) -> None:
+def test_the_node_event_path_refuses_other_events_and_writes_nothing_for_a_closed_execution(
+    tmp_path: Path,
+) -> None:
     from noetl.errors import ExecutionClosed
 
     store = open_store(str(tmp_path / "s.db"))
     sink = EventSink(store, "x")
     with pytest.raises(ValueError, match="step_started"):
-        sink.item(EventType.STEP_STARTED, "a", "a", 0, 1, None, None, None, None, None, None)
+        sink.node_event(EventType.STEP_STARTED, "a", "a", 0, 1, None, None, None, None, None, None)
     sink.new(EventType.EXECUTION_START)
     sink.new(EventType.EXECUTION_FAILED, error="cancelled")
     store.flush()
-    sink.item(EventType.ITERATION_STARTED, "a", "a:iter_0", 0, 1, None, 0, None, None, None, None)
+    sink.node_event(EventType.ITERATION_STARTED, "a", "a:iter_0", 0, 1, None, 0, None, None, None, None)
     store.flush()  # refused: the execution ended
     with pytest.raises(ExecutionClosed):
-        sink.item(EventType.ITERATION_STARTED, "a", "a:iter_1", 1, 1, None, 1, None, None, None, None)
+        sink.node_event(EventType.ITERATION_STARTED, "a", "a:iter_1", 1, 1, None, 1, None, None, None, None)
     assert [e.event_type for e in store.read("x")] == ["execution_start", "execution_failed"]
     store.close()
 

@@ -109,7 +109,7 @@ class ItemRunner:
         or by close()."""
         ctx, sink = self.ctx, self._sink
         node_id = f"{ctx.step}:iter_{item.index}"
-        started = sink.item(
+        started = sink.node_event(
             T.ITERATION_STARTED,
             ctx.step,
             node_id,
@@ -227,7 +227,7 @@ class ItemRunner:
         meta: dict[str, Any],
     ) -> None:
         ctx = self.ctx
-        self._sink.item(
+        self._sink.node_event(
             event_type,
             ctx.step,
             node_id,

@@ -19,7 +19,7 @@ from noetl.actions.retrying import Attempts
 from noetl.actions.save.executor import StartedSave
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # (not frozen: one per item, and a frozen dataclass takes 3x as long to build)
 class Joined:
     """An item whose task is done, waiting for its batch to commit before it is reported."""
 

@@ -28,7 +28,7 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from noetl.actions.base import ActionContext
+from noetl.actions.base import ActionContext, Sink
 from noetl.actions.registry import Registry
 from noetl.actions.save.breaker import Breakers, CircuitBreaker
 from noetl.actions.save.request import SaveRequest, batch_of
@@ -36,6 +36,7 @@ from noetl.actions.tracebacks import user_traceback
 from noetl.dsl.keys import BATCH_STORAGES
 from noetl.dsl.models import SaveSpec
 from noetl.engine import policy
+from noetl.engine.events import Event
 from noetl.engine.events import EventType as T
 from noetl.errors import CredentialError, NoetlError, SaveError, SaveFailed, TemplateError
 from noetl.store.ports import CredentialRecord
@@ -43,16 +44,53 @@ from noetl.store.ports import CredentialRecord
 __all__ = ["BATCH_STORAGES", "StartedSave", "execute_save", "finish_save", "start_save", "write_batch"]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # (not frozen: one per item, and a frozen dataclass takes 3x as long to build)
 class StartedSave:
     """A save whose save_started is written and whose request is rendered: what is left is to write it."""
 
     spec: SaveSpec
     request: SaveRequest
-    base: dict[str, Any]  # the fields of its events; parent_event_id is its save_started
+    node: SaveNode  # where its events go
     t0: float  # when it started: its end event's duration counts from here
     target: str  # the circuit breaker's target
     batch_key: tuple[Hashable, ...]  # saves with the same key may share a transaction
+
+
+@dataclass(slots=True)
+class SaveNode:
+    """The fields every event of one save shares; `parent_event_id` is its save_started once written."""
+
+    step: str
+    node_id: str
+    index: int | None
+    parent_event_id: int | None
+
+    def event(
+        self,
+        sink: Sink,
+        event_type: str,
+        duration: float | None = None,
+        *,
+        result: Any = None,
+        error: str | None = None,
+        meta: dict[str, Any] | None = None,
+        context: Any = None,
+    ) -> Event:
+        """Write one of the save's events (positionally: EventSink.node_event)."""
+        return sink.node_event(
+            event_type,
+            self.step,
+            self.node_id,
+            self.index,
+            None,
+            self.parent_event_id,
+            None,
+            duration,
+            result,
+            error,
+            meta,
+            context,
+        )
 
 
 def execute_save(
@@ -82,28 +120,21 @@ def start_save(
     """save_started, then the request rendered; a save that cannot be carried out as written gets its
     save_error here and raises SaveError."""
     sink = ctx.sink
-    base = {
-        "node_name": ctx.step,
-        "node_id": f"{ctx.step}:save_iter_{index}" if index is not None else f"{ctx.step}:save",
-        "node_type": "save",
-        "current_index": index,
-        "parent_event_id": parent_event_id,
-    }
+    step = ctx.step
+    node_id = f"{step}:save_iter_{index}" if index is not None else f"{step}:save"
+    node = SaveNode(step, node_id, index, parent_event_id)
     scope = {**ctx.scope, "this": this, "result": this}  # built once: each render below reads it
-    started = sink.new(T.SAVE_STARTED, context=_describe(spec, ctx, scope), **base)
-    base["parent_event_id"] = started.event_id
+    node.parent_event_id = node.event(sink, T.SAVE_STARTED, context=_describe(spec, ctx, scope)).event_id
     t0 = time.monotonic()
     try:
         request, auth_key = _prepare(spec, ctx, this, scope)
         storages.get(spec.storage)
     except (TemplateError, CredentialError, KeyError) as exc:
-        message = f"save of step '{ctx.step}' could not be carried out: {exc}"
-        sink.new(
-            T.SAVE_ERROR, error=message, duration=_since(t0), meta={"error_type": type(exc).__name__}, **base
-        )
+        message = f"save of step '{step}' could not be carried out: {exc}"
+        node.event(sink, T.SAVE_ERROR, _since(t0), error=message, meta={"error_type": type(exc).__name__})
         raise SaveError(message, non_retryable=True) from None
     key = (spec.storage, auth_key, str(request.options.get("database")))
-    return StartedSave(spec, request, base, t0, _target(spec, request), key)
+    return StartedSave(spec, request, node, t0, _target(spec, request), key)
 
 
 def finish_save(
@@ -115,7 +146,7 @@ def finish_save(
     extra_meta: Mapping[str, Any] | None = None,
 ) -> int:
     """Write the save, with its retries and its breaker; its end events. The rows written, or raises."""
-    spec, request, base, t0, sink = started.spec, started.request, started.base, started.t0, ctx.sink
+    spec, request, node, t0, sink = started.spec, started.request, started.node, started.t0, ctx.sink
     writer = storages.get(spec.storage)
     breaker = _breaker(started, breakers)
     attempt = 0
@@ -123,18 +154,8 @@ def finish_save(
         attempt += 1
         if breaker is not None and not breaker.allow():
             message = f"save of step '{ctx.step}' to {started.target} skipped: the circuit breaker is open"
-            sink.new(
-                T.SAVE_FAILED,
-                error=message,
-                duration=_since(t0),
-                meta={
-                    "reason": "circuit_open",
-                    "attempt": attempt,
-                    "will_retry": False,
-                    **(extra_meta or {}),
-                },
-                **base,
-            )
+            meta = {"reason": "circuit_open", "attempt": attempt, "will_retry": False, **(extra_meta or {})}
+            node.event(sink, T.SAVE_FAILED, _since(t0), error=message, meta=meta)
             raise SaveFailed(message, reason="circuit_open")
         try:
             rows = int(writer(request, ctx) or 0)
@@ -150,7 +171,7 @@ def finish_save(
             if spec.retry is not None and not decision.retry:
                 meta["retry_reason"] = decision.reason
             meta.update(error_type=exc.error_type, **(extra_meta or {}))
-            sink.new(T.SAVE_FAILED, error=str(exc), duration=_since(t0), meta=meta, **base)
+            node.event(sink, T.SAVE_FAILED, _since(t0), error=str(exc), meta=meta)
             if not decision.retry:
                 raise
             time.sleep(decision.delay)
@@ -160,18 +181,13 @@ def finish_save(
             meta = {"error_type": type(exc).__name__, "attempt": attempt, **(extra_meta or {})}
             if not isinstance(exc, SaveError):
                 meta["traceback"] = user_traceback(exc)
-            sink.new(T.SAVE_ERROR, error=message, duration=_since(t0), meta=meta, **base)
+            node.event(sink, T.SAVE_ERROR, _since(t0), error=message, meta=meta)
             raise SaveError(message, non_retryable=True) from None
         if breaker is not None:
             breaker.success()
         shown = request.rows() if spec.storage == "event" else None
-        sink.new(
-            T.SAVE_COMPLETED,
-            duration=_since(t0),
-            result=shown,
-            meta={"rows": rows, "attempt": attempt, "storage": spec.storage, **(extra_meta or {})},
-            **base,
-        )
+        meta = {"rows": rows, "attempt": attempt, "storage": spec.storage, **(extra_meta or {})}
+        node.event(sink, T.SAVE_COMPLETED, _since(t0), result=shown, meta=meta)
         return rows
 
 
@@ -209,7 +225,7 @@ def write_batch(
         rows = total if len(saves) == 1 else len(started.request.rows())
         meta = {"rows": rows, "attempt": 1, "storage": spec.storage, "batch": len(saves)}
         meta.update(batch_rows=total, batch_write=write)
-        ctx.sink.new(T.SAVE_COMPLETED, duration=_since(started.t0), meta=meta, **started.base)
+        started.node.event(ctx.sink, T.SAVE_COMPLETED, _since(started.t0), meta=meta)
         done(started, rows, None)
 
 
