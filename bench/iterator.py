@@ -13,17 +13,15 @@ ratios stays the plain loop (executemany), the other figure shows what the store
 from __future__ import annotations
 
 import argparse
-import re
-import shutil
 import sqlite3
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import instructions
 
 from noetl.dsl import parse_playbook
 from noetl.runtime.local import LocalRunner
@@ -172,7 +170,7 @@ def main() -> None:
     parser.add_argument("--one", choices=["engine", "floor"], help=argparse.SUPPRESS)  # (under valgrind)
     args = parser.parse_args()
     if args.one:
-        _as_slow_as_valgrind()
+        instructions.as_slow_as_valgrind()
         with tempfile.TemporaryDirectory() as tmp:
             if args.one == "engine":
                 engine_run(args.items, Path(tmp), "sequential", count_events=False)
@@ -219,58 +217,10 @@ def main() -> None:
     print("targets (issue 10): sequential <= 22 us per item and <= 1.6x the floor; async <= 1.2x sequential")
 
 
-VALGRIND_SLOWDOWN = 50  # about how much slower a Python program runs under cachegrind here
-
-
-def _as_slow_as_valgrind() -> None:
-    """Under valgrind every step takes about 50 times as long, timers excepted: the event writer's
-    flush of a quiet queue (after 50 ms) would cut batches 50 times as often as in a real run, and each
-    batch costs a transaction. Its delay is stretched by the same factor, so the run counted writes
-    the batches a real one writes."""
-    from noetl.store import batching
-
-    real_init = batching.BatchWriter.__init__
-    defaults = real_init.__defaults__ or ()
-
-    def stretched(self: Any, write_batch: Any, max_delay: float = 0.05, *rest: Any, **kw: Any) -> None:
-        real_init(self, write_batch, max_delay * VALGRIND_SLOWDOWN, *rest, **kw)
-
-    assert defaults and defaults[0] == 0.05, "BatchWriter's max_delay default moved: update the bench"
-    batching.BatchWriter.__init__ = stretched  # type: ignore[method-assign]
-
-
 def instructions_per_item(which: str, small: int = 1_000, large: int = 11_000) -> int:
-    """CPU instructions per item, counted by valgrind (cachegrind, no cache simulation): the count of a
-    run of `large` items less that of `small` items, divided by the difference, so that start-up and
-    the playbook's own steps cancel out. Counts repeat within a fraction of a percent from run to run,
-    where times on this machine move by a third; the four valgrind runs take about half a minute."""
-    if shutil.which("valgrind") is None:
-        raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
-
-    def count(items: int) -> int:
-        done = subprocess.run(
-            [
-                "valgrind",
-                "--tool=cachegrind",
-                "--cache-sim=no",
-                "--cachegrind-out-file=/dev/null",
-                sys.executable,
-                __file__,
-                "--one",
-                which,
-                "--items",
-                str(items),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
-        if found is None:
-            raise SystemExit(f"valgrind printed no instruction count:\n{done.stderr[-2000:]}")
-        return int(found.group(1).replace(",", ""))
-
-    return (count(large) - count(small)) // (large - small)
+    """CPU instructions per item of the sequential engine or of the floor (bench/instructions.py); the
+    four valgrind runs take about half a minute."""
+    return instructions.per_item(lambda n: [__file__, "--one", which, "--items", str(n)], small, large)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,12 @@ process's CPU time per item (the CPU figure moves much less when other processes
 server's own CPU is in neither), and the two ratios of issue 10, of wall times: per-item save /
 one-transaction-per-row floor (target <= 1.3x) and `batch: N` / executemany floor (target <= 3x).
 
+With --instructions it also counts this process's CPU instructions per item (bench/instructions.py,
+valgrind) of the engine with `batch: N` and without a save, and their difference: the batched save's
+own cost in a figure the machine's load does not move (what the server does is not counted).
+
     .venv/bin/python bench/saves.py [--items 5000] [--batch 500] [--repeat 3] [--dsn postgresql://...]
+                                    [--instructions]
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import instructions  # noqa: E402
 import psycopg  # noqa: E402
 from psycopg.conninfo import conninfo_to_dict  # noqa: E402
 
@@ -184,7 +190,14 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--dsn", default=os.environ.get("NOETL_TEST_PG_DSN"))
+    parser.add_argument("--instructions", action="store_true", help="also count instructions (valgrind)")
+    parser.add_argument("--one", choices=["batch", "none"], help=argparse.SUPPRESS)  # (under valgrind)
     args = parser.parse_args()
+    if args.one:
+        instructions.as_slow_as_valgrind()
+        with tempfile.TemporaryDirectory() as tmp:
+            engine(args.dsn, Path(tmp), args.items, save=args.one == "batch", batch=args.batch)
+        return
     server = None
     dsn = args.dsn
     if not dsn:
@@ -192,6 +205,8 @@ def main() -> None:
         dsn = server.start()
     try:
         measure(dsn, args.items, args.batch, args.repeat)
+        if args.instructions:
+            count_instructions(dsn, args.batch)
     finally:
         if server is not None:
             server.stop()
@@ -226,6 +241,20 @@ def measure(dsn: str, items: int, batch: int, repeat: int) -> None:
         f"the save's own cost per item (engine with it minus engine without): "
         f"{per_item['engine, per-item save'] - bare:.1f} us per-item save, "
         f"{per_item[f'engine, batch: {batch}'] - bare:.1f} us with batch: {batch}"
+    )
+
+
+def count_instructions(dsn: str, batch: int, small: int = 500, large: int = 2_500) -> None:
+    """Instructions per item of the engine with `batch: N` and without a save (about 40 s in all)."""
+
+    def per_item(which: str) -> int:
+        argv = [__file__, "--one", which, "--dsn", dsn, "--batch", str(batch), "--items"]
+        return instructions.per_item(lambda n: [*argv, str(n)], small, large)
+
+    batched, bare = per_item("batch"), per_item("none")
+    print(
+        f"instructions per item (valgrind, this process only): batch: {batch} {batched:,}, "
+        f"no save {bare:,}; the batched save's own {batched - bare:,}"
     )
 
 

@@ -113,9 +113,12 @@ def _statement_error(
 _SYNTAX_ERROR = "42601"
 
 
+_AS_JSON = (dict, list)  # (a tuple made once: `dict | list` would build a union at every call)
+
+
 def adapt(value: Any) -> Any:
     """A bind value for psycopg: dicts and lists go as JSON (jsonb), everything else as it is."""
-    return Jsonb(value) if isinstance(value, dict | list) else value
+    return Jsonb(value) if isinstance(value, _AS_JSON) else value
 
 
 def _failure(exc: psycopg.Error, conninfo: str, step: str) -> ActionError:
