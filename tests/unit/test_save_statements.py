@@ -62,7 +62,7 @@ def test_a_bad_row_anywhere_in_a_batch_is_refused_before_anything_is_written() -
 
 def test_the_rows_of_an_upsert_go_as_multi_row_statements_bound_by_position() -> None:
     work = upsert_work([{"id": i, "value": f"v{i}"} for i in range(3)])
-    ((text, values),) = _multi_row(work) or []
+    ((text, values, _),) = _multi_row(work) or []
     assert text == (
         'INSERT INTO "items" ("id", "value") VALUES ($1, $2), ($3, $4), ($5, $6) '
         'ON CONFLICT ("id") DO UPDATE SET "value" = EXCLUDED."value"'
@@ -73,13 +73,13 @@ def test_the_rows_of_an_upsert_go_as_multi_row_statements_bound_by_position() ->
 def test_a_repeated_key_starts_the_next_statement_so_a_later_row_updates_an_earlier_one() -> None:
     work = upsert_work([{"id": i % 2, "value": f"v{i}"} for i in range(5)])
     statements = _multi_row(work) or []
-    assert [values for _, values in statements] == [[0, "v0", 1, "v1"], [0, "v2", 1, "v3"], [0, "v4"]]
+    assert [values for _, values, _ in statements] == [[0, "v0", 1, "v1"], [0, "v2", 1, "v3"], [0, "v4"]]
 
 
 def test_rows_whose_conflict_changes_nothing_may_repeat_a_key_in_one_statement() -> None:
     spec = SaveSpec(storage="postgres", mode="upsert", table="tags", key=("id",))
     (work,) = plan(request([{"id": 1}, {"id": 1}], spec=spec, table="tags"), POSTGRES)
-    ((text, values),) = _multi_row(work) or []
+    ((text, values, _),) = _multi_row(work) or []
     assert text.endswith('ON CONFLICT ("id") DO NOTHING') and values == [1, 1]
 
 
@@ -87,11 +87,11 @@ def test_statements_stay_within_the_rows_and_the_binds_one_statement_may_hold(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     work = upsert_work([{"id": i, "value": "v"} for i in range(2500)])
-    assert [len(values) // 2 for _, values in _multi_row(work) or []] == [1000, 1000, 500]
+    assert [len(values) // 2 for _, values, _ in _multi_row(work) or []] == [1000, 1000, 500]
     monkeypatch.setattr(postgres_storage, "_MAX_BINDS", 7)  # 3 rows of 2 values
     insert = SaveSpec(storage="postgres", mode="insert", table="items")
     (work,) = plan(request([{"id": i, "value": "v"} for i in range(7)], spec=insert), POSTGRES)
-    assert [len(values) // 2 for _, values in _multi_row(work) or []] == [3, 3, 1]
+    assert [len(values) // 2 for _, values, _ in _multi_row(work) or []] == [3, 3, 1]
 
 
 def test_keys_that_cannot_be_compared_leave_the_rows_to_executemany() -> None:
@@ -102,3 +102,17 @@ def test_keys_that_cannot_be_compared_leave_the_rows_to_executemany() -> None:
 def test_the_multi_row_text_numbers_every_value() -> None:
     text = insert_many_sql(("s", "t"), ("a", "b", "c"), (), POSTGRES, 2)
     assert text == 'INSERT INTO "s"."t" ("a", "b", "c") VALUES ($1, $2, $3), ($4, $5, $6)'
+
+
+def test_only_statements_of_a_size_that_recurs_are_prepared() -> None:
+    """A full statement (1,000 rows here) and a full batch's (500) recur, so they are prepared; the
+    rest (a batch's tail, a run cut by a repeated key) are not: the server keeps each prepared one."""
+    work = upsert_work([{"id": i, "value": "v"} for i in range(2300)])
+    assert [(len(v) // 2, p) for _, v, p in _multi_row(work, 500) or []] == [
+        (1000, True),
+        (1000, True),
+        (300, False),
+    ]
+    work = upsert_work([{"id": i, "value": "v"} for i in range(500)])
+    assert [(len(v) // 2, p) for _, v, p in _multi_row(work, 500) or []] == [(500, True)]
+    assert [(len(v) // 2, p) for _, v, p in _multi_row(work, 0) or []] == [(500, False)]

@@ -45,23 +45,25 @@ _MAX_BINDS = 65535
 def write(request: SaveRequest, ctx: ActionContext) -> int:
     conninfo = _conninfo(request)
     work = plan_many(request.batch or (request,), POSTGRES)
+    # The size of a full batch's statement: it recurs batch after batch, so it is worth preparing.
+    recurring = int(request.spec.options.get("batch") or 0) if request.batch else 0
     # The INSERTs of insert and upsert are ours and return no rows: prepared once per connection, they
     # skip the server's parse and plan for every later row. A statement of the user's is not prepared.
     prepare = request.spec.mode != "statement"
     try:
         try:
-            return _write(conninfo, work, prepare)
+            return _write(conninfo, work, prepare, recurring)
         except LOST_PREPARED:  # nothing was written: once more, and never prepared for this target
             never_prepare(conninfo)
-            return _write(conninfo, work, prepare=False)
+            return _write(conninfo, work, False, recurring)
     except (PgConnectError, psycopg.Error) as exc:
         raise _failed(exc, request, ctx.step, conninfo) from None
 
 
-def _write(conninfo: str, work: list[Work], prepare: bool) -> int:
+def _write(conninfo: str, work: list[Work], prepare: bool, recurring: int) -> int:
     with connection(conninfo, autocommit=_one_statement(work), prepare=prepare) as conn:
         try:
-            return _run(conn, work)
+            return _run(conn, work, recurring)
         except psycopg.Error:
             if prepare:  # a prepared statement may be what went stale: the next save starts afresh
                 conn.close()
@@ -73,13 +75,13 @@ def _one_statement(work: list[Work]) -> bool:
     return len(work) == 1 and work[0].params is not None and len(work[0].params) == 1
 
 
-def _run(conn: psycopg.Connection[Any], work: list[Work]) -> int:
+def _run(conn: psycopg.Connection[Any], work: list[Work], recurring: int) -> int:
     if _one_statement(work):
         params = work[0].params or [{}]
         cur = conn.execute(work[0].sql, params[0])
         return cur.rowcount if cur.rowcount >= 0 else 1
     with conn.transaction(), conn.cursor() as cur:
-        return sum(_execute(cur, item) for item in work)
+        return sum(_execute(cur, item, recurring) for item in work)
 
 
 def _conninfo(request: SaveRequest) -> str:
@@ -94,7 +96,7 @@ def _conninfo(request: SaveRequest) -> str:
         raise SaveError(str(exc)) from None
 
 
-def _execute(cur: psycopg.Cursor[Any], item: Work) -> int:
+def _execute(cur: psycopg.Cursor[Any], item: Work, recurring: int) -> int:
     """Runs the statement for every row; the rows affected, as the server counts them."""
     if item.params is None:
         affected = 0
@@ -102,7 +104,7 @@ def _execute(cur: psycopg.Cursor[Any], item: Work) -> int:
             cur.execute(item.sql)  # no parameters: psycopg sends the text as written, `%` and all
             affected += max(cur.rowcount, 0)
         return affected
-    statements = _multi_row(item) if item.shape is not None and len(item.params) > 1 else None
+    statements = _multi_row(item, recurring) if item.shape is not None and len(item.params) > 1 else None
     if statements is None:
         cur.executemany(item.sql, item.params)  # psycopg pipelines the rows: one round trip, not one per row
         return cur.rowcount if cur.rowcount >= 0 else item.count
@@ -110,24 +112,29 @@ def _execute(cur: psycopg.Cursor[Any], item: Work) -> int:
     # A raw cursor: psycopg does not look for %s in a text it did not write (it would parse these long
     # texts again at every batch: they are too long for its cache).
     with psycopg.RawCursor(cur.connection) as raw:
-        for text, values in statements:
-            raw.execute(text, values)
+        for text, values, recurs in statements:
+            raw.execute(text, values, prepare=None if recurs else False)
             affected += max(raw.rowcount, 0)
     return affected
 
 
-def _multi_row(item: Work) -> list[tuple[str, list[Any]]] | None:
+def _multi_row(item: Work, recurring: int = 0) -> list[tuple[str, list[Any], bool]] | None:
     """An insert's or upsert's rows as multi-row INSERTs, in order: one statement binds every value
     at once, where executemany makes psycopg bind and send each row on its own (a batch of 500 rows
     wrote in about half the time, bench/saves.py). An upsert that updates on conflict cannot meet one
     key twice in a statement, so a repeated key starts the next statement: a later row still updates
     an earlier one, as row by row. None when the keys cannot be compared (unhashable values): then
-    executemany."""
+    executemany.
+
+    Each statement comes with whether it may be prepared: only the sizes that recur, a full statement
+    and a full batch's (`recurring` rows). Prepared, a 500-row statement costs the server 2.4 us less
+    per row (5.9 against 8.3 us), but it keeps about 0.7 MB for it (1.3 MB at 1,000 rows), and psycopg
+    up to 100 statements per connection: one per row count met would hold over 100 MB."""
     assert item.shape is not None and item.params is not None
-    table, columns, key = item.shape
+    _, columns, key = item.shape
     per = max(1, min(_ROWS_PER_STATEMENT, _MAX_BINDS // len(columns)))
     unique = updates_rows(columns, key)
-    statements: list[tuple[str, list[Any]]] = []
+    statements: list[tuple[str, list[Any], bool]] = []
     values: list[Any] = []
     rows = 0
     seen: set[tuple[Any, ...]] = set()
@@ -139,16 +146,25 @@ def _multi_row(item: Work) -> list[tuple[str, list[Any]]] | None:
             except TypeError:
                 return None
             if repeated or rows == per:
-                statements.append((insert_many_sql(table, columns, key, POSTGRES, rows), values))
+                statements.append(_statement(item, rows, values, per, recurring))
                 values, rows, seen = [], 0, set()
             seen.add(keyed)
         elif rows == per:
-            statements.append((insert_many_sql(table, columns, key, POSTGRES, rows), values))
+            statements.append(_statement(item, rows, values, per, recurring))
             values, rows = [], 0
         values.extend(params.values())
         rows += 1
-    statements.append((insert_many_sql(table, columns, key, POSTGRES, rows), values))
+    statements.append(_statement(item, rows, values, per, recurring))
     return statements
+
+
+def _statement(
+    item: Work, rows: int, values: list[Any], per: int, recurring: int
+) -> tuple[str, list[Any], bool]:
+    """One statement of `rows` rows, and whether it may be prepared (a size that recurs)."""
+    assert item.shape is not None
+    table, columns, key = item.shape
+    return insert_many_sql(table, columns, key, POSTGRES, rows), values, rows in (per, recurring)
 
 
 def _failed(exc: Exception, request: SaveRequest, step: str, conninfo: str) -> SaveFailed:
