@@ -58,6 +58,9 @@ _SEQ_AND_END = (
 )
 
 
+# The events that change an execution's row in `executions`.
+_EXECUTION_ROW_TYPES = frozenset({EventType.EXECUTION_START, EventType.EXECUTION_RETRY, *FINAL_TYPES})
+
 _ONE_ROW = f"({', '.join('?' * len(COLUMNS))})"
 
 
@@ -194,7 +197,8 @@ class SQLiteStore:
                 for e, seq in batch.kept:
                     add_row(event_to_row(e, seq))
                 self._insert_events(cur, values)
-                for e, _ in batch.kept:
+                # (the few events that change the execution's row: a set test per event, not three)
+                for e in [e for e, _ in batch.kept if e.event_type in _EXECUTION_ROW_TYPES]:
                     if e.event_type == EventType.EXECUTION_START:
                         cur.execute(
                             "INSERT OR REPLACE INTO executions (execution_id, parent_execution_id, "
