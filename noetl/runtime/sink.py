@@ -197,7 +197,12 @@ class EventSink:
             {} if meta is None else meta,
         )
         if self._item_events_unlocked:
-            event = self._stamp_and_queue(event)
+            # _stamp_and_queue and _queue spelled out (two to four events per item; a node event is no
+            # workflow event, so there is nothing to fold)
+            event.event_id = self._next_id()
+            event.created_at = utc_now_iso()
+            event = self.redactor.event(event)
+            self._append((event,))
         else:
             with self._lock:
                 event = self._stamp_and_queue(event)

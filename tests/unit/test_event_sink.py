@@ -174,3 +174,12 @@ def test_the_clock_is_exact_across_seconds_and_backwards_steps(monkeypatch: pyte
         us = ns // 1000
         expected = datetime.fromtimestamp(us // 10**6, UTC).replace(microsecond=us % 10**6)
         assert now() == expected.strftime("%Y-%m-%dT%H:%M:%S.%f") + "+00:00"
+
+
+def test_no_node_event_is_a_workflow_event() -> None:
+    """node_event queues its events without the state fold (noetl.runtime.sink): were an item's or a
+    save's event ever folded into the workflow state, it would have to go through `_queue` instead."""
+    from noetl.engine.state import WORKFLOW_TYPES
+    from noetl.runtime.sink import _NODE_TYPES
+
+    assert set(_NODE_TYPES) and not WORKFLOW_TYPES & set(_NODE_TYPES)
