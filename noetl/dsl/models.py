@@ -179,7 +179,7 @@ class Task:
             k for k, v in self.config.items() if not (type(v) is str and "{{" not in v and "{%" not in v)
         )
 
-    @property
+    @cached_property  # (read once per iterator item)
     def result_save(self) -> SaveSpec | None:
         """The save that runs after the action; a `type: save` task's save *is* its action."""
         return None if self.type == "save" else self.save
