@@ -455,6 +455,8 @@ def _shown(prepared: Prepared) -> dict[str, Any]:
 
 
 LARGE_RESULT_BYTES = 64 * 1024
+_SMALL = frozenset({int, float, bool, type(None)})  # about 8 bytes of JSON each
+_SEQUENCES = (list, tuple)  # (made once: `list | tuple` would build a union for every value walked)
 
 
 def _larger_than(value: Any, limit: int) -> bool:
@@ -464,14 +466,16 @@ def _larger_than(value: Any, limit: int) -> bool:
     stack = [value]
     while stack:
         item = stack.pop()
-        if isinstance(item, str):
+        if type(item) in _SMALL:  # (first: an iterator's result is most often a list of these)
+            budget -= 8
+        elif isinstance(item, str):
             budget -= len(item) + 2
         elif isinstance(item, dict):
             budget -= 2 + 4 * len(item)
             for key, inner in item.items():
                 budget -= len(str(key))
                 stack.append(inner)
-        elif isinstance(item, list | tuple):
+        elif isinstance(item, _SEQUENCES):
             budget -= 2 + len(item)
             stack.extend(item)
         else:
