@@ -244,7 +244,7 @@ def _statement_error(
         f"in `{preview(statement)}`; statements before it stay committed",
         # Write conflicts and I/O (a remote database, a locked file) may pass; a wrong statement will not,
         # nor will a missing extension (an IOException too), which no retry can install.
-        non_retryable=bool(hint) or not isinstance(exc, duckdb.TransactionException | duckdb.IOException),
+        non_retryable=bool(hint) or not isinstance(exc, (duckdb.TransactionException, duckdb.IOException)),
         error_type=type(exc).__name__,
         result={"statement": index},
     )
@@ -252,4 +252,4 @@ def _statement_error(
 
 def _adapt(value: Any) -> Any:
     """dicts and lists go as JSON text, as in the postgres action; DuckDB casts it where JSON is expected."""
-    return json.dumps(value) if isinstance(value, dict | list) else value
+    return json.dumps(value) if isinstance(value, (dict, list)) else value

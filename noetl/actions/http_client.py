@@ -147,7 +147,7 @@ def encode_body(value: Any) -> tuple[str | bytes | None, str | None]:
     """(content, content type): a string or bytes goes as-is, anything else as JSON, None as no body."""
     if value is None:
         return None, None
-    if isinstance(value, str | bytes):
+    if isinstance(value, (str, bytes)):
         return value, None
     # default=str: rendered templates may hold dates or decimals, which a server reads fine as text.
     return json.dumps(value, default=str), "application/json"
@@ -168,11 +168,11 @@ def query_params(value: Any, where: str) -> Any:
 def _param(value: Any, nested: bool = False) -> Any:
     if isinstance(value, list) and not nested:  # a list repeats the parameter: ?tag=a&tag=b
         return [_param(v, nested=True) for v in value]
-    if isinstance(value, dict | list):
+    if isinstance(value, (dict, list)):
         return json.dumps(value, default=str)
     if value is None:
         return ""
-    return value if isinstance(value, str | int | float | bool) else str(value)
+    return value if isinstance(value, (str, int, float, bool)) else str(value)
 
 
 class ResponseTooLarge(ActionError):
@@ -270,7 +270,7 @@ def transport_failure(exc: Exception, method: str, url: str, timeout: float) -> 
             f"{method} {url} got no answer within the timeout of {timeout:g}s ({type(exc).__name__}); "
             f"raise `timeout` or check the server"
         )
-    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+    if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
         return "invalid_url", f"{method} {url}: the URL is not valid ({exc}); use http://host[:port]/path"
     detail = f"{str(exc) or type(exc).__name__}; timeout {timeout:g}s"
     if isinstance(exc, httpx.ConnectError):

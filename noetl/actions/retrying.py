@@ -26,7 +26,7 @@ class Attempts:
 
 def not_retryable(exc: BaseException) -> bool:
     """Mistakes in the playbook or its credentials fail the same way every time: do not retry them."""
-    if isinstance(exc, TemplateError | CredentialError):
+    if isinstance(exc, (TemplateError, CredentialError)):
         return True
     return isinstance(exc, ActionError) and exc.non_retryable
 

@@ -48,7 +48,7 @@ def google_secret(ctx: ActionContext, name: str) -> str:
             non_retryable=kind in _GOOGLE_PERMANENT or kind == "DefaultCredentialsError",
             error_type=kind,
         ) from None
-    if isinstance(payload, bytes | bytearray):
+    if isinstance(payload, (bytes, bytearray)):
         try:
             return bytes(payload).decode("utf-8")
         except UnicodeDecodeError:

@@ -160,7 +160,7 @@ def _run_one(
 
 def adapt(value: Any) -> Any:
     """A bind value for the connector: dicts and lists go as JSON text (use PARSE_JSON(:name) in SQL)."""
-    return json.dumps(value) if isinstance(value, dict | list) else value
+    return json.dumps(value) if isinstance(value, (dict, list)) else value
 
 
 def _column_name(column: Any) -> str:

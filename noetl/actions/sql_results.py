@@ -25,21 +25,21 @@ def statement_result(columns: Sequence[str], rows: Iterable[Sequence[Any]], row_
 
 def json_safe(value: Any) -> Any:
     """A database value as something JSON can hold: results are stored in events and read by templates."""
-    if value is None or isinstance(value, bool | int | str):
+    if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if isinstance(value, Decimal):
         return exact_number(value)
-    if isinstance(value, dt.datetime | dt.date | dt.time):
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
     if isinstance(value, dt.timedelta):
         return value.total_seconds()
-    if isinstance(value, bytes | bytearray | memoryview):
+    if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value).hex()
     if isinstance(value, dict):
         return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
+    if isinstance(value, (list, tuple, set, frozenset)):
         return [json_safe(v) for v in value]
     if isinstance(value, UUID):
         return str(value)

@@ -28,7 +28,7 @@ def split_commands(value: Any) -> list[str]:
     """`command`/`commands` (one string or a list of strings) as a flat list of statements."""
     if isinstance(value, str):
         return split_statements(value)
-    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
         return [statement for text in value for statement in split_statements(text)]
     raise ValueError(f"`command` must be SQL text or a list of SQL texts, got {type(value).__name__}")
 

@@ -68,7 +68,7 @@ def canonical(spec: Any) -> Any:
     source = out.get("source", "credential")
     if isinstance(source, str) and not is_template(source) and source not in SOURCES:
         raise AuthProblem(f"unknown auth source {source!r}; use {', '.join(SOURCES)}")
-    if source == "inline" and "fields" in out and not isinstance(out["fields"], dict | str):
+    if source == "inline" and "fields" in out and not isinstance(out["fields"], (dict, str)):
         raise AuthProblem("auth `inline` (or `fields`) must be a mapping of field -> value")
     return out
 

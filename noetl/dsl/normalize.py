@@ -105,7 +105,7 @@ class Normalizer:
                 value = float(value)
             except ValueError:
                 value = raw.get("timeout")
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 86_400 * 30:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 86_400 * 30:
             self.report(
                 f"timeout must be a number of seconds above 0 (such as 30 or 2.5), got {value!r}",
                 raw,
@@ -511,7 +511,7 @@ class Normalizer:
                 when_key = "condition"
                 self.warn("`condition` is an alias of `when`; write `when:`", item, "condition", step=step)
         when = item.get(when_key)
-        if when is not None and not isinstance(when, str | bool):
+        if when is not None and not isinstance(when, (str, bool)):
             self.report(
                 f'`{when_key}` must be a template string such as "{{{{ result.ok }}}}"',
                 item,
@@ -595,6 +595,6 @@ def _defines_main(node: ast.stmt) -> bool:
         return node.name == "main"
     if isinstance(node, ast.Assign):
         return any(isinstance(t, ast.Name) and t.id == "main" for t in node.targets)
-    if isinstance(node, ast.ImportFrom | ast.Import):
+    if isinstance(node, (ast.ImportFrom, ast.Import)):
         return any((a.asname or a.name) == "main" for a in node.names)
     return False

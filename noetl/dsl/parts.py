@@ -302,7 +302,7 @@ def _breaker(n: Normalizer, raw: Any, where: Any, step: str) -> CircuitBreakerSp
         return None
     threshold, reset = raw.get("failure_threshold", 5), raw.get("reset_timeout", 30.0)
     bad_threshold = isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1
-    bad_reset = isinstance(reset, bool) or not isinstance(reset, int | float) or reset < 0
+    bad_reset = isinstance(reset, bool) or not isinstance(reset, (int, float)) or reset < 0
     if bad_threshold or bad_reset:
         n.report(message, raw, "failure_threshold" if bad_threshold else "reset_timeout", step=step)
         return None
@@ -354,7 +354,7 @@ def iterator(n: Normalizer, raw: dict[str, Any], step: str) -> IteratorSpec | No
     numbers = {k: _whole(n, raw, k, step) for k in ("concurrency", "limit", "chunk", "max_failures")}
     ratio = raw.get("max_failure_ratio")
     if ratio is not None and (
-        isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 <= ratio <= 1
+        isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio <= 1
     ):
         n.report("max_failure_ratio must be a number between 0 and 1", raw, "max_failure_ratio", step=step)
         ratio = None

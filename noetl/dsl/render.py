@@ -43,7 +43,7 @@ class StepView:
             return value[name]
         if name in ("result", "data"):
             return value
-        if isinstance(value, list | tuple) and isinstance(name, int):
+        if isinstance(value, (list, tuple)) and isinstance(name, int):
             return value[name]
         inner = _envelope_data(value)
         if inner is not None and name in inner:  # `{status, data: {...}}`: NoETL 0.x unwrapped one level
@@ -122,7 +122,7 @@ def plain(value: Any) -> Any:
         return plain(unwrap(value))
     if isinstance(value, dict):
         return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+    if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
     return value
 
@@ -175,7 +175,7 @@ class _Environment(SandboxedEnvironment):
         if operator == "*":
             for seq, times in ((left, right), (right, left)):
                 if (
-                    isinstance(seq, str | list | tuple)
+                    isinstance(seq, (str, list, tuple))
                     and isinstance(times, int)
                     and not isinstance(times, bool)
                 ) and len(seq) * times > MAX_RENDERED_CHARS:
@@ -281,7 +281,7 @@ def render(value: Any, context: Mapping[str, Any], *, where: str = "") -> Any:
         return _render_string(value, context, where)
     if isinstance(value, dict):
         return {k: render(v, context, where=where) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+    if isinstance(value, (list, tuple)):
         return [render(v, context, where=where) for v in value]
     return value
 
@@ -322,7 +322,7 @@ def compile_render(value: Any) -> Renderer:
     if isinstance(value, dict):
         parts = [(k, compile_render(v)) for k, v in value.items()]
         return lambda context, where: {k: part(context, where) for k, part in parts}
-    if isinstance(value, list | tuple):
+    if isinstance(value, (list, tuple)):
         items = [compile_render(v) for v in value]
         return lambda context, where: [item(context, where) for item in items]
     return lambda context, where: value

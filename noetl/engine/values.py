@@ -70,7 +70,7 @@ def _convert(value: Any, where: str, depth: int, path: set[int]) -> Any:
         return value if math.isfinite(value) else str(value)
     if depth > MAX_DEPTH:
         raise UnstorableResult(f"{where} is nested more than {MAX_DEPTH} levels deep; return a flatter value")
-    if isinstance(value, dict | list | tuple | set | frozenset):
+    if isinstance(value, (dict, list, tuple, set, frozenset)):
         if id(value) in path:
             raise UnstorableResult(f"{where} contains itself; return a value without cycles")
         path.add(id(value))
@@ -87,7 +87,7 @@ def _container(value: Any, where: str, depth: int, path: set[int]) -> Any:
         for key, item in value.items():
             if isinstance(key, str):
                 name = key
-            elif isinstance(key, bool | int | float) or key is None:
+            elif isinstance(key, (bool, int, float)) or key is None:
                 name = (
                     "null"
                     if key is None
@@ -102,7 +102,7 @@ def _container(value: Any, where: str, depth: int, path: set[int]) -> Any:
             out[name] = item if _as_is(item) else _convert(item, f"{where}[{key!r}]", depth + 1, path)
         return out
     items = list(value)
-    if isinstance(value, set | frozenset):
+    if isinstance(value, (set, frozenset)):
         try:
             items = sorted(items)
         except TypeError:
@@ -122,15 +122,15 @@ def _as_is(value: Any) -> bool:
 
 
 def _scalar(value: Any, where: str) -> Any:
-    if isinstance(value, dt.datetime | dt.date | dt.time):
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
     if isinstance(value, dt.timedelta):
         return value.total_seconds()
     if isinstance(value, Decimal):
         return exact_number(value)
-    if isinstance(value, bytes | bytearray | memoryview):
+    if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value).hex()
-    if isinstance(value, UUID | PurePath):
+    if isinstance(value, (UUID, PurePath)):
         return str(value)
     raise UnstorableResult(
         f"{where} is a {type(value).__module__}.{type(value).__qualname__}, which cannot be recorded; "

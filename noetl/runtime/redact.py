@@ -42,7 +42,7 @@ class Redactor:
         if isinstance(value, dict):
             for v in value.values():
                 self.add(v)
-        elif isinstance(value, list | tuple):
+        elif isinstance(value, (list, tuple)):
             for v in value:
                 self.add(v)
         elif isinstance(value, str) and len(value) >= _MIN_SECRET_LENGTH and value not in self._secrets:
@@ -93,7 +93,7 @@ class Redactor:
             return self.text(value)
         if isinstance(value, dict):
             return {k: self.value(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
+        if isinstance(value, (list, tuple)):
             return [self.value(v) for v in value]
         return value
 
@@ -320,7 +320,7 @@ class DerivedSecrets:
             return StepView(self._twin(unwrap(value)))
         if isinstance(value, dict):
             return {k: self._twin(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
+        if isinstance(value, (list, tuple)):
             return [self._twin(v) for v in value]
         return value
 
@@ -332,7 +332,7 @@ def _holds(value: Any, secrets: tuple[str, ...]) -> bool:
         return _holds(unwrap(value), secrets)
     if isinstance(value, dict):
         return any(_holds(v, secrets) for v in value.values())
-    if isinstance(value, list | tuple):
+    if isinstance(value, (list, tuple)):
         return any(_holds(v, secrets) for v in value)
     return False
 
@@ -355,8 +355,8 @@ def _differing(real: Any, twin: Any) -> list[str]:
         if isinstance(twin, dict) and twin.keys() == real.keys():
             return [p for k, v in real.items() for p in _differing(v, twin[k])]
         return [p for v in real.values() for p in _differing(v, _FAILED)]
-    if isinstance(real, list | tuple):
-        if isinstance(twin, list | tuple) and len(twin) == len(real):
+    if isinstance(real, (list, tuple)):
+        if isinstance(twin, (list, tuple)) and len(twin) == len(real):
             return [p for v, t in zip(real, twin, strict=True) for p in _differing(v, t)]
         return [p for v in real for p in _differing(v, _FAILED)]
     return []  # a number or a flag: not text the log could mask

@@ -72,7 +72,7 @@ def loads(value: Any) -> Any:
         return int(value) if value.isdigit() and value.isascii() else _decode(value)
     if value is None:
         return None
-    if isinstance(value, bytes | bytearray | memoryview):
+    if isinstance(value, (bytes, bytearray, memoryview)):
         value = bytes(value).decode()
     return json.loads(value) if isinstance(value, str) else value
 

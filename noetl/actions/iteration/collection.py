@@ -179,9 +179,9 @@ def as_list(value: Any, step: str) -> Sequence[Any]:
     """The collection as a sequence; a list is used as it is (never copied: nothing here changes it)."""
     if value is None:
         return []
-    if isinstance(value, list | tuple):
+    if isinstance(value, (list, tuple)):
         return value
-    if isinstance(value, str | int | float | bool | dict):
+    if isinstance(value, (str, int, float, bool, dict)):
         return [value]
     raise ActionError(
         f"step '{step}': collection must be a list, got {type(value).__name__}", non_retryable=True

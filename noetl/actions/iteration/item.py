@@ -33,7 +33,7 @@ def preview(value: Any) -> Any:
     """Large items are truncated in events; the full value is in the collection the step rendered."""
     if type(value) in _NUMBERS:  # the commonest items, by exact type first (once per item)
         return value
-    if isinstance(value, str | int | float | bool) or value is None:
+    if isinstance(value, (str, int, float, bool)) or value is None:
         return (
             value
             if not isinstance(value, str) or len(value) <= _ITEM_PREVIEW_CHARS

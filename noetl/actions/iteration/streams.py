@@ -173,7 +173,7 @@ def _pg_query_error(exc: Any, query: str, ctx: ActionContext, where: str) -> Act
 
 
 def _json_text(value: Any) -> Any:
-    return json.dumps(value) if isinstance(value, dict | list) else value
+    return json.dumps(value) if isinstance(value, (dict, list)) else value
 
 
 def _duckdb_query(ctx: ActionContext, query: str, values: Mapping[str, Any], fetch_size: int) -> Rows:

@@ -20,7 +20,7 @@ from noetl.errors import ActionError, SaveError, SaveFailed
 
 def _adapt(value: Any) -> Any:
     """dicts and lists are written as JSON text; DuckDB casts it into a JSON column."""
-    return json.dumps(value) if isinstance(value, dict | list) else value
+    return json.dumps(value) if isinstance(value, (dict, list)) else value
 
 
 # Names are checked identifiers before they are quoted, so no `"` can be inside one.
