@@ -120,11 +120,11 @@ def _execute(cur: psycopg.Cursor[Any], item: Work, recurring: int) -> int:
 
 def _multi_row(item: Work, recurring: int = 0) -> list[tuple[str, list[Any], bool]] | None:
     """An insert's or upsert's rows as multi-row INSERTs, in order: one statement binds every value
-    at once, where executemany makes psycopg bind and send each row on its own (a batch of 500 rows
-    wrote in about half the time, bench/saves.py). An upsert that updates on conflict cannot meet one
-    key twice in a statement, so a repeated key starts the next statement: a later row still updates
-    an earlier one, as row by row. None when the keys cannot be compared (unhashable values): then
-    executemany.
+    at once, where executemany makes psycopg bind and send each row on its own (batches of 500
+    upserts, psycopg alone: 8.5-9.8 against 12.8-13.7 us per row, 2026-12-03). An upsert that updates
+    on conflict cannot meet one key twice in a statement, so a repeated key starts the next statement:
+    a later row still updates an earlier one, as row by row. None when the keys cannot be compared
+    (unhashable values): then executemany.
 
     Each statement comes with whether it may be prepared: only the sizes that recur, a full statement
     and a full batch's (`recurring` rows). Prepared, a 500-row statement costs the server 2.4 us less
