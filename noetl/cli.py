@@ -39,7 +39,7 @@ from noetl.cli_common import (
     store_where,
     where_args,
 )
-from noetl.cli_help import Commands, hide_flag_types, import_help_renderer
+from noetl.cli_help import Commands, click_command, hide_flag_types, import_help_renderer
 from noetl.errors import CredentialError, InputError, NoetlError, PlaybookError, Problem, StoreError
 
 app = typer.Typer(
@@ -525,30 +525,8 @@ def executions(
 cli_server.install(app)
 
 
-def click_command(args: list[str]) -> Any:
-    """The click command that runs `noetl ARGS`. typer builds the click command of every subcommand,
-    options and all, each time the program starts (13 ms of `noetl validate`'s 150, docs/performance.md
-    "Start-up"); a run of one top-level command (`validate`, `run`, ...) gets a group with only that
-    one, built the same way, so it parses, helps and fails exactly as in the whole tree. `noetl`,
-    `noetl --help` and the command groups (`server ...`) get the whole tree."""
-    wanted = args[0] if args else None
-    only = [c for c in app.registered_commands if _name(c) == wanted]
-    if len(only) != 1:
-        return typer.main.get_command(app)
-    everything = app.registered_commands, app.registered_groups
-    app.registered_commands, app.registered_groups = only, []
-    try:
-        return typer.main.get_group(app)
-    finally:
-        app.registered_commands, app.registered_groups = everything
-
-
-def _name(command: Any) -> str:
-    return str(command.name or typer.main.get_command_name(command.callback.__name__))
-
-
 def main() -> None:
-    command = click_command(sys.argv[1:])
+    command = click_command(app, sys.argv[1:])
     if len(sys.argv) < 2 or "--help" in sys.argv[1:]:  # the help is all this run prints
         import_help_renderer()
         hide_flag_types(command)

@@ -1,5 +1,6 @@
 """How the `noetl` commands are driven by typer: their help reflowed, their plain values read without
-pydantic, the help renderer imported without what it never draws, and flags shown without a type. These
+pydantic, the help renderer imported without what it never draws, flags shown without a type, and only
+the command a run names built. These
 lean on typer's internals; if typer changes, each falls back to typer's own behaviour (and
 tests/unit/test_startup_imports.py says so)."""
 
@@ -12,6 +13,7 @@ from typing import Any
 
 import typer
 import typer.core
+import typer.main
 
 
 class Commands(typer.core.TyperGroup):
@@ -154,3 +156,25 @@ def _module_of(module: str, name: str) -> Any:
     stand_in = types.ModuleType(module, f"A stand-in for {module} until {name} is used (cli_common)")
     setattr(stand_in, name, StandIn)
     return stand_in
+
+
+def click_command(app: typer.Typer, args: list[str]) -> Any:
+    """The click command that runs `noetl ARGS`. typer builds the click command of every subcommand,
+    options and all, each time the program starts (13 ms of `noetl validate`'s 150, docs/performance.md
+    "Start-up"); a run of one top-level command (`validate`, `run`, ...) gets a group with only that
+    one, built the same way, so it parses, helps and fails exactly as in the whole tree. `noetl`,
+    `noetl --help` and the command groups (`server ...`) get the whole tree."""
+    wanted = args[0] if args else None
+    only = [c for c in app.registered_commands if _name(c) == wanted]
+    if len(only) != 1:
+        return typer.main.get_command(app)
+    everything = app.registered_commands, app.registered_groups
+    app.registered_commands, app.registered_groups = only, []
+    try:
+        return typer.main.get_group(app)
+    finally:
+        app.registered_commands, app.registered_groups = everything
+
+
+def _name(command: Any) -> str:
+    return str(command.name or typer.main.get_command_name(command.callback.__name__))

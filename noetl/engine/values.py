@@ -37,6 +37,9 @@ from noetl.errors import ActionError
 MAX_DEPTH = 200
 MAX_INT_BITS = 13_000  # about 3,900 digits: below Python's 4,300-digit limit for int -> str
 _PLAIN = (str, bool, type(None))
+# JSON's scalars but text, tested by exact type (`type(v) in NUMBERS_AND_NONE`): the commonest items
+# and results, which hot paths pass through first.
+NUMBERS_AND_NONE = frozenset({int, float, bool, type(None)})
 
 
 class UnstorableResult(ActionError):

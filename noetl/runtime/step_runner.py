@@ -20,7 +20,7 @@ from noetl.engine import policy, transitions
 from noetl.engine.events import EventType as T
 from noetl.engine.planner import RunStep
 from noetl.engine.state import ExecutionState
-from noetl.engine.values import recorded
+from noetl.engine.values import NUMBERS_AND_NONE, recorded
 from noetl.errors import NoetlError
 from noetl.runtime.assertions import check_expects, check_returns
 from noetl.runtime.scope import (
@@ -455,7 +455,6 @@ def _shown(prepared: Prepared) -> dict[str, Any]:
 
 
 LARGE_RESULT_BYTES = 64 * 1024
-_SMALL = frozenset({int, float, bool, type(None)})  # about 8 bytes of JSON each
 _SEQUENCES = (list, tuple)  # (made once: `list | tuple` would build a union for every value walked)
 
 
@@ -466,7 +465,7 @@ def _larger_than(value: Any, limit: int) -> bool:
     stack = [value]
     while stack:
         item = stack.pop()
-        if type(item) in _SMALL:  # (first: an iterator's result is most often a list of these)
+        if type(item) in NUMBERS_AND_NONE:  # (first: an iterator's result is most often a list of these)
             budget -= 8
         elif isinstance(item, str):
             budget -= len(item) + 2

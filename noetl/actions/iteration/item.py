@@ -19,19 +19,16 @@ from noetl.actions.tracebacks import user_traceback
 from noetl.dsl.models import IteratorSpec
 from noetl.dsl.render import StepView, unwrap
 from noetl.engine.events import EventType as T
-from noetl.engine.values import recorded
+from noetl.engine.values import NUMBERS_AND_NONE, recorded
 from noetl.errors import NoetlError, SaveError, SaveFailed
 
 _ITEM_PREVIEW_CHARS = 2000
 _ONE_ATTEMPT = Attempts(count=1)  # what an item without retry reports: read, never changed
 
 
-_NUMBERS = frozenset({int, float, bool, type(None)})
-
-
 def preview(value: Any) -> Any:
     """Large items are truncated in events; the full value is in the collection the step rendered."""
-    if type(value) in _NUMBERS:  # the commonest items, by exact type first (once per item)
+    if type(value) in NUMBERS_AND_NONE:  # the commonest items, by exact type first (once per item)
         return value
     if isinstance(value, (str, int, float, bool)) or value is None:
         return (
