@@ -83,8 +83,24 @@ def call_main(main: Any, inputs: Any, step: str) -> Any:
     `sys.exit()`, `raise SystemExit`, a `KeyboardInterrupt` or any other BaseException raised by the
     code fails the step with its message: user code never ends the engine's process or thread.
     """
+    # One function, not a wrapper around the call: it runs once per item of an iterator.
+    data = inputs if isinstance(inputs, dict) else ({} if inputs is None else {"input": inputs})
+    kind, names, required, every = _shape(main)
     try:
-        return _call(main, inputs, step)
+        if kind == "none":
+            return main()
+        if kind == "kwargs" or data.keys() == every:  # (the inputs are exactly the parameters: per item)
+            return main(**data)
+        if len(names) == 1 and names[0] not in data and names[0] in _WHOLE_INPUT_NAMES:
+            return main(data)
+        missing = [n for n in names if n in required and n not in data]
+        if missing:
+            raise ActionError(
+                f"step '{step}': main() needs {', '.join(missing)} but the inputs have "
+                f"{', '.join(sorted(data)) or 'nothing'}; add them under `data:`",
+                non_retryable=True,
+            )
+        return main(**{n: data[n] for n in names if n in data})
     except Exception:
         raise
     except BaseException as exc:
@@ -95,25 +111,6 @@ def call_main(main: Any, inputs: Any, step: str) -> Any:
             non_retryable=True,
             error_type=type(exc).__name__,
         ) from None
-
-
-def _call(main: Any, inputs: Any, step: str) -> Any:
-    data = inputs if isinstance(inputs, dict) else ({} if inputs is None else {"input": inputs})
-    kind, names, required, every = _shape(main)
-    if kind == "none":
-        return main()
-    if kind == "kwargs" or data.keys() == every:  # (the inputs are exactly the parameters: per item)
-        return main(**data)
-    if len(names) == 1 and names[0] not in data and names[0] in _WHOLE_INPUT_NAMES:
-        return main(data)
-    missing = [n for n in names if n in required and n not in data]
-    if missing:
-        raise ActionError(
-            f"step '{step}': main() needs {', '.join(missing)} but the inputs have "
-            f"{', '.join(sorted(data)) or 'nothing'}; add them under `data:`",
-            non_retryable=True,
-        )
-    return main(**{n: data[n] for n in names if n in data})
 
 
 def run(ctx: ActionContext) -> Any:

@@ -113,7 +113,9 @@ def _container(value: Any, where: str, depth: int, path: set[int]) -> Any:
     # An iterator's result is a list of one value per item: those that need no conversion (already
     # recorded one by one) are kept without a call and the text of their path.
     return [
-        item if _as_is(item) else _convert(item, f"{where}[{i}]", depth + 1, path)
+        item
+        if type(item) in _PLAIN or (type(item) is int and item.bit_length() <= MAX_INT_BITS)  # _as_is
+        else _convert(item, f"{where}[{i}]", depth + 1, path)
         for i, item in enumerate(items)
     ]
 

@@ -110,6 +110,7 @@ class EventSink:
         self.execution_id = execution_id
         self.parent_execution_id = parent_execution_id
         self.redactor = redactor or Redactor()
+        self._secrets = self.redactor.secrets
         # In one process a counter is enough; workers sharing an execution take ids from the store.
         self._next_id = allocate or itertools.count(start_id + 1).__next__
         # The lock keeps ids in the order events are queued (and so in `seq` order), and the state fold
@@ -201,7 +202,8 @@ class EventSink:
             # workflow event, so there is nothing to fold)
             event.event_id = self._next_id()
             event.created_at = utc_now_iso()
-            event = self.redactor.event(event)
+            if self._secrets:  # (most executions hold none: no call)
+                event = self.redactor.event(event)
             self._append((event,))
         else:
             with self._lock:

@@ -222,7 +222,9 @@ class SQLiteStore:
                             "error = NULL WHERE execution_id = ?",
                             (e.execution_id,),
                         )
-                cur.executemany(_ADD_EVENT_STATS, rollup(e for e, _ in batch.kept))
+                # (all of the batch, the common case, without a generator resumed per event)
+                kept = events if not batch.refused else [e for e, _ in batch.kept]
+                cur.executemany(_ADD_EVENT_STATS, rollup(kept))
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
