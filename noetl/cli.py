@@ -6,11 +6,11 @@ import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
-from noetl import cli_credentials, cli_server
+from noetl import cli_credentials, cli_server, cli_validate
 from noetl.cli_common import (
     RESULT_LINES,
     DbOption,
@@ -40,7 +40,7 @@ from noetl.cli_common import (
     where_args,
 )
 from noetl.cli_help import Commands, click_command, hide_flag_types, import_help_renderer
-from noetl.errors import CredentialError, InputError, NoetlError, PlaybookError, Problem, StoreError
+from noetl.errors import InputError, NoetlError
 
 app = typer.Typer(
     cls=Commands,
@@ -156,16 +156,7 @@ def validate(
     here (the extra to install; the playbook may still run where it is, on workers); they do not change
     the exit code unless --strict is given.
     """
-    from noetl.dsl import load_playbook
-
-    pb = load_playbook(playbook)
-    warnings = [*pb.warnings, *missing_drivers(pb)]
-    if strict and warnings:
-        raise PlaybookError(warnings)  # listed once, as the errors they now are
-    for warning in warnings:
-        typer.echo(f"warning: {warning}", err=True)
-    counted = f", {len(warnings)} warning(s)" if warnings else ""
-    typer.echo(f"{playbook}: valid ({len(pb.steps)} steps{counted})")
+    cli_validate.validate(playbook, strict)  # (also run without typer: noetl.cli_entry)
 
 
 @app.command()
@@ -253,34 +244,6 @@ def retry(
         quiet=quiet,
     )
     raise typer.Exit(0 if outcome.status == "COMPLETED" else 1)
-
-
-def missing_drivers(pb: Any) -> list[Problem]:
-    """A warning for each step whose driver cannot be imported here, naming the extra that installs it."""
-    import importlib.util
-
-    from noetl.dsl.drivers import install_hint, needs
-
-    problems, absent = [], {}
-    for need in needs(pb):
-        module = need.driver.module
-        if module not in absent:
-            try:
-                absent[module] = importlib.util.find_spec(module) is None
-            except (ImportError, ValueError):  # a parent package is missing (or is a stand-in)
-                absent[module] = True
-        if absent[module]:
-            where = "" if need.step else f"{need.where}: "
-            problems.append(
-                Problem(
-                    f"{where}{need.what} needs {need.driver.label} ({module}), which is not installed here; "
-                    f"install it with `{install_hint(need.driver.extra)}` (or run it where it is installed)",
-                    pb.source,
-                    need.line,
-                    need.step,
-                )
-            )
-    return problems
 
 
 def _remote(host: str | None, port: int | None) -> bool:
@@ -536,31 +499,13 @@ def main() -> None:
         sys.exit(code if isinstance(code, int) else 0)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except PlaybookError as exc:
-        typer.echo(f"error: the playbook is not valid ({len(exc.problems)} problem(s)):", err=True)
-        for problem in exc.problems:
-            typer.echo(f"  {problem}", err=True)
-        sys.exit(2)
-    except (InputError, CredentialError) as exc:
-        _exit(str(exc), 2)
-    except StoreError as exc:
-        _exit(str(exc), 1)
-    except NoetlError as exc:
-        _exit(str(exc), 1)
     except typer.Abort:
         sys.exit(130)
-    except ModuleNotFoundError as exc:
-        # An optional extra that is not installed (fastapi, psycopg, duckdb...): one line naming it.
-        from noetl.dsl.drivers import extra_of, install_hint
-
-        extra = extra_of(exc.name)
-        if extra is None:
+    except (NoetlError, ModuleNotFoundError) as exc:  # what the command says of them: cli_validate
+        code = cli_validate.exit_code_for(exc)
+        if code is None:
             raise
-        _exit(
-            f"this command needs the {exc.name} module, which is not installed here; "
-            f"install it with: {install_hint(extra)}",
-            2,
-        )
+        sys.exit(code)
     except typer.TyperException as exc:
         # Usage mistakes (unknown option, missing argument): click's own message, exit 2, no traceback.
         show = getattr(exc, "show", None)
@@ -568,11 +513,6 @@ def main() -> None:
             raise
         show()
         sys.exit(2)
-
-
-def _exit(message: str, code: int) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import atexit, json, sys
 out = sys.argv.pop(1)
 atexit.register(lambda: open(out, "w").write(json.dumps(sorted(sys.modules))))
 sys.argv[0] = "noetl"
-from noetl.cli import main
+from noetl.cli_entry import main  # what the console script runs
 
 main()
 """
@@ -94,7 +94,15 @@ def test_validate_imports_the_language_only(tmp_path: Path, example: str) -> Non
     modules = imported(tmp_path, "validate", str(REPO / example))
     assert among(modules, NEVER, PYDANTIC, RICH) == []
     assert among(modules, ("noetl.runtime", "noetl.store", "noetl.actions")) == []
+    # `validate PATH` is checked without the CLI framework (noetl.cli_entry), --strict too
+    assert among(modules, ("typer", "click", "noetl.cli")) == []
     assert "noetl.dsl.loader" in modules  # the test sees what the command did
+
+
+def test_validate_with_any_other_option_goes_through_typer(tmp_path: Path) -> None:
+    # --strict is the one option the short way reads; any other form is typer's, as before
+    assert among(imported(tmp_path, "validate", "--strict", str(REPO / EXAMPLES[0])), ("typer",)) == []
+    assert "noetl.cli" in imported(tmp_path, "validate", "--help")
 
 
 def test_run_of_a_python_playbook_imports_no_server_no_driver_no_pydantic_and_no_rich(
