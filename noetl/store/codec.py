@@ -8,6 +8,7 @@ from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore
 from typing import Any
 
 from noetl.engine.events import Event
+from noetl.engine.frozen import FrozenDict
 
 COLUMNS = (
     "execution_id",
@@ -53,6 +54,11 @@ def json_text(value: Any) -> str:
     # An int (the commonest item and result) skips the encoder's setup: json writes it as int.__repr__ too.
     if type(value) is int:
         return int.__repr__(value)
+    if type(value) is FrozenDict:  # one value many events carry: encoded once (engine.frozen)
+        text = value.encoded
+        if text is None:
+            text = value.encoded = _encode(value) if _c_encoder is None else "".join(_c_encoder(value, 0))
+        return text
     if _c_encoder is None or type(value) is str:  # (a text: encode() takes its own short path)
         return _encode(value)
     return "".join(_c_encoder(value, 0))

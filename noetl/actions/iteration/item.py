@@ -19,11 +19,21 @@ from noetl.actions.tracebacks import user_traceback
 from noetl.dsl.models import IteratorSpec
 from noetl.dsl.render import StepView, unwrap
 from noetl.engine.events import EventType as T
+from noetl.engine.frozen import FrozenDict
 from noetl.engine.values import NUMBERS_AND_NONE, recorded
 from noetl.errors import NoetlError, SaveError, SaveFailed
 
 _ITEM_PREVIEW_CHARS = 2000
 _ONE_ATTEMPT = Attempts(count=1)  # what an item without retry reports: read, never changed
+
+
+# {"rows": n} of an item's iteration_completed after its save, for the commonest counts: shared, and
+# so encoded once by the store (engine.frozen), not once per item
+_ROWS_METAS = tuple(FrozenDict(rows=n) for n in range(64))
+
+
+def _rows_meta(rows: int) -> dict[str, Any]:
+    return _ROWS_METAS[rows] if 0 <= rows < len(_ROWS_METAS) else {"rows": rows}
 
 
 def preview(value: Any) -> Any:
@@ -179,9 +189,10 @@ class ItemRunner:
         attempts: Attempts,
     ) -> None:
         duration = time.monotonic() - t0
-        meta = {} if attempts is _ONE_ATTEMPT else attempts.meta()
-        if rows is not None:
-            meta = {"rows": rows, **meta}
+        if attempts is _ONE_ATTEMPT:  # (no retry: the common case)
+            meta: dict[str, Any] = {} if rows is None else _rows_meta(rows)
+        else:
+            meta = attempts.meta() if rows is None else {"rows": rows, **attempts.meta()}
         ctx = self.ctx
         self._sink.node_event(  # (what _end writes, spelled out: once per item)
             T.ITERATION_COMPLETED,

@@ -38,6 +38,7 @@ from noetl.dsl.models import SaveSpec
 from noetl.engine import policy
 from noetl.engine.events import Event
 from noetl.engine.events import EventType as T
+from noetl.engine.frozen import FrozenDict
 from noetl.errors import CredentialError, NoetlError, SaveError, SaveFailed, TemplateError
 from noetl.store.ports import CredentialRecord
 
@@ -219,12 +220,23 @@ def write_batch(
     for breaker in breakers_used.values():
         breaker.success()
     write = _since(t_write)
+    # The items of a batch that gave as many rows share one meta (most batches: one for all of them),
+    # encoded once by the store (engine.frozen)
+    metas: dict[int, FrozenDict] = {}
     for started in saves:
         # The server counts the rows of the whole transaction; an item's share is the rows it gave
         # (each ran its statement once per row), the server's own count when it is alone in its batch.
         rows = total if len(saves) == 1 else len(started.request.rows())
-        meta = {"rows": rows, "attempt": 1, "storage": spec.storage, "batch": len(saves)}
-        meta.update(batch_rows=total, batch_write=write)
+        meta = metas.get(rows)
+        if meta is None:
+            meta = metas[rows] = FrozenDict(
+                rows=rows,
+                attempt=1,
+                storage=spec.storage,
+                batch=len(saves),
+                batch_rows=total,
+                batch_write=write,
+            )
         started.node.event(ctx.sink, T.SAVE_COMPLETED, _since(started.t0), meta=meta)
         done(started, rows, None)
 
@@ -241,12 +253,31 @@ def _write_alone(
             done(started, rows, None)
 
 
+# The descriptions that do not depend on the item (no template in table or auth), by save: one shared
+# value per save, encoded once by the store, instead of a new dict per item. Bounded: a server runs many
+# playbooks; the spec is kept beside its entry, so that a reused id() is never mistaken for it.
+_CONSTANT_DESCRIPTIONS: dict[int, tuple[SaveSpec, FrozenDict]] = {}
+_MAX_CONSTANT_DESCRIPTIONS = 256
+
+
 def _describe(spec: SaveSpec, ctx: ActionContext, scope: Mapping[str, Any]) -> dict[str, Any]:
     """The save config worth showing in events: never credential values, only the credential's name.
 
     Table and credential name are shown rendered (a template in an event would be text the engine
     never used); one that does not render is left out here and explained by save_error.
     """
+    known = _CONSTANT_DESCRIPTIONS.get(id(spec))
+    if known is not None and known[0] is spec:
+        return known[1]
+    shown = _description(spec, ctx, scope)
+    if not any(isinstance(v, str) and "{" in v for v in (spec.table, spec.auth)):
+        if len(_CONSTANT_DESCRIPTIONS) >= _MAX_CONSTANT_DESCRIPTIONS:
+            _CONSTANT_DESCRIPTIONS.clear()
+        shown = _CONSTANT_DESCRIPTIONS.setdefault(id(spec), (spec, FrozenDict(shown)))[1]
+    return shown
+
+
+def _description(spec: SaveSpec, ctx: ActionContext, scope: Mapping[str, Any]) -> dict[str, Any]:
     shown: dict[str, Any] = {"storage": spec.storage, "mode": spec.mode}
     renderers = spec.renderers
     where = None
@@ -329,4 +360,5 @@ def _target(spec: SaveSpec, request: SaveRequest) -> str:
 
 
 def _since(t0: float) -> float:
-    return round(time.monotonic() - t0, 6)
+    # round(seconds, 6) for a positive float, without its decimal conversion (once per item and event)
+    return int((time.monotonic() - t0) * 1e6 + 0.5) / 1e6
