@@ -25,6 +25,7 @@ from noetl.actions.iteration.item import ItemRunner
 from noetl.actions.iteration.summary import Tally, breach
 from noetl.dsl.models import IteratorSpec
 from noetl.engine.events import EventType as T
+from noetl.engine.values import RecordedList
 from noetl.errors import ActionError
 
 
@@ -261,7 +262,7 @@ def _end(
     for index, value in enumerate(results):  # in place: the slots become the result
         if value is _NOT_DONE:
             results[index] = _failed_marker(index, tally)
-    return results
+    return RecordedList(results)  # (each element recorded already: not walked again)
 
 
 def _run_sequential(

@@ -49,6 +49,13 @@ class UnstorableResult(ActionError):
         super().__init__(message, non_retryable=True, error_type="UnstorableResult")
 
 
+class RecordedList(list[Any]):
+    """A list whose every element is recorded already: an iterator's results (each item's result was
+    recorded as the item ended; the rest are failure markers and results read back from the log).
+    recorded() takes it as a plain list without walking it again, where the walk cost about 1.1 us per
+    item whose result is a small dict (issue 10)."""
+
+
 def recorded(value: Any, where: str = "the result", *where_args: Any) -> Any:
     """`value` as it is recorded and seen by every later reader; raises UnstorableResult. `where` names
     the value in messages; with `where_args` it is a format (`"item {} result", 7`), filled only when a
@@ -56,6 +63,8 @@ def recorded(value: Any, where: str = "the result", *where_args: Any) -> Any:
     kind = type(value)
     if kind in _PLAIN or (kind is int and value.bit_length() <= MAX_INT_BITS):
         return value  # the common case, per item: no walk
+    if kind is RecordedList:
+        return list(value)
     return _convert(value, where.format(*where_args) if where_args else where, 0, set())
 
 

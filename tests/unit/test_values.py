@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from noetl.engine.values import UnstorableResult, recorded
+from noetl.engine.values import RecordedList, UnstorableResult, recorded
 
 
 @pytest.mark.parametrize(
@@ -91,3 +91,42 @@ def test_a_list_of_plain_values_and_of_values_to_convert_is_converted_item_by_it
     assert recorded(value) == [1, "a", None, True, 2.5, [1, 3], when.isoformat(), {"k": [1, 2], "n": 7}]
     with pytest.raises(UnstorableResult, match=r"item 4 result\[2\]\['bad'\] is a builtins.object"):
         recorded([1, 2, {"bad": object()}], "item 4 result")
+
+
+def test_an_iterators_results_are_taken_as_recorded_into_a_plain_list() -> None:
+    # RecordedList: each element was recorded as its item ended, so it is not walked again (a tuple in
+    # it, which a walk would turn into a list, shows that); what is kept is a plain list
+    results = RecordedList([{"id": 1}, (1, 2), None])
+    kept = recorded(results)
+    assert type(kept) is list and kept == [{"id": 1}, (1, 2), None] and kept is not results
+    assert recorded([{"id": 1}, (1, 2)]) == [{"id": 1}, [1, 2]]  # a plain list is walked
+
+
+def test_an_iterator_step_result_is_a_plain_list_of_its_items_results(tmp_path: Path) -> None:
+    from noetl.dsl import parse_playbook
+    from noetl.runtime.local import LocalRunner
+    from noetl.store import open_store
+
+    playbook = parse_playbook(
+        """
+apiVersion: noetl.io/v1
+kind: Playbook
+metadata: {name: results}
+workflow:
+  - step: start
+    type: iterator
+    collection: [1, 2, 3]
+    element: x
+    task: {type: python, data: {x: "{{ x }}"}, code: "def main(x):\\n    return {'x': x, 't': (x, x)}"}
+    next: [{step: end}]
+  - step: end
+    type: python
+    data: {r: "{{ start }}"}
+    code: "def main(r):\\n    return [type(r).__name__, r[0]['t'], type(r[0]['t']).__name__]"
+"""
+    )
+    store = open_store(str(tmp_path / "n.db"))
+    outcome = LocalRunner(store).run(playbook, {})
+    store.close()
+    assert outcome.status == "COMPLETED", outcome.error
+    assert outcome.result == ["list", [1, 1], "list"]  # the tuple was recorded as its item ended
