@@ -65,6 +65,21 @@ def recorded(value: Any, where: str = "the result", *where_args: Any) -> Any:
         return value  # the common case, per item: no walk
     if kind is RecordedList:
         return list(value)
+    if kind is dict:
+        # A flat dict of text keys and plain values (the commonest item result) in one pass, copied
+        # as _container copies it (a dict the code changes later must not change what was recorded);
+        # anything else is walked below.
+        for key, item in value.items():
+            if type(key) is not str:
+                break
+            item_kind = type(item)
+            if item_kind is int:
+                if item.bit_length() > MAX_INT_BITS:
+                    break
+            elif item_kind not in _PLAIN:
+                break
+        else:
+            return dict(value)
     return _convert(value, where.format(*where_args) if where_args else where, 0, set())
 
 

@@ -130,3 +130,13 @@ workflow:
     store.close()
     assert outcome.status == "COMPLETED", outcome.error
     assert outcome.result == ["list", [1, 1], "list"]  # the tuple was recorded as its item ended
+
+
+def test_a_flat_dict_is_recorded_as_a_copy_and_its_unusual_values_still_converted() -> None:
+    result = {"id": 1, "value": "v1", "ok": True, "none": None}
+    kept = recorded(result)
+    assert kept == result and kept is not result  # code that changes its dict later changes no record
+    assert recorded({"x": float("nan"), "n": 2}) == {"x": "nan", "n": 2}  # (past the one-pass test)
+    assert recorded({1: "a"}) == {"1": "a"}
+    with pytest.raises(UnstorableResult, match="digits"):
+        recorded({"big": 10**5000})
