@@ -39,9 +39,10 @@ def rollup(events: Iterable[Event]) -> list[tuple[Any, ...]]:
     # per event this is a lookup and an append (the buckets are counted by bisecting the group's sorted
     # durations once per bound, not each duration into the bounds).
     groups: dict[tuple[str, Any], list[Any]] = {}
+    group = groups.get
     for e in events:
         key = (e.event_type, e.status)
-        durations = groups.get(key)
+        durations = group(key)
         if durations is None:
             durations = groups[key] = []
         durations.append(e.duration)

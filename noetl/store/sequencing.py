@@ -41,6 +41,7 @@ def sequence(events: Sequence[Event], last_seq: dict[str, int], closed: set[str]
     """Number the events of a batch from each execution's `last_seq`; `closed`: executions already ended."""
     out = Sequenced(last_seq=dict(last_seq))
     ended = set(closed)
+    last, keep = out.last_seq, out.kept.append  # (per event: no attribute lookups)
     for event in events:
         execution = event.execution_id
         if execution in ended:
@@ -50,9 +51,8 @@ def sequence(events: Sequence[Event], last_seq: dict[str, int], closed: set[str]
             ended.discard(execution)
             out.reopened.add(execution)
             out.finished.discard(execution)
-        seq = out.last_seq.get(execution, 0) + 1
-        out.last_seq[execution] = seq
-        out.kept.append((event, seq))
+        seq = last[execution] = last.get(execution, 0) + 1
+        keep((event, seq))
         if event.event_type in FINAL_TYPES:
             ended.add(execution)
             out.finished.add(execution)
