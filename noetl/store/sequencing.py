@@ -46,7 +46,7 @@ def sequence(events: Sequence[Event], last_seq: dict[str, int], closed: set[str]
         # (the test is one pass over the batch, where the loop below is a dozen steps per event).
         ((execution, seq),) = last_seq.items()
         if not any(e.execution_id != execution or e.event_type in _ENDS_OR_REOPENS for e in events):
-            out.kept = list(zip(events, range(seq + 1, seq + 1 + len(events))))
+            out.kept = list(zip(events, range(seq + 1, seq + 1 + len(events)), strict=True))
             if events:
                 out.last_seq[execution] = seq + len(events)
             return out
