@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from noetl.actions.base import ActionContext
-from noetl.actions.deadlines import interrupt_thread
+from noetl.actions.deadlines import Interrupts, interrupt_thread
 from noetl.dsl.render import plain
 from noetl.errors import ActionError
 
@@ -114,18 +114,33 @@ def call_main(main: Any, inputs: Any, step: str) -> Any:
 
 
 def run(ctx: ActionContext) -> Any:
-    code = ctx.config.get("code") or ctx.task.config.get("code")
+    return run_code(ctx.config, ctx.task.config, ctx.inputs, ctx.scope, ctx.step, ctx.interrupts)
+
+
+def run_code(
+    config: Mapping[str, Any],
+    written: Mapping[str, Any],
+    inputs: Any,
+    scope: Mapping[str, Any],
+    step: str,
+    interrupts: Interrupts | None,
+) -> Any:
+    """What `run` does, from the parts of its context it reads: the rendered `config` (else the task's
+    `written` config) for the code, the inputs, the scope its `context` global reads, the step's name
+    and the attempt's interrupts. An iterator's python task calls this directly once per item
+    (runtime.services), without building a context for it."""
+    code = config.get("code") or written.get("code")
     main = _compile_main(str(code))
-    token = _SCOPE.set(ctx.scope)
+    token = _SCOPE.set(scope)
     # With a timeout, the code is interrupted where it runs when the attempt runs out (best effort).
-    hook = ctx.interrupts.add(partial(interrupt_thread, threading.get_ident())) if ctx.interrupts else None
+    hook = interrupts.add(partial(interrupt_thread, threading.get_ident())) if interrupts else None
     try:
-        result = call_main(main, ctx.inputs, ctx.step)
+        result = call_main(main, inputs, step)
     finally:
-        if hook is not None and ctx.interrupts is not None:
-            ctx.interrupts.remove(hook)
+        if hook is not None and interrupts is not None:
+            interrupts.remove(hook)
         _SCOPE.reset(token)
     if isinstance(result, dict) and str(result.get("status", "")).lower() == "error":
         message = result.get("message") or result.get("error") or "main returned status error"
-        raise ActionError(f"step '{ctx.step}': {message}", result=result)
+        raise ActionError(f"step '{step}': {message}", result=result)
     return result
