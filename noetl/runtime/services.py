@@ -114,7 +114,7 @@ class RunServices:
         if action is python_action.run:
             # The built-in python action (a registry may hold another) reads only these parts of the
             # task's context: given them directly, once per item of an iterator, instead of a context
-            # copied for it (about 6,000 instructions per item, docs/performance.md)
+            # copied for it (about 7,600 instructions per item, docs/performance.md)
             result = python_action.run_code(config, task.config, merged, own, ctx.step, ctx.interrupts)
         else:
             result = action(ctx.for_task(task, config, merged, own))
